@@ -1,0 +1,222 @@
+//! The memory-hit path: `TieredCache::get_or_fill` on a key already in moka, and one full HTTP
+//! round trip of a memory hit through the real app (auth, routing, middleware, response) over a
+//! keep-alive loopback connection. Orthanc is never called: the cache is filled beforehand.
+//!
+//! `cargo bench --bench memory_hit` (add `-- --quick` for a fast smoke run).
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use orthanc_edge::cache::{CacheStatus, DiskCache, Entry, MemoryCache, TieredCache};
+use orthanc_edge::config::Config;
+use orthanc_edge::error::AppError;
+use orthanc_edge::ids::OrthancId;
+use orthanc_edge::previews::PreviewSpec;
+use orthanc_edge::state::AppState;
+use orthanc_edge::upstream::ImageFormat;
+
+const INSTANCE: &str = "8e289db9-0e1437e1-3ecf395f-d8aae463-f4bb49fe";
+const API_KEY: &str = "bench-key-0123456789";
+/// About the size of Orthanc's PNG preview of a 512x512 CT slice.
+const BODY_LEN: usize = 40 * 1024;
+
+/// PNG magic followed by deterministic incompressible-looking bytes.
+fn fake_png() -> Bytes {
+    let mut body = Vec::with_capacity(BODY_LEN);
+    body.extend_from_slice(b"\x89PNG\r\n\x1a\n");
+    let mut x: u32 = 0x9E37_79B9;
+    while body.len() < BODY_LEN {
+        // xorshift32
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        body.extend_from_slice(&x.to_le_bytes());
+    }
+    body.truncate(BODY_LEN);
+    Bytes::from(body)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+fn spec() -> PreviewSpec {
+    PreviewSpec {
+        instance: OrthancId::parse(INSTANCE).expect("valid id"),
+        frame: 0,
+        format: ImageFormat::Png,
+        quality: None,
+    }
+}
+
+/// A fill that must not run: every measured call is expected to be a memory hit.
+async fn no_fill() -> Result<Entry, AppError> {
+    Err(AppError::Internal("benchmark expected a memory hit".into()))
+}
+
+fn bench_tiered(c: &mut Criterion) {
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let disk = Arc::new(DiskCache::open(dir.path(), 64 << 20).expect("open sled"));
+    let cache = TieredCache::new(MemoryCache::new(64 << 20), disk, Duration::from_secs(5));
+    let key = spec().cache_key();
+    let entry = Entry::new("image/png", fake_png());
+
+    let (_, status) = rt
+        .block_on(cache.get_or_fill(&key, move || async move { Ok(entry) }))
+        .expect("first fill");
+    assert_eq!(status, CacheStatus::Miss);
+    let (_, status) = rt
+        .block_on(cache.get_or_fill(&key, no_fill))
+        .expect("second get");
+    assert_eq!(status, CacheStatus::HitMemory);
+
+    let mut g = c.benchmark_group("tiered");
+    g.sample_size(30)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    g.bench_function("get_or_fill_memory_hit", |b| {
+        b.to_async(&rt).iter(|| async {
+            let (e, status) = cache
+                .get_or_fill(&key, no_fill)
+                .await
+                .expect("memory hit");
+            debug_assert_eq!(status, CacheStatus::HitMemory);
+            e
+        })
+    });
+    // What building the key costs on every request (PreviewSpec -> CacheKey allocates).
+    let s = spec();
+    g.bench_function("cache_key", |b| b.iter(|| s.cache_key()));
+    g.finish();
+}
+
+/// The real app on 127.0.0.1:0 in its own actix System thread.
+struct RunningEdge {
+    url: String,
+    handle: actix_web::dev::ServerHandle,
+    thread: std::thread::JoinHandle<std::io::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+fn start_edge(rt: &tokio::runtime::Runtime) -> RunningEdge {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config_path = dir.path().join("edge.toml");
+    let cache_dir = dir.path().join("cache");
+    // Orthanc URL points at the discard port: a cache miss would fail fast, not hang.
+    let toml = format!(
+        r#"[server]
+listen = "127.0.0.1:0"
+workers = 1
+
+[orthanc]
+url = "http://127.0.0.1:9"
+password = "unused"
+timeout_ms = 1000
+
+[cache]
+dir = "{}"
+memory_bytes = 67108864
+disk_bytes = 67108864
+
+[[auth.api_keys]]
+name = "bench"
+hash = "{}"
+scopes = ["preview"]
+
+[log]
+filter = "warn"
+"#,
+        cache_dir.display(),
+        orthanc_edge::auth::hash_key(API_KEY)
+    );
+    std::fs::write(&config_path, toml).expect("write config");
+    let config = Config::load_from(Some(&config_path), HashMap::new()).expect("load config");
+    let state = AppState::build(config).expect("build state");
+
+    let spec = spec();
+    let (_, status) = rt
+        .block_on(state.cache.get_or_fill(&spec.cache_key(), || async {
+            Ok(Entry::new("image/png", fake_png()))
+        }))
+        .expect("prefill");
+    assert_eq!(status, CacheStatus::Miss);
+
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let server = orthanc_edge::start(state, listener)?;
+            let _ = tx.send(server.handle());
+            server.await
+        })
+    });
+    let handle = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("server did not start");
+    RunningEdge {
+        url: format!("http://{addr}/instances/{INSTANCE}/preview"),
+        handle,
+        thread,
+        _dir: dir,
+    }
+}
+
+fn bench_http(c: &mut Criterion) {
+    let rt = runtime();
+    let edge = start_edge(&rt);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .expect("client");
+    let get = || {
+        client
+            .get(&edge.url)
+            .header("X-Api-Key", API_KEY)
+            .send()
+    };
+
+    rt.block_on(async {
+        let resp = get().await.expect("first request");
+        assert_eq!(resp.status(), 200, "edge answered {}", resp.status());
+        assert_eq!(
+            resp.headers().get("x-cache").and_then(|v| v.to_str().ok()),
+            Some("hit-memory")
+        );
+        let body = resp.bytes().await.expect("body");
+        assert_eq!(body, fake_png());
+    });
+
+    let mut g = c.benchmark_group("http");
+    g.sample_size(30)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+        .throughput(Throughput::Elements(1));
+    g.bench_function("preview_memory_hit_round_trip", |b| {
+        b.to_async(&rt).iter(|| async {
+            let resp = get().await.expect("request");
+            debug_assert_eq!(resp.status(), 200);
+            resp.bytes().await.expect("body")
+        })
+    });
+    g.finish();
+
+    rt.block_on(edge.handle.stop(true));
+    match edge.thread.join() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => panic!("server failed: {e}"),
+        Err(_) => panic!("server thread panicked"),
+    }
+}
+
+criterion_group!(benches, bench_tiered, bench_http);
+criterion_main!(benches);

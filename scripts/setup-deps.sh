@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Idempotent installer of everything orthanc-edge's integration tests and demo need on a fresh
+# Debian (bookworm) machine. Installs only what is missing; quiet when all is there.
+#
+#   scripts/setup-deps.sh              # everything
+#   scripts/setup-deps.sh orthanc python   # only some groups:
+#       orthanc  Debian: orthanc, curl, dcmtk (python3 if absent)
+#       python   pydicom, numpy, pillow for scripts/gen_dicom.py (pip; Debian's python3-pydicom,
+#                python3-numpy, python3-pil when python3 is an externally managed system Python)
+#       demo     Debian: nginx, wrk, chromium
+# apt-get update runs at most once, and only when a Debian package is missing. Needs root to
+# install (prints what is missing otherwise). Package services that apt may start (orthanc on
+# 8042, nginx on 80) are not used: scripts/orthanc.sh runs its own Orthanc on random ports.
+set -euo pipefail
+
+log() { echo "setup-deps.sh: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+groups=("$@")
+[[ ${#groups[@]} -gt 0 ]] || groups=(orthanc python demo)
+want() { local g; for g in "${groups[@]}"; do [[ $g == "$1" ]] && return 0; done; return 1; }
+for g in "${groups[@]}"; do
+  case $g in orthanc | python | demo) ;; *) die "unknown group '$g' (orthanc, python, demo)" ;; esac
+done
+
+apt_log=$(mktemp /tmp/setup-deps.XXXXXX.log)
+trap 'rm -f "$apt_log"' EXIT
+apt_updated=0
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+
+apt_install() { # installs the given Debian packages that are not installed yet
+  local missing=() p
+  for p in "$@"; do installed "$p" || missing+=("$p"); done
+  [[ ${#missing[@]} -gt 0 ]] || return 0
+  [[ $(id -u) -eq 0 ]] || die "missing Debian packages: ${missing[*]} (run as root)"
+  export DEBIAN_FRONTEND=noninteractive
+  log "installing ${missing[*]}"
+  if [[ $apt_updated -eq 0 ]]; then
+    apt-get -o DPkg::Lock::Timeout=600 update -qq >"$apt_log" 2>&1 ||
+      { cat "$apt_log" >&2; die "apt-get update failed"; }
+    apt_updated=1
+  fi
+  apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${missing[@]}" >"$apt_log" 2>&1 ||
+    { tail -n 40 "$apt_log" >&2; die "apt-get install ${missing[*]} failed"; }
+}
+
+base=(curl ca-certificates)
+command -v python3 >/dev/null 2>&1 || base+=(python3)
+want orthanc && apt_install "${base[@]}" orthanc dcmtk
+want demo && apt_install "${base[@]}" nginx wrk chromium
+
+if want python; then
+  command -v python3 >/dev/null 2>&1 || apt_install python3
+  check='import pydicom, numpy, PIL'
+  if ! python3 -c "$check" >/dev/null 2>&1; then
+    managed=$(python3 -c 'import os, sysconfig; print(int(os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED"))))')
+    if [[ $managed == 1 ]]; then
+      # Debian's own Python refuses pip installs (PEP 668): use Debian's packages instead.
+      apt_install python3-pydicom python3-numpy python3-pil
+    else
+      if ! python3 -m pip --version >/dev/null 2>&1; then
+        python3 -m ensurepip --upgrade >/dev/null 2>&1 || apt_install python3-pip
+      fi
+      log "pip installing pydicom numpy pillow"
+      PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore \
+        python3 -m pip install --quiet pydicom numpy pillow ||
+        die "pip install pydicom numpy pillow failed"
+    fi
+    python3 -c "$check" || die "python3 still cannot import pydicom, numpy and PIL"
+  fi
+fi
+
+if want orthanc; then
+  command -v Orthanc >/dev/null 2>&1 || [[ -x /usr/sbin/Orthanc ]] || die "Orthanc binary not found after install"
+fi
+exit 0

@@ -1,0 +1,366 @@
+//! Disk tier: sled, checksummed entries, bounded by bytes with least-recently-used eviction.
+//!
+//! Trees: `entries` key → encoded [`Entry`]; `meta` key → (seq, size); `lru` seq‖key → ().
+//! All methods block: call them from `spawn_blocking`.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+
+use super::{CacheError, Entry};
+
+/// Evict down to this share of capacity, so eviction runs in batches, not per insert.
+const LOW_WATERMARK: f64 = 0.9;
+
+#[derive(Debug, Default)]
+pub struct DiskStats {
+    pub checksum_failures: AtomicU64,
+    pub evictions: AtomicU64,
+    pub write_errors: AtomicU64,
+}
+
+pub struct DiskCache {
+    db: sled::Db,
+    entries: sled::Tree,
+    meta: sled::Tree,
+    lru: sled::Tree,
+    used: AtomicU64,
+    capacity: u64,
+    evicting: Mutex<()>,
+    pub stats: DiskStats,
+}
+
+fn meta_value(seq: u64, size: u64) -> [u8; 16] {
+    let mut v = [0u8; 16];
+    v[..8].copy_from_slice(&seq.to_be_bytes());
+    v[8..].copy_from_slice(&size.to_be_bytes());
+    v
+}
+
+fn parse_meta(v: &[u8]) -> Option<(u64, u64)> {
+    let seq = u64::from_be_bytes(v.get(..8)?.try_into().ok()?);
+    let size = u64::from_be_bytes(v.get(8..16)?.try_into().ok()?);
+    Some((seq, size))
+}
+
+fn lru_key(seq: u64, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + key.len());
+    k.extend_from_slice(&seq.to_be_bytes());
+    k.extend_from_slice(key);
+    k
+}
+
+type TxResult<T> = Result<T, TransactionError<()>>;
+
+impl DiskCache {
+    /// Open the cache folder; if sled cannot read it, move it aside and start empty.
+    pub fn open(dir: &Path, capacity: u64) -> Result<Self, CacheError> {
+        match Self::try_open(dir, capacity) {
+            Ok(c) => Ok(c),
+            Err(CacheError::Open { why, .. }) if why.contains("lock") => Err(CacheError::Open {
+                path: dir.display().to_string(),
+                why: format!("in use by another process ({why})"),
+            }),
+            Err(e) => {
+                let aside = aside_path(dir);
+                tracing::error!(
+                    error = %e,
+                    moved_to = %aside.display(),
+                    "disk cache cannot be opened; moving it aside and starting empty"
+                );
+                std::fs::rename(dir, &aside).map_err(|re| CacheError::Open {
+                    path: dir.display().to_string(),
+                    why: format!("cannot open ({e}) nor move aside ({re})"),
+                })?;
+                Self::try_open(dir, capacity)
+            }
+        }
+    }
+
+    fn try_open(dir: &Path, capacity: u64) -> Result<Self, CacheError> {
+        let open_err = |why: String| CacheError::Open {
+            path: dir.display().to_string(),
+            why,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        let cfg = sled::Config::new().path(dir).flush_every_ms(Some(200));
+        // sled may panic rather than err on some damaged files; the cache is disposable either way.
+        let db = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cfg.open()))
+            .map_err(|_| open_err("sled panicked while opening".into()))?
+            .map_err(|e| open_err(e.to_string()))?;
+        let entries = db.open_tree("entries")?;
+        let meta = db.open_tree("meta")?;
+        let lru = db.open_tree("lru")?;
+        let mut used = 0u64;
+        for item in meta.iter() {
+            let (_, v) = item?;
+            used += parse_meta(&v).map(|(_, size)| size).unwrap_or(0);
+        }
+        Ok(Self {
+            db,
+            entries,
+            meta,
+            lru,
+            used: AtomicU64::new(used),
+            capacity,
+            evicting: Mutex::new(()),
+            stats: DiskStats::default(),
+        })
+    }
+
+    /// Read and verify an entry. A damaged entry is removed, counted, and reported as absent.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Entry>, CacheError> {
+        let Some(raw) = self.entries.get(key)? else {
+            return Ok(None);
+        };
+        match Entry::decode(&raw) {
+            Ok(entry) => {
+                self.touch(key)?;
+                Ok(Some(entry))
+            }
+            Err(e) => {
+                self.stats.checksum_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "corrupt disk cache entry dropped");
+                self.remove(key)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Store an entry, then evict least recently used entries if over capacity.
+    pub fn put(&self, key: &[u8], entry: &Entry) -> Result<(), CacheError> {
+        let raw = entry.encode();
+        let size = (raw.len() + key.len()) as u64;
+        let seq = self.db.generate_id()?;
+        let old: TxResult<Option<u64>> =
+            (&self.entries, &self.meta, &self.lru).transaction(|(e, m, l)| {
+                let old = m.get(key)?.and_then(|v| parse_meta(&v));
+                if let Some((old_seq, _)) = old {
+                    l.remove(lru_key(old_seq, key))?;
+                }
+                e.insert(key, raw.as_slice())?;
+                m.insert(key, &meta_value(seq, size)[..])?;
+                l.insert(lru_key(seq, key), &[][..])?;
+                Ok::<_, ConflictableTransactionError<()>>(old.map(|(_, s)| s))
+            });
+        let old_size = old.map_err(tx_err)?.unwrap_or(0);
+        self.used.fetch_add(size, Ordering::Relaxed);
+        self.used.fetch_sub(old_size, Ordering::Relaxed);
+        if self.used.load(Ordering::Relaxed) > self.capacity {
+            self.evict()?;
+        }
+        Ok(())
+    }
+
+    /// Remove one entry; returns the bytes freed.
+    pub fn remove(&self, key: &[u8]) -> Result<u64, CacheError> {
+        let freed: TxResult<u64> =
+            (&self.entries, &self.meta, &self.lru).transaction(|(e, m, l)| {
+                let old = m.remove(key)?.and_then(|v| parse_meta(&v));
+                e.remove(key)?;
+                if let Some((seq, _)) = old {
+                    l.remove(lru_key(seq, key))?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>(old.map(|(_, s)| s).unwrap_or(0))
+            });
+        let freed = freed.map_err(tx_err)?;
+        self.used.fetch_sub(
+            freed.min(self.used.load(Ordering::Relaxed)),
+            Ordering::Relaxed,
+        );
+        Ok(freed)
+    }
+
+    /// Mark an entry as just used (moves it to the young end of the LRU order).
+    fn touch(&self, key: &[u8]) -> Result<(), CacheError> {
+        let seq = self.db.generate_id()?;
+        let r: TxResult<()> = (&self.meta, &self.lru).transaction(|(m, l)| {
+            if let Some((old_seq, size)) = m.get(key)?.and_then(|v| parse_meta(&v)) {
+                l.remove(lru_key(old_seq, key))?;
+                l.insert(lru_key(seq, key), &[][..])?;
+                m.insert(key, &meta_value(seq, size)[..])?;
+            }
+            Ok::<_, ConflictableTransactionError<()>>(())
+        });
+        r.map_err(tx_err)
+    }
+
+    fn evict(&self) -> Result<(), CacheError> {
+        // One evictor at a time; others carry on, the running one catches up with them.
+        let Ok(_guard) = self.evicting.try_lock() else {
+            return Ok(());
+        };
+        let target = (self.capacity as f64 * LOW_WATERMARK) as u64;
+        while self.used.load(Ordering::Relaxed) > target {
+            let Some((lk, _)) = self.lru.first()? else {
+                break;
+            };
+            let key = &lk[8..];
+            self.remove(key)?;
+            // A stale lru row (no meta) would otherwise loop forever.
+            self.lru.remove(&lk)?;
+            self.stats.evictions.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    pub fn used_bytes(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    pub fn len(&self) -> usize {
+        self.meta.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.meta.is_empty()
+    }
+
+    /// Write everything to disk now (shutdown; sled also flushes on its own every 200 ms).
+    pub fn flush(&self) -> Result<(), CacheError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Corrupt an entry's stored bytes in place (tests of checksum handling).
+    #[doc(hidden)]
+    pub fn corrupt_for_test(&self, key: &[u8]) -> Result<bool, CacheError> {
+        let Some(raw) = self.entries.get(key)? else {
+            return Ok(false);
+        };
+        let mut bad = raw.to_vec();
+        let mid = bad.len() / 2;
+        bad[mid] ^= 0xFF;
+        self.entries.insert(key, bad)?;
+        Ok(true)
+    }
+}
+
+fn tx_err(e: TransactionError<()>) -> CacheError {
+    match e {
+        TransactionError::Storage(s) => CacheError::Sled(s),
+        TransactionError::Abort(()) => CacheError::Join("transaction aborted".into()),
+    }
+}
+
+fn aside_path(dir: &Path) -> PathBuf {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "cache".into());
+    dir.with_file_name(format!("{name}.broken-{stamp}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn entry(n: usize, fill: u8) -> Entry {
+        Entry::new("image/png", Bytes::from(vec![fill; n]))
+    }
+
+    #[test]
+    fn put_get_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c");
+        {
+            let c = DiskCache::open(&path, 1 << 20).unwrap();
+            c.put(b"k1", &entry(100, 1)).unwrap();
+            assert_eq!(c.get(b"k1").unwrap().unwrap().body.len(), 100);
+            c.flush().unwrap();
+        }
+        let c = DiskCache::open(&path, 1 << 20).unwrap();
+        assert_eq!(c.get(b"k1").unwrap().unwrap(), {
+            let mut e = entry(100, 1);
+            e.created = c.get(b"k1").unwrap().unwrap().created;
+            e
+        });
+        assert!(c.used_bytes() > 100);
+    }
+
+    #[test]
+    fn corrupt_entry_is_dropped_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = DiskCache::open(dir.path(), 1 << 20).unwrap();
+        c.put(b"k", &entry(1000, 9)).unwrap();
+        assert!(c.corrupt_for_test(b"k").unwrap());
+        assert!(c.get(b"k").unwrap().is_none());
+        assert_eq!(c.stats.checksum_failures.load(Ordering::Relaxed), 1);
+        assert!(c.is_empty());
+        assert_eq!(c.used_bytes(), 0);
+    }
+
+    #[test]
+    fn evicts_least_recently_used_over_capacity() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = DiskCache::open(dir.path(), 10_000).unwrap();
+        for i in 0..5u8 {
+            c.put(&[b'k', i], &entry(1500, i)).unwrap();
+        }
+        // Use k0 so that k1 is now the oldest.
+        assert!(c.get(b"k\x00").unwrap().is_some());
+        for i in 5..8u8 {
+            c.put(&[b'k', i], &entry(1500, i)).unwrap();
+        }
+        assert!(c.used_bytes() <= 10_000);
+        assert!(
+            c.get(b"k\x00").unwrap().is_some(),
+            "recently used entry kept"
+        );
+        assert!(
+            c.get(b"k\x01").unwrap().is_none(),
+            "least recently used entry evicted"
+        );
+        assert!(c.get(b"k\x07").unwrap().is_some(), "newest entry kept");
+        assert!(c.stats.evictions.load(Ordering::Relaxed) > 0);
+    }
+
+    #[test]
+    fn overwrite_accounts_size_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = DiskCache::open(dir.path(), 1 << 20).unwrap();
+        c.put(b"k", &entry(500, 1)).unwrap();
+        let once = c.used_bytes();
+        c.put(b"k", &entry(500, 2)).unwrap();
+        assert_eq!(c.used_bytes(), once);
+        assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn unreadable_folder_is_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache");
+        std::fs::create_dir_all(&path).unwrap();
+        // Garbage where sled expects its files.
+        std::fs::write(path.join("conf"), b"not a sled config at all").unwrap();
+        std::fs::write(path.join("db"), vec![0xAB; 4096]).unwrap();
+        let c = DiskCache::open(&path, 1 << 20).unwrap();
+        c.put(b"k", &entry(10, 1)).unwrap();
+        let moved: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with("cache.broken-"))
+            .collect();
+        assert_eq!(moved.len(), 1);
+    }
+
+    #[test]
+    fn folder_in_use_is_refused_not_moved() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = DiskCache::open(dir.path(), 1 << 20).unwrap();
+        first.put(b"k", &entry(10, 1)).unwrap();
+        let err = DiskCache::open(dir.path(), 1 << 20)
+            .err()
+            .expect("second open must fail");
+        assert!(err.to_string().contains("in use"), "{err}");
+        assert!(first.get(b"k").unwrap().is_some());
+    }
+}

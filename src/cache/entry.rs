@@ -1,0 +1,165 @@
+//! A cached image with its metadata, and its checksummed on-disk encoding.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+const MAGIC: &[u8; 4] = b"OEC1";
+const SUM_LEN: usize = 32;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub content_type: String,
+    /// Seconds since the Unix epoch when the image was made.
+    pub created: u64,
+    /// Strong entity tag, quotes included, derived from the bytes.
+    pub etag: String,
+    pub body: Bytes,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EntryError {
+    #[error("entry too short or truncated")]
+    Truncated,
+    #[error("unknown entry format")]
+    BadMagic,
+    #[error("checksum mismatch")]
+    Checksum,
+    #[error("metadata is not valid text")]
+    BadText,
+}
+
+impl Entry {
+    pub fn new(content_type: &str, body: Bytes) -> Self {
+        let digest = blake3::hash(&body);
+        let etag = format!("\"{}\"", &digest.to_hex()[..32]);
+        let created = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        Self {
+            content_type: content_type.to_owned(),
+            created,
+            etag,
+            body,
+        }
+    }
+
+    /// Approximate memory cost, for the memory tier's weigher.
+    pub fn weight(&self) -> u32 {
+        let n = self.body.len() + self.content_type.len() + self.etag.len() + 128;
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// `MAGIC | created u64 | ct len u8 | ct | etag len u8 | etag | body len u32 | body | blake3(all before)`.
+    pub fn encode(&self) -> Vec<u8> {
+        let ct = &self.content_type.as_bytes()[..self.content_type.len().min(255)];
+        let etag = &self.etag.as_bytes()[..self.etag.len().min(255)];
+        let mut buf = BytesMut::with_capacity(
+            4 + 8 + 2 + ct.len() + etag.len() + 4 + self.body.len() + SUM_LEN,
+        );
+        buf.put_slice(MAGIC);
+        buf.put_u64(self.created);
+        buf.put_u8(ct.len() as u8);
+        buf.put_slice(ct);
+        buf.put_u8(etag.len() as u8);
+        buf.put_slice(etag);
+        buf.put_u32(self.body.len() as u32);
+        buf.put_slice(&self.body);
+        let sum = blake3::hash(&buf);
+        buf.put_slice(sum.as_bytes());
+        buf.to_vec()
+    }
+
+    /// Decode and verify; anything short of a perfect match is an error, never a partial entry.
+    pub fn decode(raw: &[u8]) -> Result<Self, EntryError> {
+        if raw.len() < 4 + 8 + 1 + 1 + 4 + SUM_LEN {
+            return Err(EntryError::Truncated);
+        }
+        let (data, sum) = raw.split_at(raw.len() - SUM_LEN);
+        if !raw.starts_with(MAGIC) {
+            return Err(EntryError::BadMagic);
+        }
+        if blake3::hash(data)
+            != blake3::Hash::from_bytes(sum.try_into().map_err(|_| EntryError::Truncated)?)
+        {
+            return Err(EntryError::Checksum);
+        }
+        let mut r = Reader { data, pos: 4 };
+        let created = u64::from_be_bytes(r.take(8)?.try_into().map_err(|_| EntryError::Truncated)?);
+        let ct_len = r.take(1)?[0] as usize;
+        let content_type = r.text(ct_len)?;
+        let etag_len = r.take(1)?[0] as usize;
+        let etag = r.text(etag_len)?;
+        let body_len =
+            u32::from_be_bytes(r.take(4)?.try_into().map_err(|_| EntryError::Truncated)?) as usize;
+        let body = Bytes::copy_from_slice(r.take(body_len)?);
+        if r.pos != data.len() {
+            return Err(EntryError::Truncated);
+        }
+        Ok(Self {
+            content_type,
+            created,
+            etag,
+            body,
+        })
+    }
+}
+
+struct Reader<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], EntryError> {
+        let end = self.pos.checked_add(n).ok_or(EntryError::Truncated)?;
+        let s = self.data.get(self.pos..end).ok_or(EntryError::Truncated)?;
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn text(&mut self, n: usize) -> Result<String, EntryError> {
+        std::str::from_utf8(self.take(n)?)
+            .map(str::to_owned)
+            .map_err(|_| EntryError::BadText)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let e = Entry::new("image/png", Bytes::from_static(b"\x89PNG\r\n\x1a\nrest"));
+        assert_eq!(Entry::decode(&e.encode()).unwrap(), e);
+        assert_eq!(e.etag.len(), 34);
+    }
+
+    #[test]
+    fn every_single_byte_flip_is_caught() {
+        let e = Entry::new("image/jpeg", Bytes::from(vec![7u8; 100]));
+        let raw = e.encode();
+        for i in 0..raw.len() {
+            let mut bad = raw.clone();
+            bad[i] ^= 0x20;
+            assert!(Entry::decode(&bad).is_err(), "flip at {i} not caught");
+        }
+        for n in 0..raw.len() {
+            assert!(
+                Entry::decode(&raw[..n]).is_err(),
+                "truncation to {n} not caught"
+            );
+        }
+    }
+
+    #[test]
+    fn etag_follows_bytes() {
+        let a = Entry::new("image/png", Bytes::from_static(b"a"));
+        let b = Entry::new("image/png", Bytes::from_static(b"b"));
+        let a2 = Entry::new("image/png", Bytes::from_static(b"a"));
+        assert_ne!(a.etag, b.etag);
+        assert_eq!(a.etag, a2.etag);
+    }
+}

@@ -1,0 +1,102 @@
+//! `AppError`: every failure a client can see, its stable code, and the one mapping to HTTP.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::auth::AuthError;
+use crate::upstream::UpstreamError;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    BadId(String),
+    #[error("{0}")]
+    BadParam(String),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error("no such route")]
+    NoRoute,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("waited too long for the same image being fetched by another request")]
+    FlightTimeout,
+    #[error("internal error")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'a str,
+    message: String,
+}
+
+impl AppError {
+    /// The stable, documented code clients can switch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::BadId(_) => "bad-id",
+            AppError::BadParam(_) => "bad-param",
+            AppError::Auth(e) => e.code(),
+            AppError::Upstream(e) => e.code(),
+            AppError::NoRoute => "no-route",
+            AppError::MethodNotAllowed => "method-not-allowed",
+            AppError::FlightTimeout => "upstream-timeout",
+            AppError::Internal(_) => "internal",
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            // Internal details go to the log, not to the client.
+            AppError::Internal(_) => "internal error".to_owned(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AppError::BadId(_) | AppError::BadParam(_) => StatusCode::BAD_REQUEST,
+            AppError::Auth(AuthError::Missing | AuthError::Invalid) => StatusCode::UNAUTHORIZED,
+            AppError::Auth(AuthError::Forbidden { .. }) => StatusCode::FORBIDDEN,
+            AppError::Upstream(e) => match e {
+                UpstreamError::NotFound => StatusCode::NOT_FOUND,
+                UpstreamError::Unsupported => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                UpstreamError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+                UpstreamError::Auth(_)
+                | UpstreamError::Unavailable(_)
+                | UpstreamError::BadResponse(_)
+                | UpstreamError::Status(_) => StatusCode::BAD_GATEWAY,
+            },
+            AppError::NoRoute => StatusCode::NOT_FOUND,
+            AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            AppError::FlightTimeout => StatusCode::GATEWAY_TIMEOUT,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            tracing::warn!(code = self.code(), error = %self, "request failed");
+        }
+        let mut resp = HttpResponse::build(status);
+        resp.insert_header((header::CACHE_CONTROL, "no-store"));
+        if matches!(
+            self,
+            AppError::Upstream(UpstreamError::Timeout | UpstreamError::Unavailable(_))
+                | AppError::FlightTimeout
+        ) {
+            resp.insert_header((header::RETRY_AFTER, "1"));
+        }
+        // Deliberately no WWW-Authenticate on 401: that header makes browsers prompt.
+        resp.json(ErrorBody {
+            code: self.code(),
+            message: self.message(),
+        })
+    }
+}

@@ -1,0 +1,31 @@
+//! Preview handlers: parse, authorize, ask the preview service, shape the response.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use super::conditional::image_response;
+use super::PreviewRequest;
+use crate::auth::{authorize, Principal, Resource, Scope};
+use crate::error::AppError;
+use crate::state::AppState;
+
+pub async fn preview(
+    PreviewRequest(spec): PreviewRequest,
+    principal: Principal,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, AppError> {
+    authorize(
+        &principal,
+        Scope::Preview,
+        Resource::Instance(&spec.instance),
+    )?;
+    let served = state.previews.get(&spec).await?;
+    tracing::Span::current().record("cache", served.status.as_str());
+    // The encoding follows the request's Accept, as Orthanc's does.
+    Ok(image_response(
+        &req,
+        &served,
+        &state.cache_control,
+        "Accept",
+    ))
+}

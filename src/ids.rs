@@ -1,0 +1,58 @@
+//! Validated Orthanc resource ids: the only strings that ever reach an Orthanc URL.
+
+use std::fmt;
+
+/// An Orthanc id: five groups of 8 lowercase hex digits joined by `-` (44 characters).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OrthancId(String);
+
+impl OrthancId {
+    pub const LEN: usize = 44;
+
+    pub fn parse(s: &str) -> Option<Self> {
+        let b = s.as_bytes();
+        if b.len() != Self::LEN {
+            return None;
+        }
+        let ok = b.iter().enumerate().all(|(i, &c)| {
+            if i % 9 == 8 {
+                c == b'-'
+            } else {
+                c.is_ascii_digit() || (b'a'..=b'f').contains(&c)
+            }
+        });
+        ok.then(|| Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for OrthancId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_orthanc_ids_only() {
+        assert!(OrthancId::parse("8e289db9-0e1437e1-3ecf395f-d8aae463-f4bb49fe").is_some());
+        for bad in [
+            "",
+            "8E289DB9-0E1437E1-3ECF395F-D8AAE463-F4BB49FE",
+            "8e289db9-0e1437e1-3ecf395f-d8aae463-f4bb49f",
+            "8e289db9-0e1437e1-3ecf395f-d8aae463-f4bb49fee",
+            "8e289db9_0e1437e1-3ecf395f-d8aae463-f4bb49fe",
+            "8e289db9-0e1437e1-3ecf395f-d8aae463-f4bb49fg",
+            "../../../system/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "8e289db9-0e1437e1-3ecf395f-d8aae463-f4bb4\u{e9}",
+        ] {
+            assert!(OrthancId::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+}

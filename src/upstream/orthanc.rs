@@ -1,0 +1,208 @@
+//! Typed Orthanc client: service credentials, pooling, timeouts, a render semaphore, answer classification.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bytes::{Bytes, BytesMut};
+use reqwest::header::{
+    HeaderMap, HeaderValue, ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_TYPE,
+};
+use reqwest::StatusCode;
+use tokio::sync::Semaphore;
+
+use super::UpstreamError;
+use crate::config::{OrthancConfig, Secret};
+use crate::ids::OrthancId;
+
+/// Encodings Orthanc's `/preview` can produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ImageFormat {
+    Png,
+    Jpeg,
+}
+
+impl ImageFormat {
+    pub fn mime(self) -> &'static str {
+        match self {
+            ImageFormat::Png => "image/png",
+            ImageFormat::Jpeg => "image/jpeg",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ImageFormat::Png => "png",
+            ImageFormat::Jpeg => "jpeg",
+        }
+    }
+
+    /// Does `body` start like this format?
+    pub fn matches_magic(self, body: &[u8]) -> bool {
+        match self {
+            ImageFormat::Png => body.starts_with(b"\x89PNG\r\n\x1a\n"),
+            ImageFormat::Jpeg => body.starts_with(&[0xFF, 0xD8, 0xFF]),
+        }
+    }
+}
+
+/// An image as Orthanc rendered it.
+#[derive(Debug, Clone)]
+pub struct UpstreamImage {
+    pub format: ImageFormat,
+    pub body: Bytes,
+    pub elapsed: Duration,
+}
+
+/// The only code that talks to Orthanc. Cheap to clone.
+#[derive(Clone)]
+pub struct OrthancClient {
+    http: reqwest::Client,
+    base: Arc<str>,
+    renders: Arc<Semaphore>,
+    max_body: u64,
+}
+
+impl std::fmt::Debug for OrthancClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OrthancClient")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OrthancClient {
+    pub fn new(cfg: &OrthancConfig, password: &Secret) -> Result<Self, reqwest::Error> {
+        let token = base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            cfg.username,
+            password.expose()
+        ));
+        let mut auth = HeaderValue::from_str(&format!("Basic {token}"))
+            .unwrap_or_else(|_| HeaderValue::from_static(""));
+        auth.set_sensitive(true);
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, auth);
+        // Orthanc <= 1.12.1 gzips PNG/JPEG replies otherwise: wasted CPU on both sides.
+        headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .timeout(Duration::from_millis(cfg.timeout_ms))
+            .connect_timeout(Duration::from_millis(cfg.timeout_ms.min(5000)))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(cfg.max_concurrency.max(8))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Self {
+            http,
+            base: cfg.url.trim_end_matches('/').into(),
+            renders: Arc::new(Semaphore::new(cfg.max_concurrency)),
+            max_body: cfg.max_body_bytes,
+        })
+    }
+
+    /// Orthanc's `/preview` of one frame, in `format` (JPEG `quality` 1..=100 when given).
+    pub async fn preview(
+        &self,
+        id: &OrthancId,
+        frame: u32,
+        format: ImageFormat,
+        quality: Option<u8>,
+    ) -> Result<UpstreamImage, UpstreamError> {
+        let mut url = format!("{}/instances/{}/frames/{}/preview", self.base, id, frame);
+        if let (ImageFormat::Jpeg, Some(q)) = (format, quality) {
+            url.push_str(&format!("?quality={q}"));
+        }
+        let _permit = self
+            .renders
+            .acquire()
+            .await
+            .map_err(|_| UpstreamError::Unavailable("render semaphore closed".into()))?;
+        let started = Instant::now();
+        let resp = self
+            .http
+            .get(&url)
+            .header(ACCEPT, format.mime())
+            .send()
+            .await
+            .map_err(classify)?;
+        check_status(resp.status())?;
+        let claimed = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let body = self.read_capped(resp).await?;
+        if !claimed.starts_with(format.mime()) {
+            return Err(UpstreamError::BadResponse(format!(
+                "asked for {}, got content type {claimed:?}",
+                format.mime()
+            )));
+        }
+        if !format.matches_magic(&body) {
+            return Err(UpstreamError::BadResponse(format!(
+                "body is not a {} image",
+                format.name()
+            )));
+        }
+        Ok(UpstreamImage {
+            format,
+            body,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// Is Orthanc answering with our credentials? (`GET /system`)
+    pub async fn ping(&self) -> Result<(), UpstreamError> {
+        let resp = self
+            .http
+            .get(format!("{}/system", self.base))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .map_err(classify)?;
+        check_status(resp.status())
+    }
+
+    async fn read_capped(&self, mut resp: reqwest::Response) -> Result<Bytes, UpstreamError> {
+        let too_big =
+            || UpstreamError::BadResponse(format!("body larger than {} bytes", self.max_body));
+        if resp.content_length().is_some_and(|n| n > self.max_body) {
+            return Err(too_big());
+        }
+        let mut buf = BytesMut::with_capacity(resp.content_length().unwrap_or(64 * 1024) as usize);
+        while let Some(chunk) = resp.chunk().await.map_err(classify)? {
+            if (buf.len() + chunk.len()) as u64 > self.max_body {
+                return Err(too_big());
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(buf.freeze())
+    }
+}
+
+fn check_status(status: StatusCode) -> Result<(), UpstreamError> {
+    match status.as_u16() {
+        200 => Ok(()),
+        404 => Err(UpstreamError::NotFound),
+        415 => Err(UpstreamError::Unsupported),
+        s @ (401 | 403) => {
+            tracing::error!(
+                status = s,
+                "Orthanc rejected the service credentials: check orthanc.username / orthanc.password"
+            );
+            Err(UpstreamError::Auth(s))
+        }
+        s => Err(UpstreamError::Status(s)),
+    }
+}
+
+fn classify(e: reqwest::Error) -> UpstreamError {
+    if e.is_timeout() {
+        UpstreamError::Timeout
+    } else {
+        // Connection refused/reset, broken body: the URL is in the message, the credentials are not.
+        UpstreamError::Unavailable(e.without_url().to_string())
+    }
+}
