@@ -85,10 +85,7 @@ fn bench_tiered(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3));
     g.bench_function("get_or_fill_memory_hit", |b| {
         b.to_async(&rt).iter(|| async {
-            let (e, status) = cache
-                .get_or_fill(&key, no_fill)
-                .await
-                .expect("memory hit");
+            let (e, status) = cache.get_or_fill(&key, no_fill).await.expect("memory hit");
             debug_assert_eq!(status, CacheStatus::HitMemory);
             e
         })
@@ -178,12 +175,7 @@ fn bench_http(c: &mut Criterion) {
         .pool_max_idle_per_host(1)
         .build()
         .expect("client");
-    let get = || {
-        client
-            .get(&edge.url)
-            .header("X-Api-Key", API_KEY)
-            .send()
-    };
+    let get = || client.get(&edge.url).header("X-Api-Key", API_KEY).send();
 
     rt.block_on(async {
         let resp = get().await.expect("first request");

@@ -182,7 +182,11 @@ impl Config {
         // serde_path_to_error names the section of an unknown or mistyped key.
         let cfg: Config = serde_path_to_error::deserialize(built).map_err(|e| {
             let path = e.path().to_string();
-            let at = if path == "." { String::new() } else { format!(" at `{path}`") };
+            let at = if path == "." {
+                String::new()
+            } else {
+                format!(" at `{path}`")
+            };
             ConfigError(format!("invalid configuration{at}: {}", e.inner()))
         })?;
         cfg.validate()?;

@@ -63,7 +63,10 @@ impl FakeOrthanc {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
-                .route("/instances/{id}/frames/{frame}/preview", web::get().to(fake_preview))
+                .route(
+                    "/instances/{id}/frames/{frame}/preview",
+                    web::get().to(fake_preview),
+                )
                 .route("/system", web::get().to(fake_system))
         })
         .workers(2)
@@ -104,15 +107,21 @@ impl FakeOrthanc {
 fn authorized(req: &HttpRequest) -> bool {
     let expected = format!(
         "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{ORTHANC_USER}:{ORTHANC_PASSWORD}"))
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("{ORTHANC_USER}:{ORTHANC_PASSWORD}"))
     );
-    req.headers().get("authorization").and_then(|v| v.to_str().ok()) == Some(expected.as_str())
+    req.headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        == Some(expected.as_str())
 }
 
 async fn fake_system(req: HttpRequest, state: web::Data<FakeState>) -> HttpResponse {
     state.other.fetch_add(1, Ordering::SeqCst);
     if !authorized(&req) {
-        return HttpResponse::Unauthorized().insert_header(("WWW-Authenticate", "Basic realm=\"Orthanc\"")).finish();
+        return HttpResponse::Unauthorized()
+            .insert_header(("WWW-Authenticate", "Basic realm=\"Orthanc\""))
+            .finish();
     }
     HttpResponse::Ok().json(serde_json::json!({"Version": "1.10.1"}))
 }
@@ -121,9 +130,12 @@ async fn fake_system(req: HttpRequest, state: web::Data<FakeState>) -> HttpRespo
 pub fn fake_png(id: &str, frame: u32) -> Vec<u8> {
     let seed = blake3::hash(format!("{id}/{frame}").as_bytes());
     let s = seed.as_bytes();
-    let img = image::GrayImage::from_fn(64, 48, |x, y| image::Luma([(x as u8).wrapping_mul(s[0]) ^ (y as u8).wrapping_add(s[1])]));
+    let img = image::GrayImage::from_fn(64, 48, |x, y| {
+        image::Luma([(x as u8).wrapping_mul(s[0]) ^ (y as u8).wrapping_add(s[1])])
+    });
     let mut out = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png).unwrap();
+    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
     out
 }
 
@@ -131,28 +143,51 @@ pub fn fake_jpeg(id: &str, frame: u32) -> Vec<u8> {
     let png = fake_png(id, frame);
     let img = image::load_from_memory(&png).unwrap();
     let mut out = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Jpeg).unwrap();
+    img.write_to(
+        &mut std::io::Cursor::new(&mut out),
+        image::ImageFormat::Jpeg,
+    )
+    .unwrap();
     out
 }
 
-async fn fake_preview(req: HttpRequest, path: web::Path<(String, u32)>, state: web::Data<FakeState>) -> HttpResponse {
+async fn fake_preview(
+    req: HttpRequest,
+    path: web::Path<(String, u32)>,
+    state: web::Data<FakeState>,
+) -> HttpResponse {
     state.images.fetch_add(1, Ordering::SeqCst);
     state.paths.lock().unwrap().push(req.uri().to_string());
-    if req.headers().get("accept-encoding").and_then(|v| v.to_str().ok()) != Some("identity") {
+    if req
+        .headers()
+        .get("accept-encoding")
+        .and_then(|v| v.to_str().ok())
+        != Some("identity")
+    {
         state.gzip_asked.fetch_add(1, Ordering::SeqCst);
     }
     if !authorized(&req) {
         state.bad_auth.fetch_add(1, Ordering::SeqCst);
-        return HttpResponse::Unauthorized().insert_header(("WWW-Authenticate", "Basic realm=\"Orthanc\"")).finish();
+        return HttpResponse::Unauthorized()
+            .insert_header(("WWW-Authenticate", "Basic realm=\"Orthanc\""))
+            .finish();
     }
     let (id, frame) = path.into_inner();
     let mode = state.mode.lock().unwrap().clone().unwrap_or(Mode::Normal);
     let jpeg = req.headers().get("accept").and_then(|v| v.to_str().ok()) == Some("image/jpeg");
-    let (ct, body) = if jpeg { ("image/jpeg", fake_jpeg(&id, frame)) } else { ("image/png", fake_png(&id, frame)) };
+    let (ct, body) = if jpeg {
+        ("image/jpeg", fake_jpeg(&id, frame))
+    } else {
+        ("image/png", fake_png(&id, frame))
+    };
     match mode {
         Mode::Normal => HttpResponse::Ok().content_type(ct).body(body),
-        Mode::Status(s) => HttpResponse::build(actix_web::http::StatusCode::from_u16(s).unwrap()).finish(),
-        Mode::Garbage => HttpResponse::Ok().content_type(ct).body("<html>definitely not an image</html>"),
+        Mode::Status(s) => {
+            HttpResponse::build(actix_web::http::StatusCode::from_u16(s).unwrap()).finish()
+        }
+        Mode::Garbage => HttpResponse::Ok()
+            .content_type(ct)
+            .body("<html>definitely not an image</html>"),
         Mode::WrongType => HttpResponse::Ok().content_type("text/html").body(body),
         Mode::Huge(n) => {
             let mut big = body;
@@ -199,7 +234,10 @@ scopes = ["admin"]
     );
     let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
     f.write_all(toml.as_bytes()).unwrap();
-    let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let env: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     Config::load_from(Some(f.path()), env).unwrap()
 }
 
@@ -220,7 +258,9 @@ impl TestEdge {
                     state = Some(s);
                     break;
                 }
-                Err(e) if e.to_string().contains("in use") => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(e) if e.to_string().contains("in use") => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
                 Err(e) => panic!("edge failed to start: {e:#}"),
             }
         }
@@ -237,7 +277,9 @@ impl TestEdge {
     pub async fn stop(self) {
         self.handle.stop(true).await;
         let disk = self.state.cache.disk().clone();
-        tokio::task::spawn_blocking(move || disk.flush().unwrap()).await.unwrap();
+        tokio::task::spawn_blocking(move || disk.flush().unwrap())
+            .await
+            .unwrap();
     }
 
     pub fn preview_url(&self, id: &str) -> String {
