@@ -1,5 +1,7 @@
 //! The real edge against a fake Orthanc: caching tiers, single flight, conditional requests, every error mapping.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::time::{Duration, Instant};

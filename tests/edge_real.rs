@@ -1,0 +1,264 @@
+//! The `orthanc-edge` binary against a real Orthanc (started by scripts/it-orthanc.sh): pixels, bytes, errors, logs.
+//!
+//! Needs ORTHANC_EDGE_IT_URL / _USER / _PASSWORD / _MANIFEST. Without them the tests are skipped,
+//! unless ORTHANC_EDGE_IT_REQUIRED=1 (scripts/test.sh sets it), where they fail.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use image::GenericImageView;
+use serde_json::Value;
+
+const KEY: &str = "real-orthanc-test-key";
+
+struct Real {
+    url: String,
+    user: String,
+    password: String,
+    manifest: Value,
+}
+
+fn real() -> Option<Real> {
+    let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
+    match (
+        var("ORTHANC_EDGE_IT_URL"),
+        var("ORTHANC_EDGE_IT_USER"),
+        var("ORTHANC_EDGE_IT_PASSWORD"),
+        var("ORTHANC_EDGE_IT_MANIFEST"),
+    ) {
+        (Some(url), Some(user), Some(password), Some(manifest)) => {
+            let manifest = serde_json::from_str(&std::fs::read_to_string(manifest).unwrap()).unwrap();
+            Some(Real { url, user, password, manifest })
+        }
+        _ => {
+            assert!(
+                var("ORTHANC_EDGE_IT_REQUIRED").as_deref() != Some("1"),
+                "ORTHANC_EDGE_IT_* not set: run through scripts/test.sh"
+            );
+            eprintln!("skipped: no real Orthanc (run scripts/test.sh)");
+            None
+        }
+    }
+}
+
+/// The edge binary as a child process, with its log captured.
+struct Edge {
+    child: Child,
+    url: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Edge {
+    fn start(r: &Real) -> Edge {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let pw_file = dir.path().join("orthanc-password");
+        std::fs::write(&pw_file, format!("{}\n", r.password)).unwrap();
+        let config = dir.path().join("edge.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nlisten = \"127.0.0.1:{port}\"\nworkers = 2\n\
+                 [orthanc]\nurl = \"{}\"\nusername = \"{}\"\npassword_file = \"{}\"\n\
+                 [cache]\ndir = \"{}\"\n\
+                 [[auth.api_keys]]\nname = \"it\"\nhash = \"{}\"\nscopes = [\"preview\"]\n\
+                 [log]\nfilter = \"debug\"\nformat = \"json\"\n",
+                r.url,
+                r.user,
+                pw_file.display(),
+                dir.path().join("cache").display(),
+                orthanc_edge::auth::hash_key(KEY)
+            ),
+        )
+        .unwrap();
+        let log = dir.path().join("edge.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_orthanc-edge"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let edge = Edge { child, url: format!("http://127.0.0.1:{port}"), log, _dir: dir };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = reqwest::blocking::get(format!("{}/readyz", edge.url)) {
+                if r.status() == 200 {
+                    return edge;
+                }
+            }
+            assert!(Instant::now() < deadline, "edge not ready: {}", edge.log_text());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn log_text(&self) -> String {
+        let mut s = String::new();
+        std::fs::File::open(&self.log).unwrap().read_to_string(&mut s).unwrap();
+        s
+    }
+
+    /// SIGTERM, wait for a clean exit, return the whole log.
+    fn stop(mut self) -> String {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "edge exit status {status}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "edge did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.log_text()
+    }
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder().no_gzip().build().unwrap()
+}
+
+fn instance<'a>(r: &'a Real, name: &str) -> &'a Value {
+    &r.manifest["instances"][name]
+}
+
+/// Orthanc's own answer for the same request (the reference).
+fn orthanc_direct(r: &Real, path: &str, accept: &str) -> (u16, Vec<u8>) {
+    let resp = http()
+        .get(format!("{}{path}", r.url))
+        .basic_auth(&r.user, Some(&r.password))
+        .header("Accept", accept)
+        .header("Accept-Encoding", "identity")
+        .send()
+        .unwrap();
+    (resp.status().as_u16(), resp.bytes().unwrap().to_vec())
+}
+
+fn via_edge(edge: &Edge, path: &str, accept: &str) -> reqwest::blocking::Response {
+    http().get(format!("{}{path}", edge.url)).header("X-Api-Key", KEY).header("Accept", accept).send().unwrap()
+}
+
+#[test]
+fn previews_match_orthanc_pixels_and_bytes() {
+    let Some(r) = real() else { return };
+    let edge = Edge::start(&r);
+    let cases = [
+        ("ct16", image::ColorType::L8),
+        ("cr_mono1", image::ColorType::L8),
+        ("rgb8", image::ColorType::Rgb8),
+        ("multiframe3", image::ColorType::L8),
+    ];
+    for (name, color) in cases {
+        let inst = instance(&r, name);
+        let id = inst["instance"].as_str().unwrap();
+        let (w, h) = (inst["width"].as_u64().unwrap() as u32, inst["height"].as_u64().unwrap() as u32);
+        for (accept, ct) in [("image/png", "image/png"), ("image/jpeg", "image/jpeg"), ("*/*", "image/png")] {
+            let path = format!("/instances/{id}/preview");
+            let resp = via_edge(&edge, &path, accept);
+            assert_eq!(resp.status(), 200, "{name} {accept}");
+            assert_eq!(resp.headers()["content-type"], ct);
+            // `*/*` gets PNG, the entry the `image/png` request just made.
+            let expected = if accept == "*/*" { "hit-memory" } else { "miss" };
+            assert_eq!(resp.headers()["x-cache"], expected, "{name} {accept}");
+            let body = resp.bytes().unwrap().to_vec();
+            let (status, reference) = orthanc_direct(&r, &path, accept);
+            assert_eq!(status, 200);
+            assert!(body == reference, "{name} {accept}: edge bytes differ from Orthanc's");
+            let img = image::load_from_memory(&body).unwrap();
+            assert_eq!(img.dimensions(), (w, h), "{name} {accept}");
+            if ct == "image/png" {
+                assert_eq!(img.color(), color, "{name}");
+            }
+            let again = via_edge(&edge, &path, accept);
+            assert_eq!(again.headers()["x-cache"], "hit-memory");
+            assert!(again.bytes().unwrap() == body);
+        }
+    }
+    drop(edge);
+}
+
+#[test]
+fn frames_are_independent_and_out_of_range_is_404() {
+    let Some(r) = real() else { return };
+    let edge = Edge::start(&r);
+    let id = instance(&r, "multiframe3")["instance"].as_str().unwrap().to_owned();
+    let mut seen = Vec::new();
+    for f in 0..3 {
+        let path = format!("/instances/{id}/frames/{f}/preview");
+        let resp = via_edge(&edge, &path, "image/png");
+        assert_eq!(resp.status(), 200);
+        let body = resp.bytes().unwrap().to_vec();
+        assert!(body == orthanc_direct(&r, &path, "image/png").1, "frame {f}");
+        assert!(!seen.contains(&body), "frame {f} differs from the others");
+        seen.push(body);
+    }
+    let resp = via_edge(&edge, &format!("/instances/{id}/frames/3/preview"), "image/png");
+    assert_eq!(resp.status(), 404);
+    let v: Value = resp.json().unwrap();
+    assert_eq!(v["code"], "not-found");
+    let unknown = via_edge(&edge, "/instances/00000000-00000000-00000000-00000000-00000000/preview", "image/png");
+    assert_eq!(unknown.status(), 404);
+}
+
+#[test]
+fn undecodable_transfer_syntax_is_415() {
+    let Some(r) = real() else { return };
+    let edge = Edge::start(&r);
+    let id = instance(&r, "j2k")["instance"].as_str().unwrap().to_owned();
+    let resp = via_edge(&edge, &format!("/instances/{id}/preview"), "image/png");
+    assert_eq!(resp.status(), 415);
+    let v: Value = resp.json().unwrap();
+    assert_eq!(v["code"], "unsupported-image");
+}
+
+#[test]
+fn secrets_and_patient_names_stay_out_of_responses_and_logs() {
+    let Some(r) = real() else { return };
+    let edge = Edge::start(&r);
+    let id = instance(&r, "ct16")["instance"].as_str().unwrap().to_owned();
+    let mut seen = String::new();
+    for (path, key) in [
+        (format!("/instances/{id}/preview"), Some(KEY)),
+        (format!("/instances/{id}/preview"), None),
+        (format!("/instances/{id}/preview"), Some("bad")),
+        ("/system".to_owned(), Some(KEY)),
+        (format!("/instances/{id}"), Some(KEY)),
+        (format!("/instances/{id}/preview?foo=1"), Some(KEY)),
+        ("/readyz".to_owned(), None),
+    ] {
+        let mut req = http().get(format!("{}{path}", edge.url));
+        if let Some(k) = key {
+            req = req.header("X-Api-Key", k);
+        }
+        let resp = req.send().unwrap();
+        assert!(resp.headers().get("www-authenticate").is_none());
+        for (name, value) in resp.headers() {
+            seen.push_str(&format!("{name}: {}\n", String::from_utf8_lossy(value.as_bytes())));
+        }
+        seen.push_str(&String::from_utf8_lossy(&resp.bytes().unwrap()));
+    }
+    let log = edge.stop();
+    assert!(log.contains("\"request\""), "request lines are logged");
+    for secret in [r.password.as_str(), KEY] {
+        assert!(!seen.contains(secret), "a secret reached a response");
+        assert!(!log.contains(secret), "a secret reached the log");
+    }
+    let basic = format!("{}:{}", r.user, r.password);
+    assert!(!log.contains(&basic));
+    for phi in ["Doe", "Jane", "EDGE-TEST-1"] {
+        assert!(!log.contains(phi), "patient data `{phi}` reached the log");
+        assert!(!seen.contains(phi));
+    }
+}
