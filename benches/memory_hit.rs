@@ -15,7 +15,7 @@ use orthanc_edge::cache::{CacheStatus, DiskCache, Entry, MemoryCache, TieredCach
 use orthanc_edge::config::Config;
 use orthanc_edge::error::AppError;
 use orthanc_edge::ids::OrthancId;
-use orthanc_edge::previews::PreviewSpec;
+use orthanc_edge::previews::{Output, PreviewSpec};
 use orthanc_edge::state::AppState;
 use orthanc_edge::upstream::ImageFormat;
 
@@ -41,19 +41,14 @@ fn fake_png() -> Bytes {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
+    tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("tokio runtime")
 }
 
 fn spec() -> PreviewSpec {
     PreviewSpec {
         instance: OrthancId::parse(INSTANCE).expect("valid id"),
         frame: 0,
-        format: ImageFormat::Png,
-        quality: None,
+        output: Output::Orthanc { format: ImageFormat::Png, quality: None },
     }
 }
 
@@ -70,19 +65,14 @@ fn bench_tiered(c: &mut Criterion) {
     let key = spec().cache_key();
     let entry = Entry::new("image/png", fake_png());
 
-    let (_, status) = rt
-        .block_on(cache.get_or_fill(&key, move || async move { Ok(entry) }))
-        .expect("first fill");
+    let (_, status) =
+        rt.block_on(cache.get_or_fill(&key, move || async move { Ok(entry) })).expect("first fill");
     assert_eq!(status, CacheStatus::Miss);
-    let (_, status) = rt
-        .block_on(cache.get_or_fill(&key, no_fill))
-        .expect("second get");
+    let (_, status) = rt.block_on(cache.get_or_fill(&key, no_fill)).expect("second get");
     assert_eq!(status, CacheStatus::HitMemory);
 
     let mut g = c.benchmark_group("tiered");
-    g.sample_size(30)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    g.sample_size(30).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
     g.bench_function("get_or_fill_memory_hit", |b| {
         b.to_async(&rt).iter(|| async {
             let (e, status) = cache.get_or_fill(&key, no_fill).await.expect("memory hit");
@@ -141,9 +131,9 @@ filter = "warn"
 
     let spec = spec();
     let (_, status) = rt
-        .block_on(state.cache.get_or_fill(&spec.cache_key(), || async {
-            Ok(Entry::new("image/png", fake_png()))
-        }))
+        .block_on(
+            state.cache.get_or_fill(&spec.cache_key(), || async { Ok(Entry::new("image/png", fake_png())) }),
+        )
         .expect("prefill");
     assert_eq!(status, CacheStatus::Miss);
 
@@ -157,33 +147,20 @@ filter = "warn"
             server.await
         })
     });
-    let handle = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("server did not start");
-    RunningEdge {
-        url: format!("http://{addr}/instances/{INSTANCE}/preview"),
-        handle,
-        thread,
-        _dir: dir,
-    }
+    let handle = rx.recv_timeout(Duration::from_secs(10)).expect("server did not start");
+    RunningEdge { url: format!("http://{addr}/instances/{INSTANCE}/preview"), handle, thread, _dir: dir }
 }
 
 fn bench_http(c: &mut Criterion) {
     let rt = runtime();
     let edge = start_edge(&rt);
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(1)
-        .build()
-        .expect("client");
+    let client = reqwest::Client::builder().pool_max_idle_per_host(1).build().expect("client");
     let get = || client.get(&edge.url).header("X-Api-Key", API_KEY).send();
 
     rt.block_on(async {
         let resp = get().await.expect("first request");
         assert_eq!(resp.status(), 200, "edge answered {}", resp.status());
-        assert_eq!(
-            resp.headers().get("x-cache").and_then(|v| v.to_str().ok()),
-            Some("hit-memory")
-        );
+        assert_eq!(resp.headers().get("x-cache").and_then(|v| v.to_str().ok()), Some("hit-memory"));
         let body = resp.bytes().await.expect("body");
         assert_eq!(body, fake_png());
     });

@@ -1,6 +1,6 @@
 //! Typed configuration: built-in defaults (config/default.toml) ← file ← environment, validated before start.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use url::Url;
 
 use crate::auth::Scope;
+use crate::transform::spec::{check_preset, Preset};
 
 /// The documented defaults; also the base layer of every load.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -23,7 +24,22 @@ pub struct Config {
     pub cache: CacheConfig,
     pub http: HttpConfig,
     pub auth: AuthConfig,
+    pub transform: TransformConfig,
+    #[serde(default)]
+    pub presets: BTreeMap<String, Preset>,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransformConfig {
+    pub allow_arbitrary: bool,
+    pub allow_upscale: bool,
+    pub max_dimension: u32,
+    pub max_source_pixels: u64,
+    pub default_quality: u8,
+    pub workers: usize,
+    pub queue: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -134,14 +150,9 @@ impl Config {
     }
 
     /// Load with an explicit environment map (tests never touch the process environment).
-    pub fn load_from(
-        file: Option<&Path>,
-        env: HashMap<String, String>,
-    ) -> Result<Config, ConfigError> {
-        let mut builder = config::Config::builder().add_source(config::File::from_str(
-            DEFAULT_TOML,
-            config::FileFormat::Toml,
-        ));
+    pub fn load_from(file: Option<&Path>, env: HashMap<String, String>) -> Result<Config, ConfigError> {
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULT_TOML, config::FileFormat::Toml));
         if let Some(path) = file {
             if !path.is_file() {
                 return Err(ConfigError(format!(
@@ -149,9 +160,8 @@ impl Config {
                     path.display()
                 )));
             }
-            builder = builder.add_source(
-                config::File::from(path.to_path_buf()).format(config::FileFormat::Toml),
-            );
+            builder =
+                builder.add_source(config::File::from(path.to_path_buf()).format(config::FileFormat::Toml));
         }
         // A list of tables does not fit in one env var the usual way: take it as JSON.
         let keys_var = format!("{ENV_PREFIX}__AUTH__API_KEYS");
@@ -159,9 +169,7 @@ impl Config {
         env.retain(|k, _| k.starts_with(&format!("{ENV_PREFIX}__")));
         if let Some(json) = env.remove(&keys_var) {
             let keys: Vec<ApiKeyConfig> = serde_json::from_str(&json).map_err(|e| {
-                ConfigError(format!(
-                    "environment {keys_var}: not a JSON list of {{name, hash, scopes}}: {e}"
-                ))
+                ConfigError(format!("environment {keys_var}: not a JSON list of {{name, hash, scopes}}: {e}"))
             })?;
             let value = serde_json::to_value(keys)
                 .map_err(|e| ConfigError(format!("environment {keys_var}: {e}")))?;
@@ -176,17 +184,11 @@ impl Config {
                 .try_parsing(true)
                 .source(Some(env)),
         );
-        let built = builder
-            .build()
-            .map_err(|e| ConfigError(format!("invalid configuration: {e}")))?;
+        let built = builder.build().map_err(|e| ConfigError(format!("invalid configuration: {e}")))?;
         // serde_path_to_error names the section of an unknown or mistyped key.
         let cfg: Config = serde_path_to_error::deserialize(built).map_err(|e| {
             let path = e.path().to_string();
-            let at = if path == "." {
-                String::new()
-            } else {
-                format!(" at `{path}`")
-            };
+            let at = if path == "." { String::new() } else { format!(" at `{path}`") };
             ConfigError(format!("invalid configuration{at}: {}", e.inner()))
         })?;
         cfg.validate()?;
@@ -195,22 +197,17 @@ impl Config {
 
     /// Refuse what cannot work, naming the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.server.listen.parse::<SocketAddr>().map_err(|_| {
-            invalid(
-                "server.listen",
-                "expected an address such as 127.0.0.1:8080",
-            )
-        })?;
+        self.server
+            .listen
+            .parse::<SocketAddr>()
+            .map_err(|_| invalid("server.listen", "expected an address such as 127.0.0.1:8080"))?;
         if self.server.flight_wait_ms == 0 {
             return Err(invalid("server.flight_wait_ms", "must be greater than 0"));
         }
-        let url = Url::parse(&self.orthanc.url)
-            .map_err(|e| invalid("orthanc.url", format!("not a URL ({e})")))?;
+        let url =
+            Url::parse(&self.orthanc.url).map_err(|e| invalid("orthanc.url", format!("not a URL ({e})")))?;
         if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-            return Err(invalid(
-                "orthanc.url",
-                "must be an http:// or https:// URL with a host",
-            ));
+            return Err(invalid("orthanc.url", "must be an http:// or https:// URL with a host"));
         }
         if !url.username().is_empty() || url.password().is_some() {
             return Err(invalid(
@@ -238,10 +235,7 @@ impl Config {
         }
         for (key, value) in [
             ("orthanc.timeout_ms", self.orthanc.timeout_ms),
-            (
-                "orthanc.max_concurrency",
-                self.orthanc.max_concurrency as u64,
-            ),
+            ("orthanc.max_concurrency", self.orthanc.max_concurrency as u64),
             ("orthanc.max_body_bytes", self.orthanc.max_body_bytes),
             ("cache.memory_bytes", self.cache.memory_bytes),
             ("cache.disk_bytes", self.cache.disk_bytes),
@@ -249,6 +243,19 @@ impl Config {
             if value == 0 {
                 return Err(invalid(key, "must be greater than 0"));
             }
+        }
+        let t = &self.transform;
+        if t.max_dimension == 0 || t.max_dimension > 16383 {
+            return Err(invalid("transform.max_dimension", "must be from 1 to 16383"));
+        }
+        if t.max_source_pixels == 0 {
+            return Err(invalid("transform.max_source_pixels", "must be greater than 0"));
+        }
+        if !(1..=100).contains(&t.default_quality) {
+            return Err(invalid("transform.default_quality", "must be from 1 to 100"));
+        }
+        for (name, preset) in &self.presets {
+            check_preset(name, preset, t.max_dimension).map_err(|(key, why)| invalid(&key, why))?;
         }
         if self.orthanc.max_body_bytes > u64::from(u32::MAX) {
             return Err(invalid("orthanc.max_body_bytes", "must be below 4 GiB"));
@@ -271,10 +278,7 @@ impl Config {
                 ));
             }
             if key.scopes.is_empty() {
-                return Err(invalid(
-                    &format!("{at}.scopes"),
-                    "must name at least one scope",
-                ));
+                return Err(invalid(&format!("{at}.scopes"), "must name at least one scope"));
             }
         }
         Ok(())
@@ -285,23 +289,13 @@ impl Config {
         if let Some(p) = &self.orthanc.password {
             return Ok(p.clone());
         }
-        let path = self
-            .orthanc
-            .password_file
-            .as_ref()
-            .ok_or_else(|| invalid("orthanc.password", "missing"))?;
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            invalid(
-                "orthanc.password_file",
-                format!("cannot read {}: {e}", path.display()),
-            )
-        })?;
+        let path =
+            self.orthanc.password_file.as_ref().ok_or_else(|| invalid("orthanc.password", "missing"))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| invalid("orthanc.password_file", format!("cannot read {}: {e}", path.display())))?;
         let text = text.trim_end_matches(['\r', '\n']);
         if text.is_empty() {
-            return Err(invalid(
-                "orthanc.password_file",
-                format!("{} is empty", path.display()),
-            ));
+            return Err(invalid("orthanc.password_file", format!("{} is empty", path.display())));
         }
         Ok(Secret::new(text))
     }
@@ -322,9 +316,7 @@ fn json_to_config(v: serde_json::Value) -> config::Value {
             None => ValueKind::Float(n.as_f64().unwrap_or_default()),
         },
         serde_json::Value::String(s) => ValueKind::String(s),
-        serde_json::Value::Array(a) => {
-            ValueKind::Array(a.into_iter().map(json_to_config).collect())
-        }
+        serde_json::Value::Array(a) => ValueKind::Array(a.into_iter().map(json_to_config).collect()),
         serde_json::Value::Object(o) => {
             ValueKind::Table(o.into_iter().map(|(k, v)| (k, json_to_config(v))).collect())
         }
@@ -338,10 +330,7 @@ mod tests {
     use std::io::Write;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     fn file(text: &str) -> tempfile::NamedTempFile {
@@ -382,41 +371,25 @@ mod tests {
         let f = file(PW);
         let hash = blake3::hash(b"k").to_hex().to_string();
         let json = format!(r#"[{{"name":"a","hash":"{hash}","scopes":["preview","admin"]}}]"#);
-        let cfg = Config::load_from(
-            Some(f.path()),
-            env(&[("ORTHANC_EDGE__AUTH__API_KEYS", &json)]),
-        )
-        .unwrap();
+        let cfg = Config::load_from(Some(f.path()), env(&[("ORTHANC_EDGE__AUTH__API_KEYS", &json)])).unwrap();
         assert_eq!(cfg.auth.api_keys.len(), 1);
-        assert_eq!(
-            cfg.auth.api_keys[0].scopes,
-            vec![Scope::Preview, Scope::Admin]
-        );
+        assert_eq!(cfg.auth.api_keys[0].scopes, vec![Scope::Preview, Scope::Admin]);
     }
 
     fn err_of(text: &str, pairs: &[(&str, &str)]) -> String {
         let f = file(text);
-        Config::load_from(Some(f.path()), env(pairs))
-            .unwrap_err()
-            .to_string()
+        Config::load_from(Some(f.path()), env(pairs)).unwrap_err().to_string()
     }
 
     #[test]
     fn refusals_name_the_key() {
         let typo = err_of("[server]\nlisen = \"x\"\n[orthanc]\npassword=\"p\"\n", &[]);
         assert!(typo.contains("lisen") && typo.contains("server"), "{typo}");
-        assert!(
-            err_of("[orthanc]\nurl = \"not a url\"\npassword=\"p\"\n", &[]).contains("orthanc.url")
-        );
-        assert!(
-            err_of("[orthanc]\nurl = \"ftp://h\"\npassword=\"p\"\n", &[]).contains("orthanc.url")
-        );
+        assert!(err_of("[orthanc]\nurl = \"not a url\"\npassword=\"p\"\n", &[]).contains("orthanc.url"));
+        assert!(err_of("[orthanc]\nurl = \"ftp://h\"\npassword=\"p\"\n", &[]).contains("orthanc.url"));
         assert!(err_of("", &[]).contains("orthanc.password"));
-        assert!(err_of(PW, &[("ORTHANC_EDGE__CACHE__MEMORY_BYTES", "0")])
-            .contains("cache.memory_bytes"));
-        assert!(
-            err_of(PW, &[("ORTHANC_EDGE__CACHE__DISK_BYTES", "0")]).contains("cache.disk_bytes")
-        );
+        assert!(err_of(PW, &[("ORTHANC_EDGE__CACHE__MEMORY_BYTES", "0")]).contains("cache.memory_bytes"));
+        assert!(err_of(PW, &[("ORTHANC_EDGE__CACHE__DISK_BYTES", "0")]).contains("cache.disk_bytes"));
         assert!(err_of(PW, &[("ORTHANC_EDGE__SERVER__LISTEN", "nope")]).contains("server.listen"));
         assert!(err_of(
             "[orthanc]\npassword=\"p\"\n[[auth.api_keys]]\nname=\"a\"\nhash=\"zz\"\nscopes=[\"preview\"]\n",
@@ -428,22 +401,30 @@ mod tests {
             &[]
         )
         .contains("root"));
-        assert!(err_of(
-            "[orthanc]\npassword=\"p\"\npassword_file=\"/nonexistent\"\n",
-            &[]
-        )
-        .contains("not both"));
+        assert!(
+            err_of("[orthanc]\npassword=\"p\"\npassword_file=\"/nonexistent\"\n", &[]).contains("not both")
+        );
+    }
+
+    #[test]
+    fn presets_load_merge_and_validate() {
+        let f = file("[orthanc]\npassword=\"p\"\n[presets.tiny]\nw=32\nformat=\"png\"\n");
+        let cfg =
+            Config::load_from(Some(f.path()), env(&[("ORTHANC_EDGE__PRESETS__TINY__H", "16")])).unwrap();
+        assert_eq!(cfg.presets["tiny"].w, Some(32));
+        assert_eq!(cfg.presets["tiny"].h, Some(16));
+        assert!(cfg.presets.contains_key("thumb"), "built-in presets stay");
+        let e = err_of("[orthanc]\npassword=\"p\"\n[presets.big]\nw=99999\n", &[]);
+        assert!(e.contains("presets.big.w"), "{e}");
+        let e = err_of("[orthanc]\npassword=\"p\"\n[presets.x]\nwidth=3\n", &[]);
+        assert!(e.contains("presets.x") && e.contains("width"), "{e}");
     }
 
     #[test]
     fn missing_password_file_is_refused_by_name() {
         let f = file("[orthanc]\npassword_file = \"/nonexistent/pw\"\n");
         let cfg = Config::load_from(Some(f.path()), env(&[])).unwrap();
-        assert!(cfg
-            .orthanc_password()
-            .unwrap_err()
-            .to_string()
-            .contains("orthanc.password_file"));
+        assert!(cfg.orthanc_password().unwrap_err().to_string().contains("orthanc.password_file"));
     }
 
     #[test]
@@ -465,15 +446,16 @@ mod tests {
         let mut missing = vec![];
         if let toml::Value::Table(sections) = value {
             for (section, table) in sections {
+                // Presets are a map of names, documented as a pattern.
+                if section == "presets" {
+                    continue;
+                }
                 let toml::Value::Table(keys) = table else {
                     continue;
                 };
                 for key in keys.keys() {
-                    let env_name = format!(
-                        "ORTHANC_EDGE__{}__{}",
-                        section.to_uppercase(),
-                        key.to_uppercase()
-                    );
+                    let env_name =
+                        format!("ORTHANC_EDGE__{}__{}", section.to_uppercase(), key.to_uppercase());
                     if !DEFAULT_TOML.contains(&env_name) {
                         missing.push(env_name);
                     }
@@ -482,9 +464,7 @@ mod tests {
         }
         assert!(missing.is_empty(), "undocumented keys: {missing:?}");
         for key in ["password", "password_file"] {
-            assert!(
-                DEFAULT_TOML.contains(&format!("ORTHANC_EDGE__ORTHANC__{}", key.to_uppercase()))
-            );
+            assert!(DEFAULT_TOML.contains(&format!("ORTHANC_EDGE__ORTHANC__{}", key.to_uppercase())));
         }
     }
 }

@@ -5,6 +5,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::auth::AuthError;
+use crate::transform::TransformError;
 use crate::upstream::UpstreamError;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -17,6 +18,8 @@ pub enum AppError {
     Auth(#[from] AuthError),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    #[error(transparent)]
+    Transform(#[from] TransformError),
     #[error("no such route")]
     NoRoute,
     #[error("method not allowed")]
@@ -41,6 +44,7 @@ impl AppError {
             AppError::BadParam(_) => "bad-param",
             AppError::Auth(e) => e.code(),
             AppError::Upstream(e) => e.code(),
+            AppError::Transform(e) => e.code(),
             AppError::NoRoute => "no-route",
             AppError::MethodNotAllowed => "method-not-allowed",
             AppError::FlightTimeout => "upstream-timeout",
@@ -51,7 +55,9 @@ impl AppError {
     fn message(&self) -> String {
         match self {
             // Internal details go to the log, not to the client.
-            AppError::Internal(_) => "internal error".to_owned(),
+            AppError::Internal(_) | AppError::Transform(TransformError::Encode(_)) => {
+                "internal error".to_owned()
+            }
             other => other.to_string(),
         }
     }
@@ -72,6 +78,12 @@ impl ResponseError for AppError {
                 | UpstreamError::BadResponse(_)
                 | UpstreamError::Status(_) => StatusCode::BAD_GATEWAY,
             },
+            AppError::Transform(e) => match e {
+                TransformError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+                TransformError::SourceTooLarge { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                TransformError::BadSource(_) => StatusCode::BAD_GATEWAY,
+                TransformError::Encode(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
             AppError::NoRoute => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::FlightTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -90,13 +102,11 @@ impl ResponseError for AppError {
             self,
             AppError::Upstream(UpstreamError::Timeout | UpstreamError::Unavailable(_))
                 | AppError::FlightTimeout
+                | AppError::Transform(TransformError::Overloaded)
         ) {
             resp.insert_header((header::RETRY_AFTER, "1"));
         }
         // Deliberately no WWW-Authenticate on 401: that header makes browsers prompt.
-        resp.json(ErrorBody {
-            code: self.code(),
-            message: self.message(),
-        })
+        resp.json(ErrorBody { code: self.code(), message: self.message() })
     }
 }

@@ -9,6 +9,7 @@ pub mod ids;
 pub mod previews;
 pub mod state;
 pub mod telemetry;
+pub mod transform;
 pub mod upstream;
 
 use std::net::TcpListener;
@@ -20,9 +21,7 @@ use crate::state::AppState;
 /// Bind and start the HTTP server on `listener`; returns the server future (await it to run).
 pub fn start(state: AppState, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
     let workers = match state.config.server.workers {
-        0 => std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         n => n,
     };
     let data = web::Data::new(state.clone());

@@ -7,11 +7,7 @@ use clap::{Parser, Subcommand};
 use orthanc_edge::{auth, config::Config, state::AppState, telemetry};
 
 #[derive(Parser)]
-#[command(
-    name = "orthanc-edge",
-    version,
-    about = "Authorized, cached preview images in front of Orthanc"
-)]
+#[command(name = "orthanc-edge", version, about = "Authorized, cached preview images in front of Orthanc")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -1,35 +1,58 @@
-//! The get-or-make service: request → cache key → memory → disk → single flight → Orthanc → store.
+//! The get-or-make service: request → cache key → memory → disk → single flight → source → transform → store.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use tracing::Instrument;
+
 use crate::cache::{CacheKey, CacheStatus, Entry, TieredCache};
 use crate::error::AppError;
 use crate::ids::OrthancId;
-use crate::upstream::{ImageFormat, OrthancClient, UpstreamError};
+use crate::transform::{self, Pixels, TransformPool, VariantSpec, SOURCE_CONTENT_TYPE};
+use crate::upstream::{ImageFormat, OrthancClient, Rendering, UpstreamError};
 
-/// What to make: one frame of one instance, in one encoding. Built only from validated input.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What to serve: one frame of one instance, in one output. Built only from validated input.
+#[derive(Debug, Clone, PartialEq)]
 pub struct PreviewSpec {
     pub instance: OrthancId,
     pub frame: u32,
-    pub format: ImageFormat,
-    /// JPEG quality passed to Orthanc; `None` = Orthanc's default.
-    pub quality: Option<u8>,
+    pub output: Output,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Orthanc's own `/preview` bytes, as Orthanc encodes them.
+    Orthanc { format: ImageFormat, quality: Option<u8> },
+    /// Made at the edge from the cached lossless source of `rendering`.
+    Edge { rendering: Rendering, variant: VariantSpec },
+}
+
+fn rendering_tag(r: &Rendering) -> String {
+    // `+ 0.0` turns -0 into 0 so that one window has one name.
+    match r {
+        Rendering::Preview => "preview".to_owned(),
+        Rendering::Rendered { window: None } => "rendered".to_owned(),
+        Rendering::Rendered { window: Some(w) } => {
+            format!("rendered.wc{}.ww{}", w.center + 0.0, w.width + 0.0)
+        }
+    }
 }
 
 impl PreviewSpec {
     pub fn cache_key(&self) -> CacheKey {
-        let variant = match (self.format, self.quality) {
-            (ImageFormat::Jpeg, Some(q)) => format!("jpeg.q{q}"),
-            (f, _) => f.name().to_owned(),
+        let variant = match &self.output {
+            Output::Orthanc { format: ImageFormat::Jpeg, quality: Some(q) } => format!("jpeg.q{q}"),
+            Output::Orthanc { format, .. } => format.name().to_owned(),
+            Output::Edge { rendering, variant } => {
+                format!("{}.{}", rendering_tag(rendering), variant.canonical())
+            }
         };
-        CacheKey {
-            instance: self.instance.clone(),
-            frame: self.frame,
-            variant,
-        }
+        CacheKey { instance: self.instance.clone(), frame: self.frame, variant }
     }
+}
+
+fn source_key(instance: &OrthancId, frame: u32, rendering: &Rendering) -> CacheKey {
+    CacheKey { instance: instance.clone(), frame, variant: format!("src.{}", rendering_tag(rendering)) }
 }
 
 /// A response-ready image and where it came from.
@@ -39,27 +62,34 @@ pub struct Served {
     pub status: CacheStatus,
 }
 
+/// Limits the service applies while making images.
+#[derive(Debug, Clone, Copy)]
+pub struct MakeLimits {
+    pub max_source_pixels: u64,
+    pub allow_upscale: bool,
+}
+
 #[derive(Clone)]
 pub struct PreviewService {
     cache: TieredCache,
     upstream: OrthancClient,
+    pool: TransformPool,
+    limits: MakeLimits,
     /// (instance, frame) pairs Orthanc recently answered 404 for.
     not_found: Option<moka::future::Cache<(OrthancId, u32), ()>>,
 }
 
 impl PreviewService {
-    pub fn new(cache: TieredCache, upstream: OrthancClient, negative_ttl: Duration) -> Self {
-        let not_found = (!negative_ttl.is_zero()).then(|| {
-            moka::future::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(negative_ttl)
-                .build()
-        });
-        Self {
-            cache,
-            upstream,
-            not_found,
-        }
+    pub fn new(
+        cache: TieredCache,
+        upstream: OrthancClient,
+        pool: TransformPool,
+        limits: MakeLimits,
+        negative_ttl: Duration,
+    ) -> Self {
+        let not_found = (!negative_ttl.is_zero())
+            .then(|| moka::future::Cache::builder().max_capacity(100_000).time_to_live(negative_ttl).build());
+        Self { cache, upstream, pool, limits, not_found }
     }
 
     pub async fn get(&self, spec: &PreviewSpec) -> Result<Served, AppError> {
@@ -69,18 +99,12 @@ impl PreviewService {
                 return Err(UpstreamError::NotFound.into());
             }
         }
-        let upstream = self.upstream.clone();
+        let this = self.clone();
         let fetch = spec.clone();
         let span = tracing::Span::current();
         let result = self
             .cache
-            .get_or_fill(&spec.cache_key(), move || async move {
-                let img = upstream
-                    .preview(&fetch.instance, fetch.frame, fetch.format, fetch.quality)
-                    .await?;
-                span.record("upstream_ms", img.elapsed.as_millis() as u64);
-                Ok(Entry::new(img.format.mime(), img.body))
-            })
+            .get_or_fill(&spec.cache_key(), move || async move { this.make(&fetch).instrument(span).await })
             .await;
         match result {
             Ok((entry, status)) => Ok(Served { entry, status }),
@@ -93,27 +117,78 @@ impl PreviewService {
             Err(e) => Err(e),
         }
     }
+
+    /// Make the image of a cache miss.
+    async fn make(&self, spec: &PreviewSpec) -> Result<Entry, AppError> {
+        match &spec.output {
+            Output::Orthanc { format, quality } => {
+                let img = self.upstream.preview(&spec.instance, spec.frame, *format, *quality).await?;
+                tracing::Span::current().record("upstream_ms", img.elapsed.as_millis() as u64);
+                Ok(Entry::new(img.format.mime(), img.body))
+            }
+            Output::Edge { rendering, variant } => {
+                let source = self.source(&spec.instance, spec.frame, rendering).await?;
+                let mime = variant.format.mime();
+                let (variant, upscale) = (variant.clone(), self.limits.allow_upscale);
+                let bytes = self.pool.run(move || transform::render(&source.body, &variant, upscale)).await?;
+                Ok(Entry::new(mime, bytes.into()))
+            }
+        }
+    }
+
+    /// The lossless source of one frame: cached like any image, fetched once however many variants follow.
+    async fn source(
+        &self,
+        instance: &OrthancId,
+        frame: u32,
+        rendering: &Rendering,
+    ) -> Result<Arc<Entry>, AppError> {
+        let upstream = self.upstream.clone();
+        let pool = self.pool.clone();
+        let max_pixels = self.limits.max_source_pixels;
+        let (id, r) = (instance.clone(), *rendering);
+        let span = tracing::Span::current();
+        let (entry, _) = self
+            .cache
+            .get_or_fill(&source_key(instance, frame, rendering), move || async move {
+                let (pam, elapsed) = upstream.pixels(&id, frame, &r).await?;
+                span.record("upstream_ms", elapsed.as_millis() as u64);
+                let packed = pool.run(move || Ok(Pixels::from_pam(&pam, max_pixels)?.compress())).await?;
+                Ok(Entry::new(SOURCE_CONTENT_TYPE, packed))
+            })
+            .await?;
+        if entry.content_type != SOURCE_CONTENT_TYPE {
+            return Err(AppError::Internal("source key holds a non-source entry".into()));
+        }
+        Ok(entry)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transform::spec::{Fit, OutputFormat};
+    use crate::upstream::Window;
 
     #[test]
     fn cache_keys_are_canonical() {
         let id = OrthancId::parse("8e289db9-0e1437e1-3ecf395f-d8aae463-f4bb49fe").unwrap();
-        let spec = |format, quality| PreviewSpec {
-            instance: id.clone(),
-            frame: 0,
-            format,
-            quality,
-        };
-        assert_eq!(spec(ImageFormat::Png, None).cache_key().variant, "png");
-        assert_eq!(spec(ImageFormat::Png, Some(50)).cache_key().variant, "png");
-        assert_eq!(spec(ImageFormat::Jpeg, None).cache_key().variant, "jpeg");
+        let key = |output| PreviewSpec { instance: id.clone(), frame: 0, output }.cache_key().variant;
+        assert_eq!(key(Output::Orthanc { format: ImageFormat::Png, quality: None }), "png");
+        assert_eq!(key(Output::Orthanc { format: ImageFormat::Png, quality: Some(50) }), "png");
+        assert_eq!(key(Output::Orthanc { format: ImageFormat::Jpeg, quality: None }), "jpeg");
+        assert_eq!(key(Output::Orthanc { format: ImageFormat::Jpeg, quality: Some(50) }), "jpeg.q50");
+        let v =
+            VariantSpec { w: Some(128), h: None, fit: Fit::Contain, format: OutputFormat::Webp, q: Some(80) };
         assert_eq!(
-            spec(ImageFormat::Jpeg, Some(50)).cache_key().variant,
-            "jpeg.q50"
+            key(Output::Edge { rendering: Rendering::Preview, variant: v.clone() }),
+            "preview.w128.h-.contain.webp.q80"
         );
+        let w = Window { center: -0.0, width: 400.5 };
+        assert_eq!(
+            key(Output::Edge { rendering: Rendering::Rendered { window: Some(w) }, variant: v }),
+            "rendered.wc0.ww400.5.w128.h-.contain.webp.q80"
+        );
+        assert_eq!(source_key(&id, 2, &Rendering::Preview).variant, "src.preview");
     }
 }

@@ -1,5 +1,6 @@
 //! Shared application state: cheap-to-clone handles built once at start-up.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,7 +9,9 @@ use actix_web::http::header::HeaderValue;
 use crate::auth::{ApiKeys, Authenticator};
 use crate::cache::{DiskCache, MemoryCache, TieredCache};
 use crate::config::Config;
-use crate::previews::PreviewService;
+use crate::previews::{MakeLimits, PreviewService};
+use crate::transform::spec::{Limits, Preset};
+use crate::transform::TransformPool;
 use crate::upstream::OrthancClient;
 
 #[derive(Clone)]
@@ -19,6 +22,8 @@ pub struct AppState {
     pub previews: PreviewService,
     pub auth: Authenticator,
     pub cache_control: HeaderValue,
+    pub presets: Arc<BTreeMap<String, Preset>>,
+    pub limits: Limits,
 }
 
 impl AppState {
@@ -28,25 +33,27 @@ impl AppState {
         let upstream = OrthancClient::new(&config.orthanc, &password)?;
         let disk = Arc::new(DiskCache::open(&config.cache.dir, config.cache.disk_bytes)?);
         let memory = MemoryCache::new(config.cache.memory_bytes);
-        let cache = TieredCache::new(
-            memory,
-            disk,
-            Duration::from_millis(config.server.flight_wait_ms),
-        );
+        let cache = TieredCache::new(memory, disk, Duration::from_millis(config.server.flight_wait_ms));
+        let t = &config.transform;
+        let workers = match t.workers {
+            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            n => n,
+        };
         let previews = PreviewService::new(
             cache.clone(),
             upstream.clone(),
+            TransformPool::new(workers, t.queue),
+            MakeLimits { max_source_pixels: t.max_source_pixels, allow_upscale: t.allow_upscale },
             Duration::from_secs(config.cache.negative_ttl_s),
         );
+        let limits = Limits {
+            allow_arbitrary: t.allow_arbitrary,
+            max_dimension: t.max_dimension,
+            default_quality: t.default_quality,
+        };
+        let presets = Arc::new(config.presets.clone());
         let auth = Authenticator::new(ApiKeys::from_config(&config.auth.api_keys));
         let cache_control = HeaderValue::from_str(&config.http.cache_control)?;
-        Ok(Self {
-            config: Arc::new(config),
-            upstream,
-            cache,
-            previews,
-            auth,
-            cache_control,
-        })
+        Ok(Self { config: Arc::new(config), upstream, cache, previews, auth, cache_control, presets, limits })
     }
 }

@@ -9,10 +9,7 @@ use std::time::{Duration, Instant};
 use support::*;
 
 fn header<'a>(r: &'a reqwest::Response, name: &str) -> &'a str {
-    r.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
+    r.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
 }
 
 async fn get(url: &str, key: Option<&str>) -> reqwest::Response {
@@ -25,21 +22,10 @@ async fn get(url: &str, key: Option<&str>) -> reqwest::Response {
 
 async fn json_error(r: reqwest::Response) -> (u16, String, String) {
     let status = r.status().as_u16();
-    assert_eq!(
-        header(&r, "content-type"),
-        "application/json",
-        "errors are JSON"
-    );
-    assert!(
-        r.headers().get("www-authenticate").is_none(),
-        "no browser prompt, ever"
-    );
+    assert_eq!(header(&r, "content-type"), "application/json", "errors are JSON");
+    assert!(r.headers().get("www-authenticate").is_none(), "no browser prompt, ever");
     let v: serde_json::Value = r.json().await.unwrap();
-    (
-        status,
-        v["code"].as_str().unwrap().to_owned(),
-        v["message"].as_str().unwrap().to_owned(),
-    )
+    (status, v["code"].as_str().unwrap().to_owned(), v["message"].as_str().unwrap().to_owned())
 }
 
 #[actix_web::test]
@@ -65,18 +51,10 @@ async fn miss_then_memory_hit_then_disk_hit_after_restart() {
     assert_eq!(header(&r2, "etag"), etag);
     assert_eq!(r2.bytes().await.unwrap(), fake_png(ID, 0));
     // /preview and /frames/0/preview are the same image and the same entry.
-    let r3 = get(
-        &format!("{}/instances/{ID}/frames/0/preview", edge.url),
-        Some(PREVIEW_KEY),
-    )
-    .await;
+    let r3 = get(&format!("{}/instances/{ID}/frames/0/preview", edge.url), Some(PREVIEW_KEY)).await;
     assert_eq!(header(&r3, "x-cache"), "hit-memory");
     assert_eq!(fake.image_requests(), 1);
-    assert_eq!(
-        fake.gzip_requests(),
-        0,
-        "the edge asks Orthanc for identity encoding"
-    );
+    assert_eq!(fake.gzip_requests(), 0, "the edge asks Orthanc for identity encoding");
     edge.stop().await;
 
     let edge = TestEdge::start(cfg).await;
@@ -86,16 +64,8 @@ async fn miss_then_memory_hit_then_disk_hit_after_restart() {
     assert_eq!(header(&r4, "etag"), etag);
     assert_eq!(r4.bytes().await.unwrap(), fake_png(ID, 0));
     let r5 = get(&edge.preview_url(ID), Some(PREVIEW_KEY)).await;
-    assert_eq!(
-        header(&r5, "x-cache"),
-        "hit-memory",
-        "a disk hit is promoted to memory"
-    );
-    assert_eq!(
-        fake.image_requests(),
-        1,
-        "restart served from disk with zero upstream requests"
-    );
+    assert_eq!(header(&r5, "x-cache"), "hit-memory", "a disk hit is promoted to memory");
+    assert_eq!(fake.image_requests(), 1, "restart served from disk with zero upstream requests");
     edge.stop().await;
     fake.stop().await;
 }
@@ -118,10 +88,7 @@ async fn jpeg_when_accept_is_exactly_image_jpeg_and_frames_are_separate_entries(
     let browser = c
         .get(edge.preview_url(ID))
         .header("X-Api-Key", PREVIEW_KEY)
-        .header(
-            "Accept",
-            "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8",
-        )
+        .header("Accept", "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8")
         .send()
         .await
         .unwrap();
@@ -138,15 +105,8 @@ async fn jpeg_when_accept_is_exactly_image_jpeg_and_frames_are_separate_entries(
         .await
         .unwrap();
     assert_eq!(q.status(), 200);
-    assert!(fake
-        .paths()
-        .iter()
-        .any(|p| p.ends_with("/frames/0/preview?quality=50")));
-    let f2 = get(
-        &format!("{}/instances/{ID}/frames/2/preview", edge.url),
-        Some(PREVIEW_KEY),
-    )
-    .await;
+    assert!(fake.paths().iter().any(|p| p.ends_with("/frames/0/preview?quality=50")));
+    let f2 = get(&format!("{}/instances/{ID}/frames/2/preview", edge.url), Some(PREVIEW_KEY)).await;
     assert_eq!(header(&f2, "x-cache"), "miss");
     assert_eq!(f2.bytes().await.unwrap(), fake_png(ID, 2));
     assert_eq!(fake.image_requests(), 4);
@@ -167,12 +127,7 @@ async fn hundred_concurrent_cold_requests_make_one_upstream_request() {
             let c = c.clone();
             let url = url.clone();
             tokio::spawn(async move {
-                let r = c
-                    .get(&url)
-                    .header("X-Api-Key", PREVIEW_KEY)
-                    .send()
-                    .await
-                    .unwrap();
+                let r = c.get(&url).header("X-Api-Key", PREVIEW_KEY).send().await.unwrap();
                 (r.status().as_u16(), r.bytes().await.unwrap())
             })
         })
@@ -192,11 +147,7 @@ async fn waiters_give_up_after_the_flight_wait() {
     let fake = FakeOrthanc::start().await;
     fake.set_mode(Mode::Slow(Duration::from_millis(1500)));
     let dir = tempfile::tempdir().unwrap();
-    let cfg = test_config(
-        &fake.url,
-        dir.path(),
-        &[("ORTHANC_EDGE__SERVER__FLIGHT_WAIT_MS", "300")],
-    );
+    let cfg = test_config(&fake.url, dir.path(), &[("ORTHANC_EDGE__SERVER__FLIGHT_WAIT_MS", "300")]);
     let edge = TestEdge::start(cfg).await;
     let started = Instant::now();
     let r = get(&edge.preview_url(ID), Some(PREVIEW_KEY)).await;
@@ -219,13 +170,8 @@ async fn revalidation_head_and_conditional_forms() {
     let weak = format!("W/{etag}");
     let listed = format!("\"nope\", {etag}");
     for inm in [etag.as_str(), weak.as_str(), listed.as_str(), "*"] {
-        let r = c
-            .get(&url)
-            .header("X-Api-Key", PREVIEW_KEY)
-            .header("If-None-Match", inm)
-            .send()
-            .await
-            .unwrap();
+        let r =
+            c.get(&url).header("X-Api-Key", PREVIEW_KEY).header("If-None-Match", inm).send().await.unwrap();
         assert_eq!(r.status(), 304, "If-None-Match: {inm}");
         assert_eq!(header(&r, "etag"), etag);
         assert_eq!(header(&r, "cache-control"), "private, max-age=86400");
@@ -240,19 +186,11 @@ async fn revalidation_head_and_conditional_forms() {
         .unwrap();
     assert_eq!(r.status(), 200);
 
-    let head = c
-        .head(&url)
-        .header("X-Api-Key", PREVIEW_KEY)
-        .send()
-        .await
-        .unwrap();
+    let head = c.head(&url).header("X-Api-Key", PREVIEW_KEY).send().await.unwrap();
     assert_eq!(head.status(), 200);
     assert_eq!(header(&head, "etag"), etag);
     assert_eq!(header(&head, "content-type"), "image/png");
-    assert_eq!(
-        header(&head, "content-length"),
-        fake_png(ID, 0).len().to_string()
-    );
+    assert_eq!(header(&head, "content-length"), fake_png(ID, 0).len().to_string());
     assert_eq!(header(&head, "x-cache"), "hit-memory");
     assert!(head.bytes().await.unwrap().is_empty());
     let head_unauth = c.head(&url).send().await.unwrap();
@@ -277,11 +215,7 @@ async fn orthanc_answers_map_to_documented_errors() {
         (Mode::Garbage, 502, "upstream-bad-response"),
         (Mode::WrongType, 502, "upstream-bad-response"),
         (Mode::Huge(70 << 20), 502, "upstream-bad-response"),
-        (
-            Mode::Slow(Duration::from_millis(2600)),
-            504,
-            "upstream-timeout",
-        ),
+        (Mode::Slow(Duration::from_millis(2600)), 504, "upstream-timeout"),
     ];
     let ids = [
         "00000001-00000000-00000000-00000000-00000000",
@@ -305,11 +239,7 @@ async fn orthanc_answers_map_to_documented_errors() {
         fake.set_mode(Mode::Normal);
         let again = get(&edge.preview_url(id), Some(PREVIEW_KEY)).await;
         if *status == 404 {
-            assert_eq!(
-                again.status(),
-                404,
-                "404s are remembered for negative_ttl_s"
-            );
+            assert_eq!(again.status(), 404, "404s are remembered for negative_ttl_s");
             assert_eq!(fake.image_requests(), before + 1, "negative cache hit");
         } else {
             assert_eq!(again.status(), 200, "{mode:?} must not poison the cache");
@@ -325,20 +255,12 @@ async fn orthanc_answers_map_to_documented_errors() {
 async fn wrong_service_credentials_and_unreachable_orthanc() {
     let fake = FakeOrthanc::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = test_config(
-        &fake.url,
-        dir.path(),
-        &[("ORTHANC_EDGE__ORTHANC__PASSWORD", "wrong")],
-    );
+    let cfg = test_config(&fake.url, dir.path(), &[("ORTHANC_EDGE__ORTHANC__PASSWORD", "wrong")]);
     let edge = TestEdge::start(cfg).await;
     let r = get(&edge.preview_url(ID), Some(PREVIEW_KEY)).await;
     assert_eq!(fake.bad_auth_requests(), 1);
     let (s, code, _) = json_error(r).await;
-    assert_eq!(
-        (s, code.as_str()),
-        (502, "upstream-auth"),
-        "an Orthanc 401 is never passed on"
-    );
+    assert_eq!((s, code.as_str()), (502, "upstream-auth"), "an Orthanc 401 is never passed on");
     let ready = get(&format!("{}/readyz", edge.url), None).await;
     assert_eq!(ready.status(), 503);
     edge.stop().await;
@@ -367,38 +289,18 @@ async fn corrupted_disk_entry_is_never_served() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = test_config(&fake.url, dir.path(), &[]);
     let edge = TestEdge::start(cfg.clone()).await;
-    assert_eq!(
-        get(&edge.preview_url(ID), Some(PREVIEW_KEY)).await.status(),
-        200
-    );
+    assert_eq!(get(&edge.preview_url(ID), Some(PREVIEW_KEY)).await.status(), 200);
     let key = format!("p/{ID}/0/png");
-    assert!(edge
-        .state
-        .cache
-        .disk()
-        .corrupt_for_test(key.as_bytes())
-        .unwrap());
+    assert!(edge.state.cache.disk().corrupt_for_test(key.as_bytes()).unwrap());
     edge.stop().await;
 
     let edge = TestEdge::start(cfg).await;
     let r = get(&edge.preview_url(ID), Some(PREVIEW_KEY)).await;
     assert_eq!(r.status(), 200);
-    assert_eq!(
-        header(&r, "x-cache"),
-        "miss",
-        "the damaged entry was dropped and refetched"
-    );
+    assert_eq!(header(&r, "x-cache"), "miss", "the damaged entry was dropped and refetched");
     assert_eq!(r.bytes().await.unwrap(), fake_png(ID, 0));
     assert_eq!(fake.image_requests(), 2);
-    assert_eq!(
-        edge.state
-            .cache
-            .disk()
-            .stats
-            .checksum_failures
-            .load(std::sync::atomic::Ordering::Relaxed),
-        1
-    );
+    assert_eq!(edge.state.cache.disk().stats.checksum_failures.load(std::sync::atomic::Ordering::Relaxed), 1);
     edge.stop().await;
     fake.stop().await;
 }
@@ -410,110 +312,25 @@ async fn bad_ids_params_and_keys_get_documented_4xx() {
     let edge = TestEdge::start(test_config(&fake.url, dir.path(), &[])).await;
     let u = &edge.url;
     let cases: Vec<(String, Option<&str>, u16, &str)> = vec![
-        (
-            format!("{u}/instances/not-an-id/preview"),
-            Some(PREVIEW_KEY),
-            400,
-            "bad-id",
-        ),
-        (
-            format!("{u}/instances/{}/preview", ID.to_uppercase()),
-            Some(PREVIEW_KEY),
-            400,
-            "bad-id",
-        ),
-        (
-            format!("{u}/instances/{ID}/frames/x/preview"),
-            Some(PREVIEW_KEY),
-            400,
-            "bad-id",
-        ),
-        (
-            format!("{u}/instances/{ID}/frames/-1/preview"),
-            Some(PREVIEW_KEY),
-            400,
-            "bad-id",
-        ),
-        (
-            format!("{u}/instances/{ID}/frames/99999999999/preview"),
-            Some(PREVIEW_KEY),
-            400,
-            "bad-id",
-        ),
-        (
-            format!("{u}/instances/{ID}/preview?w=10"),
-            Some(PREVIEW_KEY),
-            400,
-            "bad-param",
-        ),
-        (
-            format!("{u}/instances/{ID}/preview?returnUnsupportedImage"),
-            Some(PREVIEW_KEY),
-            400,
-            "bad-param",
-        ),
-        (
-            format!("{u}/instances/{ID}/preview?quality=101"),
-            Some(PREVIEW_KEY),
-            400,
-            "bad-param",
-        ),
-        (
-            format!("{u}/instances/{ID}/preview?quality=0"),
-            Some(PREVIEW_KEY),
-            400,
-            "bad-param",
-        ),
-        (
-            format!("{u}/instances/{ID}/preview?quality=5&quality=6"),
-            Some(PREVIEW_KEY),
-            400,
-            "bad-param",
-        ),
-        (
-            format!("{u}/instances/{ID}/preview"),
-            None,
-            401,
-            "unauthenticated",
-        ),
-        (
-            format!("{u}/instances/{ID}/preview"),
-            Some("wrong-key"),
-            401,
-            "invalid-credentials",
-        ),
-        (
-            format!("{u}/instances/{ID}/preview"),
-            Some(ADMIN_KEY),
-            403,
-            "forbidden",
-        ),
+        (format!("{u}/instances/not-an-id/preview"), Some(PREVIEW_KEY), 400, "bad-id"),
+        (format!("{u}/instances/{}/preview", ID.to_uppercase()), Some(PREVIEW_KEY), 400, "bad-id"),
+        (format!("{u}/instances/{ID}/frames/x/preview"), Some(PREVIEW_KEY), 400, "bad-id"),
+        (format!("{u}/instances/{ID}/frames/-1/preview"), Some(PREVIEW_KEY), 400, "bad-id"),
+        (format!("{u}/instances/{ID}/frames/99999999999/preview"), Some(PREVIEW_KEY), 400, "bad-id"),
+        (format!("{u}/instances/{ID}/preview?width=10"), Some(PREVIEW_KEY), 400, "bad-param"),
+        (format!("{u}/instances/{ID}/preview?returnUnsupportedImage"), Some(PREVIEW_KEY), 400, "bad-param"),
+        (format!("{u}/instances/{ID}/preview?quality=101"), Some(PREVIEW_KEY), 400, "bad-param"),
+        (format!("{u}/instances/{ID}/preview?quality=0"), Some(PREVIEW_KEY), 400, "bad-param"),
+        (format!("{u}/instances/{ID}/preview?quality=5&quality=6"), Some(PREVIEW_KEY), 400, "bad-param"),
+        (format!("{u}/instances/{ID}/preview"), None, 401, "unauthenticated"),
+        (format!("{u}/instances/{ID}/preview"), Some("wrong-key"), 401, "invalid-credentials"),
+        (format!("{u}/instances/{ID}/preview"), Some(ADMIN_KEY), 403, "forbidden"),
         // Only preview routes exist: the rest of Orthanc's API is not reachable.
         (format!("{u}/system"), Some(PREVIEW_KEY), 404, "no-route"),
-        (
-            format!("{u}/instances/{ID}"),
-            Some(PREVIEW_KEY),
-            404,
-            "no-route",
-        ),
-        (
-            format!("{u}/instances/{ID}/file"),
-            Some(PREVIEW_KEY),
-            404,
-            "no-route",
-        ),
-        (
-            format!("{u}/instances/{ID}/preview/../../../system"),
-            Some(PREVIEW_KEY),
-            404,
-            "no-route",
-        ),
-        (
-            format!("{u}/tools/lookup"),
-            Some(PREVIEW_KEY),
-            404,
-            "no-route",
-        ),
+        (format!("{u}/instances/{ID}"), Some(PREVIEW_KEY), 404, "no-route"),
+        (format!("{u}/instances/{ID}/file"), Some(PREVIEW_KEY), 404, "no-route"),
+        (format!("{u}/instances/{ID}/preview/../../../system"), Some(PREVIEW_KEY), 404, "no-route"),
+        (format!("{u}/tools/lookup"), Some(PREVIEW_KEY), 404, "no-route"),
     ];
     for (url, key, status, code) in cases {
         let r = get(&url, key).await;
@@ -521,30 +338,13 @@ async fn bad_ids_params_and_keys_get_documented_4xx() {
         assert_eq!((s, c.as_str()), (status, code), "{url}: {message}");
         assert!(!message.is_empty());
     }
-    let named = get(
-        &format!("{u}/instances/{ID}/preview?width=5&foo=1"),
-        Some(PREVIEW_KEY),
-    )
-    .await;
+    let named = get(&format!("{u}/instances/{ID}/preview?width=5&foo=1"), Some(PREVIEW_KEY)).await;
     let (_, _, message) = json_error(named).await;
-    assert!(
-        message.contains("`width`") && message.contains("`foo`"),
-        "{message}"
-    );
+    assert!(message.contains("`width`") && message.contains("`foo`"), "{message}");
     // Bearer works like X-Api-Key.
-    let bearer = client()
-        .get(edge.preview_url(ID))
-        .bearer_auth(PREVIEW_KEY)
-        .send()
-        .await
-        .unwrap();
+    let bearer = client().get(edge.preview_url(ID)).bearer_auth(PREVIEW_KEY).send().await.unwrap();
     assert_eq!(bearer.status(), 200);
-    let post = client()
-        .post(edge.preview_url(ID))
-        .header("X-Api-Key", PREVIEW_KEY)
-        .send()
-        .await
-        .unwrap();
+    let post = client().post(edge.preview_url(ID)).header("X-Api-Key", PREVIEW_KEY).send().await.unwrap();
     assert_eq!(json_error(post).await.0, 405);
     // Nothing above reached Orthanc except the one bearer request.
     assert_eq!(fake.image_requests(), 1);

@@ -31,14 +31,8 @@ fn real() -> Option<Real> {
         var("ORTHANC_EDGE_IT_MANIFEST"),
     ) {
         (Some(url), Some(user), Some(password), Some(manifest)) => {
-            let manifest =
-                serde_json::from_str(&std::fs::read_to_string(manifest).unwrap()).unwrap();
-            Some(Real {
-                url,
-                user,
-                password,
-                manifest,
-            })
+            let manifest = serde_json::from_str(&std::fs::read_to_string(manifest).unwrap()).unwrap();
+            Some(Real { url, user, password, manifest })
         }
         _ => {
             assert!(
@@ -62,11 +56,7 @@ struct Edge {
 impl Edge {
     fn start(r: &Real) -> Edge {
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let pw_file = dir.path().join("orthanc-password");
         std::fs::write(&pw_file, format!("{}\n", r.password)).unwrap();
         let config = dir.path().join("edge.toml");
@@ -95,12 +85,7 @@ impl Edge {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let edge = Edge {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            log,
-            _dir: dir,
-        };
+        let edge = Edge { child, url: format!("http://127.0.0.1:{port}"), log, _dir: dir };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(r) = reqwest::blocking::get(format!("{}/readyz", edge.url)) {
@@ -108,30 +93,20 @@ impl Edge {
                     return edge;
                 }
             }
-            assert!(
-                Instant::now() < deadline,
-                "edge not ready: {}",
-                edge.log_text()
-            );
+            assert!(Instant::now() < deadline, "edge not ready: {}", edge.log_text());
             std::thread::sleep(Duration::from_millis(100));
         }
     }
 
     fn log_text(&self) -> String {
         let mut s = String::new();
-        std::fs::File::open(&self.log)
-            .unwrap()
-            .read_to_string(&mut s)
-            .unwrap();
+        std::fs::File::open(&self.log).unwrap().read_to_string(&mut s).unwrap();
         s
     }
 
     /// SIGTERM, wait for a clean exit, return the whole log.
     fn stop(mut self) -> String {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -152,10 +127,7 @@ impl Drop for Edge {
 }
 
 fn http() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .no_gzip()
-        .build()
-        .unwrap()
+    reqwest::blocking::Client::builder().no_gzip().build().unwrap()
 }
 
 fn instance<'a>(r: &'a Real, name: &str) -> &'a Value {
@@ -196,33 +168,19 @@ fn previews_match_orthanc_pixels_and_bytes() {
     for (name, color) in cases {
         let inst = instance(&r, name);
         let id = inst["instance"].as_str().unwrap();
-        let (w, h) = (
-            inst["width"].as_u64().unwrap() as u32,
-            inst["height"].as_u64().unwrap() as u32,
-        );
-        for (accept, ct) in [
-            ("image/png", "image/png"),
-            ("image/jpeg", "image/jpeg"),
-            ("*/*", "image/png"),
-        ] {
+        let (w, h) = (inst["width"].as_u64().unwrap() as u32, inst["height"].as_u64().unwrap() as u32);
+        for (accept, ct) in [("image/png", "image/png"), ("image/jpeg", "image/jpeg"), ("*/*", "image/png")] {
             let path = format!("/instances/{id}/preview");
             let resp = via_edge(&edge, &path, accept);
             assert_eq!(resp.status(), 200, "{name} {accept}");
             assert_eq!(resp.headers()["content-type"], ct);
             // `*/*` gets PNG, the entry the `image/png` request just made.
-            let expected = if accept == "*/*" {
-                "hit-memory"
-            } else {
-                "miss"
-            };
+            let expected = if accept == "*/*" { "hit-memory" } else { "miss" };
             assert_eq!(resp.headers()["x-cache"], expected, "{name} {accept}");
             let body = resp.bytes().unwrap().to_vec();
             let (status, reference) = orthanc_direct(&r, &path, accept);
             assert_eq!(status, 200);
-            assert!(
-                body == reference,
-                "{name} {accept}: edge bytes differ from Orthanc's"
-            );
+            assert!(body == reference, "{name} {accept}: edge bytes differ from Orthanc's");
             let img = image::load_from_memory(&body).unwrap();
             assert_eq!(img.dimensions(), (w, h), "{name} {accept}");
             if ct == "image/png" {
@@ -240,36 +198,23 @@ fn previews_match_orthanc_pixels_and_bytes() {
 fn frames_are_independent_and_out_of_range_is_404() {
     let Some(r) = real() else { return };
     let edge = Edge::start(&r);
-    let id = instance(&r, "multiframe3")["instance"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = instance(&r, "multiframe3")["instance"].as_str().unwrap().to_owned();
     let mut seen = Vec::new();
     for f in 0..3 {
         let path = format!("/instances/{id}/frames/{f}/preview");
         let resp = via_edge(&edge, &path, "image/png");
         assert_eq!(resp.status(), 200);
         let body = resp.bytes().unwrap().to_vec();
-        assert!(
-            body == orthanc_direct(&r, &path, "image/png").1,
-            "frame {f}"
-        );
+        assert!(body == orthanc_direct(&r, &path, "image/png").1, "frame {f}");
         assert!(!seen.contains(&body), "frame {f} differs from the others");
         seen.push(body);
     }
-    let resp = via_edge(
-        &edge,
-        &format!("/instances/{id}/frames/3/preview"),
-        "image/png",
-    );
+    let resp = via_edge(&edge, &format!("/instances/{id}/frames/3/preview"), "image/png");
     assert_eq!(resp.status(), 404);
     let v: Value = resp.json().unwrap();
     assert_eq!(v["code"], "not-found");
-    let unknown = via_edge(
-        &edge,
-        "/instances/00000000-00000000-00000000-00000000-00000000/preview",
-        "image/png",
-    );
+    let unknown =
+        via_edge(&edge, "/instances/00000000-00000000-00000000-00000000-00000000/preview", "image/png");
     assert_eq!(unknown.status(), 404);
 }
 
@@ -288,10 +233,7 @@ fn undecodable_transfer_syntax_is_415() {
 fn secrets_and_patient_names_stay_out_of_responses_and_logs() {
     let Some(r) = real() else { return };
     let edge = Edge::start(&r);
-    let id = instance(&r, "ct16")["instance"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = instance(&r, "ct16")["instance"].as_str().unwrap().to_owned();
     let mut seen = String::new();
     for (path, key) in [
         (format!("/instances/{id}/preview"), Some(KEY)),
@@ -309,10 +251,7 @@ fn secrets_and_patient_names_stay_out_of_responses_and_logs() {
         let resp = req.send().unwrap();
         assert!(resp.headers().get("www-authenticate").is_none());
         for (name, value) in resp.headers() {
-            seen.push_str(&format!(
-                "{name}: {}\n",
-                String::from_utf8_lossy(value.as_bytes())
-            ));
+            seen.push_str(&format!("{name}: {}\n", String::from_utf8_lossy(value.as_bytes())));
         }
         seen.push_str(&String::from_utf8_lossy(&resp.bytes().unwrap()));
     }

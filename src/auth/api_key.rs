@@ -33,10 +33,7 @@ impl ApiKeys {
                 let scopes: Vec<Scope> = k.scopes.clone();
                 Some(Entry {
                     hash: *hash.as_bytes(),
-                    principal: Principal {
-                        name: k.name.as_str().into(),
-                        scopes: scopes.into(),
-                    },
+                    principal: Principal { name: k.name.as_str().into(), scopes: scopes.into() },
                 })
             })
             .collect();

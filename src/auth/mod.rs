@@ -58,11 +58,7 @@ impl AuthError {
 }
 
 /// May `principal` use `scope` on `resource`? The single decision point.
-pub fn authorize(
-    principal: &Principal,
-    scope: Scope,
-    resource: Resource<'_>,
-) -> Result<(), AuthError> {
+pub fn authorize(principal: &Principal, scope: Scope, resource: Resource<'_>) -> Result<(), AuthError> {
     let _ = resource; // resource-restricted credentials (sessions, signed links) narrow this later
     if principal.scopes.contains(&scope) {
         Ok(())
@@ -96,10 +92,7 @@ fn credential(req: &HttpRequest) -> Option<&str> {
     }
     let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, rest) = auth.trim().split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| rest.trim())
-        .filter(|s| !s.is_empty())
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim()).filter(|s| !s.is_empty())
 }
 
 impl FromRequest for Principal {
@@ -124,60 +117,32 @@ mod tests {
     use actix_web::test::TestRequest;
 
     fn principal(scopes: &[Scope]) -> Principal {
-        Principal {
-            name: "t".into(),
-            scopes: scopes.into(),
-        }
+        Principal { name: "t".into(), scopes: scopes.into() }
     }
 
     #[test]
     fn scope_decides() {
         let id = OrthancId::parse("8e289db9-0e1437e1-3ecf395f-d8aae463-f4bb49fe").unwrap();
-        assert!(authorize(
-            &principal(&[Scope::Preview]),
-            Scope::Preview,
-            Resource::Instance(&id)
-        )
-        .is_ok());
-        assert!(authorize(
-            &principal(&[Scope::Admin]),
-            Scope::Preview,
-            Resource::Instance(&id)
-        )
-        .is_err());
+        assert!(authorize(&principal(&[Scope::Preview]), Scope::Preview, Resource::Instance(&id)).is_ok());
+        assert!(authorize(&principal(&[Scope::Admin]), Scope::Preview, Resource::Instance(&id)).is_err());
         assert!(matches!(
-            authorize(
-                &principal(&[Scope::Preview]),
-                Scope::Admin,
-                Resource::Instance(&id)
-            ),
-            Err(AuthError::Forbidden {
-                scope: Scope::Admin
-            })
+            authorize(&principal(&[Scope::Preview]), Scope::Admin, Resource::Instance(&id)),
+            Err(AuthError::Forbidden { scope: Scope::Admin })
         ));
     }
 
     #[test]
     fn credential_sources() {
-        let r = TestRequest::default()
-            .insert_header(("X-Api-Key", " k1 "))
-            .to_http_request();
+        let r = TestRequest::default().insert_header(("X-Api-Key", " k1 ")).to_http_request();
         assert_eq!(credential(&r), Some("k1"));
-        let r = TestRequest::default()
-            .insert_header(("Authorization", "Bearer k2"))
-            .to_http_request();
+        let r = TestRequest::default().insert_header(("Authorization", "Bearer k2")).to_http_request();
         assert_eq!(credential(&r), Some("k2"));
-        let r = TestRequest::default()
-            .insert_header(("Authorization", "bearer   k3"))
-            .to_http_request();
+        let r = TestRequest::default().insert_header(("Authorization", "bearer   k3")).to_http_request();
         assert_eq!(credential(&r), Some("k3"));
-        let r = TestRequest::default()
-            .insert_header(("Authorization", "Basic dXNlcjpwdw=="))
-            .to_http_request();
+        let r =
+            TestRequest::default().insert_header(("Authorization", "Basic dXNlcjpwdw==")).to_http_request();
         assert_eq!(credential(&r), None);
-        let r = TestRequest::default()
-            .insert_header(("Authorization", "Bearer "))
-            .to_http_request();
+        let r = TestRequest::default().insert_header(("Authorization", "Bearer ")).to_http_request();
         assert_eq!(credential(&r), None);
         assert_eq!(credential(&TestRequest::default().to_http_request()), None);
     }

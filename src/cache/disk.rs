@@ -81,10 +81,7 @@ impl DiskCache {
     }
 
     fn try_open(dir: &Path, capacity: u64) -> Result<Self, CacheError> {
-        let open_err = |why: String| CacheError::Open {
-            path: dir.display().to_string(),
-            why,
-        };
+        let open_err = |why: String| CacheError::Open { path: dir.display().to_string(), why };
         std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
         let cfg = sled::Config::new().path(dir).flush_every_ms(Some(200));
         // sled may panic rather than err on some damaged files; the cache is disposable either way.
@@ -135,17 +132,16 @@ impl DiskCache {
         let raw = entry.encode();
         let size = (raw.len() + key.len()) as u64;
         let seq = self.db.generate_id()?;
-        let old: TxResult<Option<u64>> =
-            (&self.entries, &self.meta, &self.lru).transaction(|(e, m, l)| {
-                let old = m.get(key)?.and_then(|v| parse_meta(&v));
-                if let Some((old_seq, _)) = old {
-                    l.remove(lru_key(old_seq, key))?;
-                }
-                e.insert(key, raw.as_slice())?;
-                m.insert(key, &meta_value(seq, size)[..])?;
-                l.insert(lru_key(seq, key), &[][..])?;
-                Ok::<_, ConflictableTransactionError<()>>(old.map(|(_, s)| s))
-            });
+        let old: TxResult<Option<u64>> = (&self.entries, &self.meta, &self.lru).transaction(|(e, m, l)| {
+            let old = m.get(key)?.and_then(|v| parse_meta(&v));
+            if let Some((old_seq, _)) = old {
+                l.remove(lru_key(old_seq, key))?;
+            }
+            e.insert(key, raw.as_slice())?;
+            m.insert(key, &meta_value(seq, size)[..])?;
+            l.insert(lru_key(seq, key), &[][..])?;
+            Ok::<_, ConflictableTransactionError<()>>(old.map(|(_, s)| s))
+        });
         let old_size = old.map_err(tx_err)?.unwrap_or(0);
         self.used.fetch_add(size, Ordering::Relaxed);
         self.used.fetch_sub(old_size, Ordering::Relaxed);
@@ -157,20 +153,16 @@ impl DiskCache {
 
     /// Remove one entry; returns the bytes freed.
     pub fn remove(&self, key: &[u8]) -> Result<u64, CacheError> {
-        let freed: TxResult<u64> =
-            (&self.entries, &self.meta, &self.lru).transaction(|(e, m, l)| {
-                let old = m.remove(key)?.and_then(|v| parse_meta(&v));
-                e.remove(key)?;
-                if let Some((seq, _)) = old {
-                    l.remove(lru_key(seq, key))?;
-                }
-                Ok::<_, ConflictableTransactionError<()>>(old.map(|(_, s)| s).unwrap_or(0))
-            });
+        let freed: TxResult<u64> = (&self.entries, &self.meta, &self.lru).transaction(|(e, m, l)| {
+            let old = m.remove(key)?.and_then(|v| parse_meta(&v));
+            e.remove(key)?;
+            if let Some((seq, _)) = old {
+                l.remove(lru_key(seq, key))?;
+            }
+            Ok::<_, ConflictableTransactionError<()>>(old.map(|(_, s)| s).unwrap_or(0))
+        });
         let freed = freed.map_err(tx_err)?;
-        self.used.fetch_sub(
-            freed.min(self.used.load(Ordering::Relaxed)),
-            Ordering::Relaxed,
-        );
+        self.used.fetch_sub(freed.min(self.used.load(Ordering::Relaxed)), Ordering::Relaxed);
         Ok(freed)
     }
 
@@ -247,14 +239,9 @@ fn tx_err(e: TransactionError<()>) -> CacheError {
 }
 
 fn aside_path(dir: &Path) -> PathBuf {
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "cache".into());
+    let stamp =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "cache".into());
     dir.with_file_name(format!("{name}.broken-{stamp}"))
 }
 
@@ -311,14 +298,8 @@ mod tests {
             c.put(&[b'k', i], &entry(1500, i)).unwrap();
         }
         assert!(c.used_bytes() <= 10_000);
-        assert!(
-            c.get(b"k\x00").unwrap().is_some(),
-            "recently used entry kept"
-        );
-        assert!(
-            c.get(b"k\x01").unwrap().is_none(),
-            "least recently used entry evicted"
-        );
+        assert!(c.get(b"k\x00").unwrap().is_some(), "recently used entry kept");
+        assert!(c.get(b"k\x01").unwrap().is_none(), "least recently used entry evicted");
         assert!(c.get(b"k\x07").unwrap().is_some(), "newest entry kept");
         assert!(c.stats.evictions.load(Ordering::Relaxed) > 0);
     }
@@ -357,9 +338,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let first = DiskCache::open(dir.path(), 1 << 20).unwrap();
         first.put(b"k", &entry(10, 1)).unwrap();
-        let err = DiskCache::open(dir.path(), 1 << 20)
-            .err()
-            .expect("second open must fail");
+        let err = DiskCache::open(dir.path(), 1 << 20).err().expect("second open must fail");
         assert!(err.to_string().contains("in use"), "{err}");
         assert!(first.get(b"k").unwrap().is_some());
     }

@@ -33,16 +33,8 @@ impl Entry {
     pub fn new(content_type: &str, body: Bytes) -> Self {
         let digest = blake3::hash(&body);
         let etag = format!("\"{}\"", &digest.to_hex()[..32]);
-        let created = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        Self {
-            content_type: content_type.to_owned(),
-            created,
-            etag,
-            body,
-        }
+        let created = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        Self { content_type: content_type.to_owned(), created, etag, body }
     }
 
     /// Approximate memory cost, for the memory tier's weigher.
@@ -55,9 +47,8 @@ impl Entry {
     pub fn encode(&self) -> Vec<u8> {
         let ct = &self.content_type.as_bytes()[..self.content_type.len().min(255)];
         let etag = &self.etag.as_bytes()[..self.etag.len().min(255)];
-        let mut buf = BytesMut::with_capacity(
-            4 + 8 + 2 + ct.len() + etag.len() + 4 + self.body.len() + SUM_LEN,
-        );
+        let mut buf =
+            BytesMut::with_capacity(4 + 8 + 2 + ct.len() + etag.len() + 4 + self.body.len() + SUM_LEN);
         buf.put_slice(MAGIC);
         buf.put_u64(self.created);
         buf.put_u8(ct.len() as u8);
@@ -80,8 +71,7 @@ impl Entry {
         if !raw.starts_with(MAGIC) {
             return Err(EntryError::BadMagic);
         }
-        if blake3::hash(data)
-            != blake3::Hash::from_bytes(sum.try_into().map_err(|_| EntryError::Truncated)?)
+        if blake3::hash(data) != blake3::Hash::from_bytes(sum.try_into().map_err(|_| EntryError::Truncated)?)
         {
             return Err(EntryError::Checksum);
         }
@@ -91,18 +81,12 @@ impl Entry {
         let content_type = r.text(ct_len)?;
         let etag_len = r.take(1)?[0] as usize;
         let etag = r.text(etag_len)?;
-        let body_len =
-            u32::from_be_bytes(r.take(4)?.try_into().map_err(|_| EntryError::Truncated)?) as usize;
+        let body_len = u32::from_be_bytes(r.take(4)?.try_into().map_err(|_| EntryError::Truncated)?) as usize;
         let body = Bytes::copy_from_slice(r.take(body_len)?);
         if r.pos != data.len() {
             return Err(EntryError::Truncated);
         }
-        Ok(Self {
-            content_type,
-            created,
-            etag,
-            body,
-        })
+        Ok(Self { content_type, created, etag, body })
     }
 }
 
@@ -120,9 +104,7 @@ impl<'a> Reader<'a> {
     }
 
     fn text(&mut self, n: usize) -> Result<String, EntryError> {
-        std::str::from_utf8(self.take(n)?)
-            .map(str::to_owned)
-            .map_err(|_| EntryError::BadText)
+        std::str::from_utf8(self.take(n)?).map(str::to_owned).map_err(|_| EntryError::BadText)
     }
 }
 
@@ -147,10 +129,7 @@ mod tests {
             assert!(Entry::decode(&bad).is_err(), "flip at {i} not caught");
         }
         for n in 0..raw.len() {
-            assert!(
-                Entry::decode(&raw[..n]).is_err(),
-                "truncation to {n} not caught"
-            );
+            assert!(Entry::decode(&raw[..n]).is_err(), "truncation to {n} not caught");
         }
     }
 

@@ -16,13 +16,7 @@ pub struct CacheKey {
 impl CacheKey {
     /// `p/{instance}/{frame}/{variant}`: `instance_prefix` finds all of an instance's entries.
     pub fn to_bytes(&self) -> Vec<u8> {
-        format!(
-            "{}{}/{}",
-            Self::instance_prefix(&self.instance),
-            self.frame,
-            self.variant
-        )
-        .into_bytes()
+        format!("{}{}/{}", Self::instance_prefix(&self.instance), self.frame, self.variant).into_bytes()
     }
 
     pub fn instance_prefix(instance: &OrthancId) -> String {
@@ -43,16 +37,9 @@ mod tests {
     #[test]
     fn instance_prefix_covers_all_frames_and_variants() {
         let id = OrthancId::parse("8e289db9-0e1437e1-3ecf395f-d8aae463-f4bb49fe").unwrap();
-        let k = CacheKey {
-            instance: id.clone(),
-            frame: 2,
-            variant: "png".into(),
-        };
+        let k = CacheKey { instance: id.clone(), frame: 2, variant: "png".into() };
         let bytes = k.to_bytes();
         assert!(bytes.starts_with(CacheKey::instance_prefix(&id).as_bytes()));
-        assert_eq!(
-            bytes,
-            b"p/8e289db9-0e1437e1-3ecf395f-d8aae463-f4bb49fe/2/png"
-        );
+        assert_eq!(bytes, b"p/8e289db9-0e1437e1-3ecf395f-d8aae463-f4bb49fe/2/png");
     }
 }

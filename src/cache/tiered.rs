@@ -48,12 +48,7 @@ pub struct TieredCache {
 
 impl TieredCache {
     pub fn new(memory: MemoryCache, disk: Arc<DiskCache>, flight_wait: Duration) -> Self {
-        Self {
-            memory,
-            disk,
-            flights: Arc::default(),
-            flight_wait,
-        }
+        Self { memory, disk, flights: Arc::default(), flight_wait }
     }
 
     pub fn disk(&self) -> &Arc<DiskCache> {
@@ -77,10 +72,8 @@ impl TieredCache {
             return Ok((e, CacheStatus::HitMemory));
         }
         let flight = {
-            let mut flights = self
-                .flights
-                .lock()
-                .map_err(|_| AppError::Internal("flight map poisoned".into()))?;
+            let mut flights =
+                self.flights.lock().map_err(|_| AppError::Internal("flight map poisoned".into()))?;
             match flights.get(key) {
                 Some(f) => f.clone(),
                 None => {
@@ -90,9 +83,7 @@ impl TieredCache {
                 }
             }
         };
-        tokio::time::timeout(self.flight_wait, flight)
-            .await
-            .unwrap_or(Err(AppError::FlightTimeout))
+        tokio::time::timeout(self.flight_wait, flight).await.unwrap_or(Err(AppError::FlightTimeout))
     }
 
     fn start_flight<F, Fut>(&self, key: CacheKey, fill: F) -> Flight
@@ -145,10 +136,7 @@ impl TieredCache {
         let stored = entry.clone();
         let written = tokio::task::spawn_blocking(move || disk.put(&raw_key, &stored)).await;
         if !matches!(written, Ok(Ok(()))) {
-            self.disk
-                .stats
-                .write_errors
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.disk.stats.write_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             match written {
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "disk cache write failed; serving from memory")

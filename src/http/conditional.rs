@@ -19,7 +19,7 @@ pub fn image_response(
     req: &HttpRequest,
     served: &Served,
     cache_control: &HeaderValue,
-    vary: &'static str,
+    vary: Option<&'static str>,
 ) -> HttpResponse {
     let entry = &served.entry;
     let matched = req
@@ -27,15 +27,13 @@ pub fn image_response(
         .get_all(header::IF_NONE_MATCH)
         .filter_map(|v| v.to_str().ok())
         .any(|v| none_match(v, &entry.etag));
-    let mut resp = if matched {
-        HttpResponse::NotModified()
-    } else {
-        HttpResponse::Ok()
-    };
+    let mut resp = if matched { HttpResponse::NotModified() } else { HttpResponse::Ok() };
     resp.insert_header((header::ETAG, entry.etag.as_str()))
         .insert_header((header::CACHE_CONTROL, cache_control.clone()))
-        .insert_header((header::VARY, vary))
         .insert_header(("x-cache", served.status.as_str()));
+    if let Some(vary) = vary {
+        resp.insert_header((header::VARY, vary));
+    }
     if matched {
         return resp.finish();
     }

@@ -2,61 +2,121 @@
 
 use std::future::{ready, Ready};
 
-use actix_web::{dev::Payload, http::header, FromRequest, HttpRequest};
+use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
 
 use crate::error::AppError;
 use crate::ids::OrthancId;
-use crate::previews::PreviewSpec;
-use crate::upstream::ImageFormat;
+use crate::previews::{Output, PreviewSpec};
+use crate::state::AppState;
+use crate::transform::spec::{self, OutputFormat, ParamError};
+use crate::upstream::{ImageFormat, Rendering, Window};
 
 /// Highest frame number accepted (Orthanc numbers frames from 0).
 const MAX_FRAME: u32 = 99_999;
 
-/// A validated preview request.
+/// A validated image request, and whether its bytes depend on the Accept header.
 #[derive(Debug, Clone)]
-pub struct PreviewRequest(pub PreviewSpec);
+pub struct PreviewRequest {
+    pub spec: PreviewSpec,
+    pub negotiated: bool,
+}
 
 impl FromRequest for PreviewRequest {
     type Error = AppError;
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(parse(req).map(PreviewRequest))
+        ready(match req.app_data::<web::Data<AppState>>() {
+            Some(state) => parse(req, state),
+            None => Err(AppError::Internal("state not configured".into())),
+        })
     }
 }
 
-fn parse(req: &HttpRequest) -> Result<PreviewSpec, AppError> {
+const PREVIEW_PARAMS: [&str; 7] = ["quality", "w", "h", "fit", "format", "q", "preset"];
+const RENDERED_PARAMS: [&str; 8] =
+    ["window-center", "window-width", "w", "h", "fit", "format", "q", "preset"];
+
+fn parse(req: &HttpRequest, state: &AppState) -> Result<PreviewRequest, AppError> {
     let raw_id = req.match_info().get("id").unwrap_or_default();
     let instance = OrthancId::parse(raw_id).ok_or_else(|| {
         AppError::BadId(
-            "instance id must be an Orthanc id: 5 groups of 8 lowercase hex digits joined by '-'"
-                .into(),
+            "instance id must be an Orthanc id: 5 groups of 8 lowercase hex digits joined by '-'".into(),
         )
     })?;
     let frame = match req.match_info().get("frame") {
         None => 0,
         Some(f) => parse_frame(f)?,
     };
-    let query = parse_query(req.query_string(), &["quality"])?;
-    let quality = match query.iter().find(|(k, _)| k == "quality") {
-        None => None,
-        Some((_, v)) => Some(
-            v.parse::<u8>()
-                .ok()
-                .filter(|q| (1..=100).contains(q))
-                .ok_or_else(|| {
-                    AppError::BadParam(
-                        "parameter `quality` must be an integer from 1 to 100".into(),
-                    )
-                })?,
-        ),
+    let rendered = req.path().ends_with("/rendered");
+    let allowed: &[&str] = if rendered { &RENDERED_PARAMS } else { &PREVIEW_PARAMS };
+    let query = parse_query(req.query_string(), allowed)?;
+    let bad = |e: ParamError| AppError::BadParam(e.to_string());
+    let variant = spec::parse_params(&query, &state.presets, &state.limits).map_err(bad)?;
+    let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let orthanc_format = negotiate(accept);
+    let default_format = match orthanc_format {
+        ImageFormat::Jpeg => OutputFormat::Jpeg,
+        ImageFormat::Png => OutputFormat::Png,
     };
-    Ok(PreviewSpec {
-        instance,
-        frame,
-        format: negotiate(req),
-        quality,
-    })
+    let quality = get(&query, "quality").map(parse_quality).transpose()?;
+    let (output, negotiated) = match (rendered, variant) {
+        (false, None) => (Output::Orthanc { format: orthanc_format, quality }, true),
+        (false, Some(v)) => {
+            if quality.is_some() {
+                return Err(AppError::BadParam(
+                    "parameter `quality`: with variant parameters use `q`".into(),
+                ));
+            }
+            let (variant, negotiated) = spec::resolve(&v, default_format, accept, &state.limits);
+            (Output::Edge { rendering: Rendering::Preview, variant }, negotiated)
+        }
+        (true, v) => {
+            let v = v.unwrap_or_default();
+            let (variant, negotiated) = spec::resolve(&v, default_format, accept, &state.limits);
+            let window = parse_window(&query)?;
+            (Output::Edge { rendering: Rendering::Rendered { window }, variant }, negotiated)
+        }
+    };
+    Ok(PreviewRequest { spec: PreviewSpec { instance, frame, output }, negotiated })
+}
+
+fn get<'a>(query: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+fn parse_quality(v: &str) -> Result<u8, AppError> {
+    v.parse::<u8>()
+        .ok()
+        .filter(|q| (1..=100).contains(q))
+        .ok_or_else(|| AppError::BadParam("parameter `quality` must be an integer from 1 to 100".into()))
+}
+
+/// `window-center` and `window-width` come together: finite numbers, width > 0.
+fn parse_window(query: &[(String, String)]) -> Result<Option<Window>, AppError> {
+    let num = |k: &str| -> Result<Option<f64>, AppError> {
+        get(query, k)
+            .map(|v| {
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite() && x.abs() <= 1e7)
+                    .ok_or_else(|| AppError::BadParam(format!("parameter `{k}` must be a number")))
+            })
+            .transpose()
+    };
+    match (num("window-center")?, num("window-width")?) {
+        (None, None) => Ok(None),
+        (Some(center), Some(width)) if width > 0.0 => Ok(Some(Window { center, width })),
+        (Some(_), Some(_)) => {
+            Err(AppError::BadParam("parameter `window-width` must be greater than 0".into()))
+        }
+        (Some(_), None) => {
+            Err(AppError::BadParam("parameter `window-width` is required with `window-center`".into()))
+        }
+        (None, Some(_)) => {
+            Err(AppError::BadParam("parameter `window-center` is required with `window-width`".into()))
+        }
+    }
 }
 
 fn parse_frame(s: &str) -> Result<u32, AppError> {
@@ -64,10 +124,7 @@ fn parse_frame(s: &str) -> Result<u32, AppError> {
     if s.is_empty() || s.len() > 5 || !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad());
     }
-    s.parse::<u32>()
-        .ok()
-        .filter(|&n| n <= MAX_FRAME)
-        .ok_or_else(bad)
+    s.parse::<u32>().ok().filter(|&n| n <= MAX_FRAME).ok_or_else(bad)
 }
 
 /// Decode the query string, refusing unknown and repeated parameters by name.
@@ -83,20 +140,14 @@ fn parse_query(qs: &str, allowed: &[&str]) -> Result<Vec<(String, String)>, AppE
             continue;
         }
         if out.iter().any(|(seen, _)| *seen == k) {
-            return Err(AppError::BadParam(format!(
-                "parameter `{k}` is given more than once"
-            )));
+            return Err(AppError::BadParam(format!("parameter `{k}` is given more than once")));
         }
         out.push((k.into_owned(), v.into_owned()));
     }
     if !unknown.is_empty() {
         return Err(AppError::BadParam(format!(
             "unknown query parameter(s): {}; allowed: {}",
-            unknown
-                .iter()
-                .map(|u| format!("`{u}`"))
-                .collect::<Vec<_>>()
-                .join(", "),
+            unknown.iter().map(|u| format!("`{u}`")).collect::<Vec<_>>().join(", "),
             allowed.join(", ")
         )));
     }
@@ -104,13 +155,8 @@ fn parse_query(qs: &str, allowed: &[&str]) -> Result<Vec<(String, String)>, AppE
 }
 
 /// Orthanc's rule: JPEG only when Accept is exactly `image/jpeg`, PNG otherwise.
-fn negotiate(req: &HttpRequest) -> ImageFormat {
-    let accept = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim);
-    if accept.is_some_and(|a| a.eq_ignore_ascii_case("image/jpeg")) {
+fn negotiate(accept: &str) -> ImageFormat {
+    if accept.trim().eq_ignore_ascii_case("image/jpeg") {
         ImageFormat::Jpeg
     } else {
         ImageFormat::Png
@@ -134,13 +180,9 @@ mod tests {
     fn query_rules() {
         assert!(parse_query("", &["quality"]).unwrap().is_empty());
         assert_eq!(parse_query("quality=80", &["quality"]).unwrap()[0].1, "80");
-        let e = parse_query("quality=1&quality=2", &["quality"])
-            .unwrap_err()
-            .to_string();
+        let e = parse_query("quality=1&quality=2", &["quality"]).unwrap_err().to_string();
         assert!(e.contains("`quality`"), "{e}");
-        let e = parse_query("foo=1&bar&foo=2", &["quality"])
-            .unwrap_err()
-            .to_string();
+        let e = parse_query("foo=1&bar&foo=2", &["quality"]).unwrap_err().to_string();
         assert!(e.contains("`foo`") && e.contains("`bar`"), "{e}");
     }
 }

@@ -7,9 +7,7 @@ use crate::state::AppState;
 
 /// The process is alive and serving HTTP.
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header(("cache-control", "no-store"))
-        .json(json!({"status": "ok"}))
+    HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(json!({"status": "ok"}))
 }
 
 /// Caches are open and Orthanc answers with the service credentials.
@@ -20,10 +18,6 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         "orthanc": match &orthanc { Ok(()) => "ok", Err(e) => e.code() },
         "cache": "open",
     });
-    let mut resp = if orthanc.is_ok() {
-        HttpResponse::Ok()
-    } else {
-        HttpResponse::ServiceUnavailable()
-    };
+    let mut resp = if orthanc.is_ok() { HttpResponse::Ok() } else { HttpResponse::ServiceUnavailable() };
     resp.insert_header(("cache-control", "no-store")).json(body)
 }

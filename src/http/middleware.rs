@@ -20,8 +20,7 @@ fn request_id(req: &ServiceRequest) -> String {
         .filter(|s| {
             !s.is_empty()
                 && s.len() <= 64
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
@@ -48,10 +47,7 @@ pub async fn request_context(
     );
     let started = Instant::now();
     let mut res = next.call(req).instrument(span.clone()).await?;
-    let route = res
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "-".to_owned());
+    let route = res.request().match_pattern().unwrap_or_else(|| "-".to_owned());
     span.record("route", route.as_str());
     span.record("status", res.status().as_u16());
     span.record("elapsed_ms", started.elapsed().as_secs_f64() * 1000.0);

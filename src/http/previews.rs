@@ -9,23 +9,14 @@ use crate::error::AppError;
 use crate::state::AppState;
 
 pub async fn preview(
-    PreviewRequest(spec): PreviewRequest,
+    PreviewRequest { spec, negotiated }: PreviewRequest,
     principal: Principal,
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
-    authorize(
-        &principal,
-        Scope::Preview,
-        Resource::Instance(&spec.instance),
-    )?;
+    authorize(&principal, Scope::Preview, Resource::Instance(&spec.instance))?;
     let served = state.previews.get(&spec).await?;
     tracing::Span::current().record("cache", served.status.as_str());
-    // The encoding follows the request's Accept, as Orthanc's does.
-    Ok(image_response(
-        &req,
-        &served,
-        &state.cache_control,
-        "Accept",
-    ))
+    let vary = negotiated.then_some("Accept");
+    Ok(image_response(&req, &served, &state.cache_control, vary))
 }

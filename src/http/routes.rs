@@ -18,6 +18,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::head().to(previews::preview))
             .default_service(web::to(method_not_allowed)),
     )
+    .service(
+        web::resource("/instances/{id}/rendered")
+            .route(web::get().to(previews::preview))
+            .route(web::head().to(previews::preview))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/instances/{id}/frames/{frame}/rendered")
+            .route(web::get().to(previews::preview))
+            .route(web::head().to(previews::preview))
+            .default_service(web::to(method_not_allowed)),
+    )
     .service(web::resource("/healthz").route(web::get().to(health::healthz)))
     .service(web::resource("/readyz").route(web::get().to(health::readyz)))
     .default_service(web::to(no_route));

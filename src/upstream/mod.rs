@@ -2,7 +2,7 @@
 
 mod orthanc;
 
-pub use orthanc::{ImageFormat, OrthancClient, UpstreamImage};
+pub use orthanc::{ImageFormat, OrthancClient, Rendering, UpstreamImage, Window};
 
 /// A failed Orthanc request, already classified for the client.
 #[derive(Debug, Clone, thiserror::Error)]

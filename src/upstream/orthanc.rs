@@ -5,9 +5,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
-use reqwest::header::{
-    HeaderMap, HeaderValue, ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_TYPE,
-};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::StatusCode;
 use tokio::sync::Semaphore;
 
@@ -46,6 +44,24 @@ impl ImageFormat {
     }
 }
 
+const PAM_MIME: &str = "image/x-portable-arbitrarymap";
+
+/// Which of Orthanc's renderings a source comes from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rendering {
+    /// `/preview`: full dynamic range.
+    Preview,
+    /// `/rendered`: the instance's own window, or the given one.
+    Rendered { window: Option<Window> },
+}
+
+/// A window setting for `/rendered`, validated finite (width > 0).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Window {
+    pub center: f64,
+    pub width: f64,
+}
+
 /// An image as Orthanc rendered it.
 #[derive(Debug, Clone)]
 pub struct UpstreamImage {
@@ -65,9 +81,7 @@ pub struct OrthancClient {
 
 impl std::fmt::Debug for OrthancClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OrthancClient")
-            .field("base", &self.base)
-            .finish_non_exhaustive()
+        f.debug_struct("OrthancClient").field("base", &self.base).finish_non_exhaustive()
     }
 }
 
@@ -78,8 +92,8 @@ impl OrthancClient {
             cfg.username,
             password.expose()
         ));
-        let mut auth = HeaderValue::from_str(&format!("Basic {token}"))
-            .unwrap_or_else(|_| HeaderValue::from_static(""));
+        let mut auth =
+            HeaderValue::from_str(&format!("Basic {token}")).unwrap_or_else(|_| HeaderValue::from_static(""));
         auth.set_sensitive(true);
         let mut headers = HeaderMap::new();
         headers.insert(AUTHORIZATION, auth);
@@ -113,44 +127,56 @@ impl OrthancClient {
         if let (ImageFormat::Jpeg, Some(q)) = (format, quality) {
             url.push_str(&format!("?quality={q}"));
         }
+        let (body, elapsed) = self.fetch_image(&url, format.mime(), |b| format.matches_magic(b)).await?;
+        Ok(UpstreamImage { format, body, elapsed })
+    }
+
+    /// Lossless 8-bit pixels of one frame as PAM: the cheapest rendering Orthanc makes.
+    pub async fn pixels(
+        &self,
+        id: &OrthancId,
+        frame: u32,
+        rendering: &Rendering,
+    ) -> Result<(Bytes, Duration), UpstreamError> {
+        let url = match rendering {
+            Rendering::Preview => format!("{}/instances/{}/frames/{}/preview", self.base, id, frame),
+            Rendering::Rendered { window: None } => {
+                format!("{}/instances/{}/frames/{}/rendered", self.base, id, frame)
+            }
+            Rendering::Rendered { window: Some(w) } => format!(
+                "{}/instances/{}/frames/{}/rendered?window-center={}&window-width={}",
+                self.base, id, frame, w.center, w.width
+            ),
+        };
+        self.fetch_image(&url, PAM_MIME, |b| b.starts_with(b"P7\n")).await
+    }
+
+    /// One image request under the render semaphore, classified and checked.
+    async fn fetch_image(
+        &self,
+        url: &str,
+        mime: &str,
+        magic: impl Fn(&[u8]) -> bool,
+    ) -> Result<(Bytes, Duration), UpstreamError> {
         let _permit = self
             .renders
             .acquire()
             .await
             .map_err(|_| UpstreamError::Unavailable("render semaphore closed".into()))?;
         let started = Instant::now();
-        let resp = self
-            .http
-            .get(&url)
-            .header(ACCEPT, format.mime())
-            .send()
-            .await
-            .map_err(classify)?;
+        let resp = self.http.get(url).header(ACCEPT, mime).send().await.map_err(classify)?;
         check_status(resp.status())?;
-        let claimed = resp
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
+        let claimed = resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
         let body = self.read_capped(resp).await?;
-        if !claimed.starts_with(format.mime()) {
+        if !claimed.starts_with(mime) {
             return Err(UpstreamError::BadResponse(format!(
-                "asked for {}, got content type {claimed:?}",
-                format.mime()
+                "asked for {mime}, got content type {claimed:?}"
             )));
         }
-        if !format.matches_magic(&body) {
-            return Err(UpstreamError::BadResponse(format!(
-                "body is not a {} image",
-                format.name()
-            )));
+        if !magic(&body) {
+            return Err(UpstreamError::BadResponse(format!("body is not {mime}")));
         }
-        Ok(UpstreamImage {
-            format,
-            body,
-            elapsed: started.elapsed(),
-        })
+        Ok((body, started.elapsed()))
     }
 
     /// Is Orthanc answering with our credentials? (`GET /system`)
@@ -166,8 +192,7 @@ impl OrthancClient {
     }
 
     async fn read_capped(&self, mut resp: reqwest::Response) -> Result<Bytes, UpstreamError> {
-        let too_big =
-            || UpstreamError::BadResponse(format!("body larger than {} bytes", self.max_body));
+        let too_big = || UpstreamError::BadResponse(format!("body larger than {} bytes", self.max_body));
         if resp.content_length().is_some_and(|n| n > self.max_body) {
             return Err(too_big());
         }

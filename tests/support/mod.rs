@@ -41,6 +41,8 @@ pub enum Mode {
 #[derive(Default)]
 struct FakeState {
     mode: Mutex<Option<Mode>>,
+    /// PAM source size (width, height, channels); default 300x200 grayscale.
+    source: Mutex<Option<(u32, u32, u8)>>,
     images: AtomicUsize,
     other: AtomicUsize,
     bad_auth: AtomicUsize,
@@ -63,10 +65,8 @@ impl FakeOrthanc {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
-                .route(
-                    "/instances/{id}/frames/{frame}/preview",
-                    web::get().to(fake_preview),
-                )
+                .route("/instances/{id}/frames/{frame}/preview", web::get().to(fake_preview))
+                .route("/instances/{id}/frames/{frame}/rendered", web::get().to(fake_preview))
                 .route("/system", web::get().to(fake_system))
         })
         .workers(2)
@@ -76,6 +76,11 @@ impl FakeOrthanc {
         let handle = server.handle();
         actix_web::rt::spawn(server);
         Self { url, state, handle }
+    }
+
+    /// Size and channels of the PAM the fake renders for sources.
+    pub fn set_source(&self, width: u32, height: u32, channels: u8) {
+        *self.state.source.lock().unwrap() = Some((width, height, channels));
     }
 
     pub fn set_mode(&self, mode: Mode) {
@@ -107,13 +112,9 @@ impl FakeOrthanc {
 fn authorized(req: &HttpRequest) -> bool {
     let expected = format!(
         "Basic {}",
-        base64::engine::general_purpose::STANDARD
-            .encode(format!("{ORTHANC_USER}:{ORTHANC_PASSWORD}"))
+        base64::engine::general_purpose::STANDARD.encode(format!("{ORTHANC_USER}:{ORTHANC_PASSWORD}"))
     );
-    req.headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        == Some(expected.as_str())
+    req.headers().get("authorization").and_then(|v| v.to_str().ok()) == Some(expected.as_str())
 }
 
 async fn fake_system(req: HttpRequest, state: web::Data<FakeState>) -> HttpResponse {
@@ -134,8 +135,24 @@ pub fn fake_png(id: &str, frame: u32) -> Vec<u8> {
         image::Luma([(x as u8).wrapping_mul(s[0]) ^ (y as u8).wrapping_add(s[1])])
     });
     let mut out = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
-        .unwrap();
+    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png).unwrap();
+    out
+}
+
+/// A deterministic PAM (`P7`) rendering, as Orthanc answers `Accept: image/x-portable-arbitrarymap`.
+pub fn fake_pam(id: &str, frame: u32, w: u32, h: u32, channels: u8) -> Vec<u8> {
+    let s = *blake3::hash(format!("{id}/{frame}").as_bytes()).as_bytes();
+    let tuple = if channels == 1 { "GRAYSCALE" } else { "RGB" };
+    let mut out =
+        format!("P7\nWIDTH {w}\nHEIGHT {h}\nDEPTH {channels}\nMAXVAL 255\nTUPLTYPE {tuple}\nENDHDR\n")
+            .into_bytes();
+    for y in 0..h {
+        for x in 0..w {
+            for c in 0..channels as u32 {
+                out.push(((x * 255 / w.max(1)) as u8).wrapping_add((y * 3 + c * 60) as u8) ^ s[0]);
+            }
+        }
+    }
     out
 }
 
@@ -143,11 +160,7 @@ pub fn fake_jpeg(id: &str, frame: u32) -> Vec<u8> {
     let png = fake_png(id, frame);
     let img = image::load_from_memory(&png).unwrap();
     let mut out = Vec::new();
-    img.write_to(
-        &mut std::io::Cursor::new(&mut out),
-        image::ImageFormat::Jpeg,
-    )
-    .unwrap();
+    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Jpeg).unwrap();
     out
 }
 
@@ -158,12 +171,7 @@ async fn fake_preview(
 ) -> HttpResponse {
     state.images.fetch_add(1, Ordering::SeqCst);
     state.paths.lock().unwrap().push(req.uri().to_string());
-    if req
-        .headers()
-        .get("accept-encoding")
-        .and_then(|v| v.to_str().ok())
-        != Some("identity")
-    {
+    if req.headers().get("accept-encoding").and_then(|v| v.to_str().ok()) != Some("identity") {
         state.gzip_asked.fetch_add(1, Ordering::SeqCst);
     }
     if !authorized(&req) {
@@ -174,20 +182,19 @@ async fn fake_preview(
     }
     let (id, frame) = path.into_inner();
     let mode = state.mode.lock().unwrap().clone().unwrap_or(Mode::Normal);
-    let jpeg = req.headers().get("accept").and_then(|v| v.to_str().ok()) == Some("image/jpeg");
-    let (ct, body) = if jpeg {
-        ("image/jpeg", fake_jpeg(&id, frame))
-    } else {
-        ("image/png", fake_png(&id, frame))
+    let accept = req.headers().get("accept").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let (ct, body) = match accept {
+        "image/jpeg" => ("image/jpeg", fake_jpeg(&id, frame)),
+        "image/x-portable-arbitrarymap" => {
+            let (w, h, c) = state.source.lock().unwrap().unwrap_or((300, 200, 1));
+            ("image/x-portable-arbitrarymap", fake_pam(&id, frame, w, h, c))
+        }
+        _ => ("image/png", fake_png(&id, frame)),
     };
     match mode {
         Mode::Normal => HttpResponse::Ok().content_type(ct).body(body),
-        Mode::Status(s) => {
-            HttpResponse::build(actix_web::http::StatusCode::from_u16(s).unwrap()).finish()
-        }
-        Mode::Garbage => HttpResponse::Ok()
-            .content_type(ct)
-            .body("<html>definitely not an image</html>"),
+        Mode::Status(s) => HttpResponse::build(actix_web::http::StatusCode::from_u16(s).unwrap()).finish(),
+        Mode::Garbage => HttpResponse::Ok().content_type(ct).body("<html>definitely not an image</html>"),
         Mode::WrongType => HttpResponse::Ok().content_type("text/html").body(body),
         Mode::Huge(n) => {
             let mut big = body;
@@ -234,10 +241,7 @@ scopes = ["admin"]
     );
     let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
     f.write_all(toml.as_bytes()).unwrap();
-    let env: HashMap<String, String> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     Config::load_from(Some(f.path()), env).unwrap()
 }
 
@@ -277,9 +281,7 @@ impl TestEdge {
     pub async fn stop(self) {
         self.handle.stop(true).await;
         let disk = self.state.cache.disk().clone();
-        tokio::task::spawn_blocking(move || disk.flush().unwrap())
-            .await
-            .unwrap();
+        tokio::task::spawn_blocking(move || disk.flush().unwrap()).await.unwrap();
     }
 
     pub fn preview_url(&self, id: &str) -> String {

@@ -1,0 +1,59 @@
+//! Encoders: JPEG (jpeg-encoder), PNG (image), lossy WebP (libwebp). Deterministic, no metadata written.
+
+use image::ImageEncoder;
+
+use super::source::Pixels;
+use super::spec::OutputFormat;
+use super::TransformError;
+
+pub fn encode(p: &Pixels, format: OutputFormat, quality: Option<u8>) -> Result<Vec<u8>, TransformError> {
+    let err = |e: &dyn std::fmt::Display| TransformError::Encode(format!("{}: {e}", format.name()));
+    let q = quality.unwrap_or(80).clamp(1, 100);
+    match format {
+        OutputFormat::Jpeg => {
+            let (w, h) =
+                (u16::try_from(p.width).map_err(|e| err(&e))?, u16::try_from(p.height).map_err(|e| err(&e))?);
+            let color =
+                if p.channels == 1 { jpeg_encoder::ColorType::Luma } else { jpeg_encoder::ColorType::Rgb };
+            let mut out = Vec::with_capacity(p.data.len() / 8);
+            jpeg_encoder::Encoder::new(&mut out, q).encode(&p.data, w, h, color).map_err(|e| err(&e))?;
+            Ok(out)
+        }
+        OutputFormat::Png => {
+            let color =
+                if p.channels == 1 { image::ExtendedColorType::L8 } else { image::ExtendedColorType::Rgb8 };
+            let mut out = Vec::with_capacity(p.data.len() / 2);
+            image::codecs::png::PngEncoder::new(&mut out)
+                .write_image(&p.data, p.width, p.height, color)
+                .map_err(|e| err(&e))?;
+            Ok(out)
+        }
+        OutputFormat::Webp => {
+            // WebP has no grayscale mode: expand to RGB (the encoder keeps it neutral).
+            let rgb;
+            let data = if p.channels == 1 {
+                rgb = p.data.iter().flat_map(|&v| [v, v, v]).collect::<Vec<u8>>();
+                &rgb
+            } else {
+                &p.data
+            };
+            if p.width > 16383 || p.height > 16383 {
+                return Err(err(&"larger than WebP's 16383 px limit"));
+            }
+            let mem = webp::Encoder::from_rgb(data, p.width, p.height).encode(f32::from(q));
+            if mem.is_empty() {
+                return Err(err(&"libwebp failed"));
+            }
+            Ok(mem.to_vec())
+        }
+    }
+}
+
+/// Magic-byte check of an encoded output.
+pub fn looks_like(format: OutputFormat, bytes: &[u8]) -> bool {
+    match format {
+        OutputFormat::Jpeg => bytes.starts_with(&[0xFF, 0xD8, 0xFF]),
+        OutputFormat::Png => bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
+        OutputFormat::Webp => bytes.len() > 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP",
+    }
+}

@@ -1,0 +1,112 @@
+//! Making variants: specs, source pixels, resize, encode, and the bounded CPU pool they run on.
+
+pub mod encode;
+pub mod resize;
+pub mod source;
+pub mod spec;
+
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+pub use source::{Pixels, SOURCE_CONTENT_TYPE};
+pub use spec::{OutputFormat, VariantSpec};
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TransformError {
+    #[error("the image service is busy; try again shortly")]
+    Overloaded,
+    #[error("the source image is {width}x{height}, larger than the configured limit")]
+    SourceTooLarge { width: u64, height: u64 },
+    #[error("Orthanc sent an unusable source image")]
+    BadSource(String),
+    #[error("encoding failed")]
+    Encode(String),
+}
+
+impl TransformError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            TransformError::Overloaded => "overloaded",
+            TransformError::SourceTooLarge { .. } => "source-too-large",
+            TransformError::BadSource(_) => "upstream-bad-response",
+            TransformError::Encode(_) => "internal",
+        }
+    }
+}
+
+/// Decompress the source, resample, encode: the whole CPU path of one variant. Blocking.
+pub fn render(source: &[u8], spec: &VariantSpec, allow_upscale: bool) -> Result<Vec<u8>, TransformError> {
+    let pixels = Pixels::decompress(source)?;
+    let g = resize::geometry(pixels.width, pixels.height, spec, allow_upscale);
+    let out = resize::resize(pixels, &g)?;
+    encode::encode(&out, spec.format, spec.q)
+}
+
+/// A bounded pool for CPU work: `workers` jobs run at once, `queue` more may wait; beyond that,
+/// callers are refused at once (`Overloaded`) instead of piling up memory.
+#[derive(Clone, Debug)]
+pub struct TransformPool {
+    admitted: Arc<Semaphore>,
+    running: Arc<Semaphore>,
+    capacity: usize,
+}
+
+impl TransformPool {
+    pub fn new(workers: usize, queue: usize) -> Self {
+        let workers = workers.max(1);
+        Self {
+            admitted: Arc::new(Semaphore::new(workers + queue)),
+            running: Arc::new(Semaphore::new(workers)),
+            capacity: workers + queue,
+        }
+    }
+
+    /// Run `job` on a blocking thread once a worker slot is free.
+    pub async fn run<T, F>(&self, job: F) -> Result<T, TransformError>
+    where
+        F: FnOnce() -> Result<T, TransformError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let _admitted = self.admitted.clone().try_acquire_owned().map_err(|_| TransformError::Overloaded)?;
+        let _running = self.running.acquire().await.map_err(|_| TransformError::Overloaded)?;
+        tokio::task::spawn_blocking(job)
+            .await
+            .map_err(|e| TransformError::Encode(format!("transform task failed: {e}")))?
+    }
+
+    /// Jobs admitted (running or queued), for metrics.
+    pub fn in_flight(&self) -> usize {
+        self.capacity - self.admitted.available_permits()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn refuses_beyond_workers_plus_queue() {
+        let pool = TransformPool::new(1, 1);
+        let slow = || {
+            std::thread::sleep(Duration::from_millis(300));
+            Ok(())
+        };
+        let a = tokio::spawn({
+            let p = pool.clone();
+            async move { p.run(slow).await }
+        });
+        let b = tokio::spawn({
+            let p = pool.clone();
+            async move { p.run(slow).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(pool.in_flight(), 2);
+        let started = std::time::Instant::now();
+        assert!(matches!(pool.run(|| Ok(())).await, Err(TransformError::Overloaded)));
+        assert!(started.elapsed() < Duration::from_millis(50), "refused at once");
+        assert!(a.await.unwrap().is_ok() && b.await.unwrap().is_ok());
+        assert!(pool.run(|| Ok(())).await.is_ok());
+    }
+}
