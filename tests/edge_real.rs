@@ -55,6 +55,11 @@ struct Edge {
 
 impl Edge {
     fn start(r: &Real) -> Edge {
+        Self::start_via(r, &r.url)
+    }
+
+    /// Start with `orthanc_url` as the Orthanc to talk to (e.g. a counting proxy in front of it).
+    fn start_via(r: &Real, orthanc_url: &str) -> Edge {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let pw_file = dir.path().join("orthanc-password");
@@ -68,7 +73,7 @@ impl Edge {
                  [cache]\ndir = \"{}\"\n\
                  [[auth.api_keys]]\nname = \"it\"\nhash = \"{}\"\nscopes = [\"preview\"]\n\
                  [log]\nfilter = \"debug\"\nformat = \"json\"\n",
-                r.url,
+                orthanc_url,
                 r.user,
                 pw_file.display(),
                 dir.path().join("cache").display(),
@@ -266,5 +271,127 @@ fn secrets_and_patient_names_stay_out_of_responses_and_logs() {
     for phi in ["Doe", "Jane", "EDGE-TEST-1"] {
         assert!(!log.contains(phi), "patient data `{phi}` reached the log");
         assert!(!seen.contains(phi));
+    }
+}
+
+/// A pass-through proxy in front of the real Orthanc that counts image renders.
+struct CountingProxy {
+    url: String,
+    renders: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CountingProxy {
+    fn start(orthanc: &str) -> CountingProxy {
+        use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+        let renders = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (counter, target) = (renders.clone(), orthanc.to_owned());
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let client = reqwest::Client::new();
+                HttpServer::new(move || {
+                    let (counter, target, client) = (counter.clone(), target.clone(), client.clone());
+                    App::new().default_service(web::to(move |req: HttpRequest| {
+                        let (counter, target, client) = (counter.clone(), target.clone(), client.clone());
+                        async move {
+                            let path = req.uri().path();
+                            if path.ends_with("/preview") || path.ends_with("/rendered") {
+                                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            }
+                            let mut fwd = client.get(format!("{target}{}", req.uri()));
+                            for name in ["authorization", "accept", "accept-encoding"] {
+                                if let Some(v) = req.headers().get(name) {
+                                    fwd = fwd.header(name, v.as_bytes());
+                                }
+                            }
+                            let resp = fwd.send().await.unwrap();
+                            let mut out = HttpResponse::build(
+                                actix_web::http::StatusCode::from_u16(resp.status().as_u16()).unwrap(),
+                            );
+                            if let Some(ct) = resp.headers().get("content-type") {
+                                out.insert_header(("content-type", ct.as_bytes()));
+                            }
+                            out.body(resp.bytes().await.unwrap())
+                        }
+                    }))
+                })
+                .workers(1)
+                .listen(listener)
+                .unwrap()
+                .run()
+                .await
+                .unwrap();
+            });
+        });
+        CountingProxy { url, renders }
+    }
+
+    fn renders(&self) -> usize {
+        self.renders.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+const CHROME_ACCEPT: &str = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
+
+#[test]
+fn five_variants_cost_one_orthanc_render() {
+    let Some(r) = real() else { return };
+    let proxy = CountingProxy::start(&r.url);
+    let edge = Edge::start_via(&r, &proxy.url);
+    let id = instance(&r, "ct16")["instance"].as_str().unwrap().to_owned();
+    let base = format!("/instances/{id}/preview");
+    let cases = [
+        ("?w=128&format=jpeg", "*/*", "image/jpeg", (128, 128)),
+        ("?w=256&format=webp", "*/*", "image/webp", (256, 256)),
+        ("?preset=thumb", CHROME_ACCEPT, "image/webp", (128, 128)),
+        ("?w=64&h=32&fit=cover&format=png", "*/*", "image/png", (64, 32)),
+        ("?h=100&format=jpeg&q=50", "*/*", "image/jpeg", (100, 100)),
+    ];
+    for (qs, accept, ct, (w, h)) in cases {
+        let resp = via_edge(&edge, &format!("{base}{qs}"), accept);
+        assert_eq!(resp.status(), 200, "{qs}");
+        assert_eq!(resp.headers()["content-type"], ct, "{qs}");
+        let body = resp.bytes().unwrap();
+        let size = if ct == "image/webp" {
+            let img = webp::Decoder::new(&body).decode().unwrap();
+            (img.width(), img.height())
+        } else {
+            image::load_from_memory(&body).unwrap().dimensions()
+        };
+        assert_eq!(size, (w, h), "{qs}");
+    }
+    assert_eq!(proxy.renders(), 1, "five variants, one Orthanc render");
+
+    let auto = via_edge(&edge, &format!("{base}?w=200&format=auto"), CHROME_ACCEPT);
+    assert_eq!(auto.headers()["content-type"], "image/webp");
+    assert_eq!(auto.headers()["vary"], "Accept");
+    let jpeg = via_edge(&edge, &format!("{base}?w=200&format=auto"), "image/jpeg");
+    assert_eq!(jpeg.headers()["content-type"], "image/jpeg");
+    assert_eq!(jpeg.headers()["vary"], "Accept");
+    assert_eq!(proxy.renders(), 1);
+}
+
+#[test]
+fn edge_made_pngs_have_orthancs_pixels() {
+    let Some(r) = real() else { return };
+    let edge = Edge::start(&r);
+    for name in ["ct16", "cr_mono1", "rgb8", "multiframe3"] {
+        let id = instance(&r, name)["instance"].as_str().unwrap().to_owned();
+        for path in [
+            format!("/instances/{id}/preview"),
+            format!("/instances/{id}/rendered"),
+            format!("/instances/{id}/rendered?window-center=100&window-width=80"),
+        ] {
+            let sep = if path.contains('?') { '&' } else { '?' };
+            let ours = via_edge(&edge, &format!("{path}{sep}format=png"), "*/*");
+            assert_eq!(ours.status(), 200, "{name} {path}");
+            let ours = image::load_from_memory(&ours.bytes().unwrap()).unwrap();
+            let (status, theirs) = orthanc_direct(&r, &path, "image/png");
+            assert_eq!(status, 200);
+            let theirs = image::load_from_memory(&theirs).unwrap();
+            assert_eq!(ours.color(), theirs.color(), "{name} {path}");
+            assert!(ours.as_bytes() == theirs.as_bytes(), "{name} {path}: pixels differ from Orthanc's");
+        }
     }
 }
