@@ -166,6 +166,18 @@ impl DiskCache {
         Ok(freed)
     }
 
+    /// Remove every entry whose key starts with `prefix`; returns (entries, bytes) freed.
+    pub fn remove_prefix(&self, prefix: &[u8]) -> Result<(u64, u64), CacheError> {
+        let keys: Vec<sled::IVec> = self.meta.scan_prefix(prefix).keys().collect::<Result<_, _>>()?;
+        let mut freed = (0, 0);
+        for key in keys {
+            let bytes = self.remove(&key)?;
+            freed.0 += 1;
+            freed.1 += bytes;
+        }
+        Ok(freed)
+    }
+
     /// Mark an entry as just used (moves it to the young end of the LRU order).
     fn touch(&self, key: &[u8]) -> Result<(), CacheError> {
         let seq = self.db.generate_id()?;
@@ -302,6 +314,20 @@ mod tests {
         assert!(c.get(b"k\x01").unwrap().is_none(), "least recently used entry evicted");
         assert!(c.get(b"k\x07").unwrap().is_some(), "newest entry kept");
         assert!(c.stats.evictions.load(Ordering::Relaxed) > 0);
+    }
+
+    #[test]
+    fn remove_prefix_drops_only_that_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = DiskCache::open(dir.path(), 1 << 20).unwrap();
+        for k in ["p/a/0/png", "p/a/1/jpeg", "p/ab/0/png", "p/b/0/png"] {
+            c.put(k.as_bytes(), &entry(100, 1)).unwrap();
+        }
+        let (n, bytes) = c.remove_prefix(b"p/a/").unwrap();
+        assert_eq!(n, 2);
+        assert!(bytes > 200);
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.remove_prefix(b"p/a/").unwrap(), (0, 0), "a second purge is a no-op");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Everything that speaks to Orthanc, and the errors it can answer with.
 
+pub mod model;
 mod orthanc;
 
 pub use orthanc::{ImageFormat, OrthancClient, Rendering, UpstreamImage, Window};

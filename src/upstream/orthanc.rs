@@ -9,6 +9,7 @@ use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, ACCEPT_ENCODING, AUTHORIZA
 use reqwest::StatusCode;
 use tokio::sync::Semaphore;
 
+use super::model::{Changes, InstanceInfo, LookupHit, SeriesInfo, StudyInfo};
 use super::UpstreamError;
 use crate::config::{OrthancConfig, Secret};
 use crate::ids::OrthancId;
@@ -177,6 +178,50 @@ impl OrthancClient {
             return Err(UpstreamError::BadResponse(format!("body is not {mime}")));
         }
         Ok((body, started.elapsed()))
+    }
+
+    /// `GET /studies/{id}`.
+    pub async fn study(&self, id: &OrthancId) -> Result<StudyInfo, UpstreamError> {
+        self.json(self.http.get(format!("{}/studies/{id}", self.base))).await
+    }
+
+    /// `GET /studies/{id}/series`: every series with its tags and instance ids.
+    pub async fn study_series(&self, id: &OrthancId) -> Result<Vec<SeriesInfo>, UpstreamError> {
+        self.json(self.http.get(format!("{}/studies/{id}/series", self.base))).await
+    }
+
+    /// `GET /series/{id}`.
+    pub async fn series(&self, id: &OrthancId) -> Result<SeriesInfo, UpstreamError> {
+        self.json(self.http.get(format!("{}/series/{id}", self.base))).await
+    }
+
+    /// `GET /series/{id}/instances`: instances with `IndexInSeries` and instance numbers.
+    pub async fn series_instances(&self, id: &OrthancId) -> Result<Vec<InstanceInfo>, UpstreamError> {
+        self.json(self.http.get(format!("{}/series/{id}/instances", self.base))).await
+    }
+
+    /// `POST /tools/lookup` of a DICOM UID (validated by the caller).
+    pub async fn lookup(&self, uid: &str) -> Result<Vec<LookupHit>, UpstreamError> {
+        self.json(self.http.post(format!("{}/tools/lookup", self.base)).body(uid.to_owned())).await
+    }
+
+    /// `GET /changes?since=N&limit=M`.
+    pub async fn changes(&self, since: u64, limit: u32) -> Result<Changes, UpstreamError> {
+        self.json(self.http.get(format!("{}/changes?since={since}&limit={limit}", self.base))).await
+    }
+
+    /// A JSON request, classified like image requests, body capped.
+    async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, UpstreamError> {
+        let resp = req.header(ACCEPT, "application/json").send().await.map_err(classify)?;
+        check_status(resp.status())?;
+        let body = self.read_capped(resp).await?;
+        // Position only: serde's message may quote values, and values may be patient data.
+        serde_json::from_slice(&body).map_err(|e| {
+            UpstreamError::BadResponse(format!("unexpected JSON at line {} column {}", e.line(), e.column()))
+        })
     }
 
     /// Is Orthanc answering with our credentials? (`GET /system`)
