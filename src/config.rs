@@ -25,6 +25,8 @@ pub struct Config {
     pub http: HttpConfig,
     pub auth: AuthConfig,
     pub transform: TransformConfig,
+    pub grid: GridConfig,
+    pub warm: WarmConfig,
     #[serde(default)]
     pub presets: BTreeMap<String, Preset>,
     pub log: LogConfig,
@@ -71,6 +73,23 @@ pub struct CacheConfig {
     pub memory_bytes: u64,
     pub disk_bytes: u64,
     pub negative_ttl_s: u64,
+    pub metadata_ttl_s: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GridConfig {
+    pub thumbnail_preset: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WarmConfig {
+    pub concurrency: usize,
+    pub max_resources: usize,
+    pub follow_changes: bool,
+    pub presets: Vec<String>,
+    pub poll_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -182,6 +201,8 @@ impl Config {
                 .prefix_separator("__")
                 .separator("__")
                 .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("warm.presets")
                 .source(Some(env)),
         );
         let built = builder.build().map_err(|e| ConfigError(format!("invalid configuration: {e}")))?;
@@ -253,6 +274,20 @@ impl Config {
         }
         if !(1..=100).contains(&t.default_quality) {
             return Err(invalid("transform.default_quality", "must be from 1 to 100"));
+        }
+        if !self.presets.contains_key(&self.grid.thumbnail_preset) {
+            return Err(invalid("grid.thumbnail_preset", "must name a preset in [presets]"));
+        }
+        for name in &self.warm.presets {
+            if !self.presets.contains_key(name) {
+                return Err(invalid("warm.presets", format!("no preset named {name:?}")));
+            }
+        }
+        if self.warm.max_resources == 0 || self.warm.poll_ms == 0 {
+            return Err(invalid(
+                "warm.max_resources",
+                "warm.max_resources and warm.poll_ms must be greater than 0",
+            ));
         }
         for (name, preset) in &self.presets {
             check_preset(name, preset, t.max_dimension).map_err(|(key, why)| invalid(&key, why))?;

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod cache;
+pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod http;

@@ -109,6 +109,10 @@ impl PreviewService {
         match result {
             Ok((entry, status)) => Ok(Served { entry, status }),
             Err(AppError::Upstream(UpstreamError::NotFound)) => {
+                // Orthanc never reports deletions: a 404 is how we learn of one.
+                if let Err(e) = self.purge_instance(&spec.instance).await {
+                    tracing::warn!(error = %e, "purge after 404 failed");
+                }
                 if let Some(nf) = &self.not_found {
                     nf.insert(miss_key, ()).await;
                 }
@@ -116,6 +120,18 @@ impl PreviewService {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Drop every cached image of an instance (all frames, variants and sources).
+    pub async fn purge_instance(&self, instance: &OrthancId) -> Result<(u64, u64), AppError> {
+        if let Some(nf) = &self.not_found {
+            nf.invalidate_entries_if({
+                let id = instance.clone();
+                move |k, _| k.0 == id
+            })
+            .map_err(|e| AppError::Internal(format!("negative cache: {e}")))?;
+        }
+        self.cache.purge_instance(instance).await
     }
 
     /// Make the image of a cache miss.

@@ -10,6 +10,7 @@ use futures_util::future::{BoxFuture, FutureExt, Shared};
 
 use super::{CacheKey, DiskCache, Entry, MemoryCache};
 use crate::error::AppError;
+use crate::ids::OrthancId;
 
 /// Where a response came from: `X-Cache` header, logs and metrics all use this.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +58,20 @@ impl TieredCache {
 
     pub fn memory(&self) -> &MemoryCache {
         &self.memory
+    }
+
+    /// Drop every entry of `instance` from both tiers; returns (entries, bytes) dropped from disk
+    /// plus those only in memory.
+    pub async fn purge_instance(&self, instance: &OrthancId) -> Result<(u64, u64), AppError> {
+        let (mem_entries, mem_bytes) = self.memory.remove_instance(instance).await;
+        let disk = self.disk.clone();
+        let prefix = CacheKey::instance_prefix(instance);
+        let on_disk = tokio::task::spawn_blocking(move || disk.remove_prefix(prefix.as_bytes()))
+            .await
+            .map_err(|e| AppError::Internal(format!("purge task: {e}")))?
+            .map_err(|e| AppError::Internal(format!("purge: {e}")))?;
+        // Every memory entry is normally on disk too: report the larger tier.
+        Ok((on_disk.0.max(mem_entries), on_disk.1.max(mem_bytes)))
     }
 
     /// The entry for `key`, from memory, disk, or `fill` (called at most once per key at a time).

@@ -128,9 +128,15 @@ mod tests {
     fn middle_by_index_then_number() {
         let by_index = [inst("c", Some(3), None), inst("a", Some(1), None), inst("b", Some(2), None)];
         assert_eq!(middle_instance(&by_index).unwrap().id, "b");
-        let by_number = [inst("x", None, Some("10")), inst("y", None, Some("2")), inst("z", None, Some(" 5"))];
+        let by_number =
+            [inst("x", None, Some("10")), inst("y", None, Some("2")), inst("z", None, Some(" 5"))];
         assert_eq!(middle_instance(&by_number).unwrap().id, "z");
-        let four = [inst("a", Some(1), None), inst("b", Some(2), None), inst("c", Some(3), None), inst("d", Some(4), None)];
+        let four = [
+            inst("a", Some(1), None),
+            inst("b", Some(2), None),
+            inst("c", Some(3), None),
+            inst("d", Some(4), None),
+        ];
         assert_eq!(middle_instance(&four).unwrap().id, "b");
         assert!(middle_instance(&[]).is_none());
     }

@@ -1,0 +1,215 @@
+//! Study and series metadata from Orthanc, cached briefly: grids, representative instances, DICOM UID → id.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::error::AppError;
+use crate::ids::OrthancId;
+use crate::upstream::model::{middle_instance, SeriesInfo};
+use crate::upstream::{OrthancClient, UpstreamError};
+
+/// One series as a grid shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SeriesCard {
+    pub id: String,
+    pub modality: Option<String>,
+    pub description: Option<String>,
+    pub number: Option<i64>,
+    pub instances: usize,
+    /// The instance whose preview stands for the series (middle by `IndexInSeries`).
+    pub representative: Option<String>,
+}
+
+/// A study's series, ordered by series number.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StudyGrid {
+    pub study: String,
+    pub description: Option<String>,
+    pub date: Option<String>,
+    pub series: Vec<SeriesCard>,
+}
+
+/// Which kind of resource a DICOM UID must name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UidKind {
+    Study,
+    Series,
+    Instance,
+}
+
+impl UidKind {
+    fn orthanc_type(self) -> &'static str {
+        match self {
+            UidKind::Study => "Study",
+            UidKind::Series => "Series",
+            UidKind::Instance => "Instance",
+        }
+    }
+}
+
+/// Is this a DICOM UID (digits and dots, at most 64 characters, no empty component)?
+pub fn valid_uid(uid: &str) -> bool {
+    !uid.is_empty()
+        && uid.len() <= 64
+        && uid.split('.').all(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()))
+}
+
+type Shared<T> = moka::future::Cache<OrthancId, Arc<T>>;
+
+#[derive(Clone)]
+pub struct Catalog {
+    upstream: OrthancClient,
+    grids: Shared<StudyGrid>,
+    representatives: Shared<OrthancId>,
+    series_members: Shared<Vec<OrthancId>>,
+    uids: moka::future::Cache<(UidKind, String), OrthancId>,
+}
+
+fn cache<K, V>(ttl: Duration) -> moka::future::Cache<K, V>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    moka::future::Cache::builder().max_capacity(10_000).time_to_live(ttl).build()
+}
+
+fn unshare(e: Arc<AppError>) -> AppError {
+    (*e).clone()
+}
+
+fn id_of(s: &str) -> Result<OrthancId, AppError> {
+    OrthancId::parse(s)
+        .ok_or_else(|| UpstreamError::BadResponse("Orthanc answered a malformed id".into()).into())
+}
+
+impl Catalog {
+    pub fn new(upstream: OrthancClient, ttl: Duration) -> Self {
+        Self {
+            upstream,
+            grids: cache(ttl),
+            representatives: cache(ttl),
+            series_members: cache(ttl),
+            // UIDs never change their meaning: keep them longer.
+            uids: cache(ttl.saturating_mul(20)),
+        }
+    }
+
+    pub async fn study_grid(&self, study: &OrthancId) -> Result<Arc<StudyGrid>, AppError> {
+        let up = self.upstream.clone();
+        let id = study.clone();
+        self.grids
+            .try_get_with(study.clone(), async move {
+                let info = up.study(&id).await?;
+                let series = up.study_series(&id).await?;
+                let mut cards = Vec::with_capacity(series.len());
+                for s in series {
+                    cards.push(card(&up, s).await?);
+                }
+                cards.sort_by(|a, b| (a.number, &a.description).cmp(&(b.number, &b.description)));
+                Ok::<_, AppError>(Arc::new(StudyGrid {
+                    study: info.id,
+                    description: info.main_dicom_tags.study_description,
+                    date: info.main_dicom_tags.study_date,
+                    series: cards,
+                }))
+            })
+            .await
+            .map_err(unshare)
+    }
+
+    /// The representative instance of a series.
+    pub async fn representative(&self, series: &OrthancId) -> Result<OrthancId, AppError> {
+        let up = self.upstream.clone();
+        let id = series.clone();
+        let rep = self
+            .representatives
+            .try_get_with(series.clone(), async move {
+                let instances = up.series_instances(&id).await?;
+                let middle = middle_instance(&instances).ok_or(UpstreamError::NotFound)?;
+                Ok::<_, AppError>(Arc::new(id_of(&middle.id)?))
+            })
+            .await
+            .map_err(unshare)?;
+        Ok((*rep).clone())
+    }
+
+    /// Every instance of a series (warm-up, purge).
+    pub async fn series_instances(&self, series: &OrthancId) -> Result<Arc<Vec<OrthancId>>, AppError> {
+        let up = self.upstream.clone();
+        let id = series.clone();
+        self.series_members
+            .try_get_with(series.clone(), async move {
+                let list = up.series_instances(&id).await?;
+                Ok::<_, AppError>(Arc::new(list.iter().map(|i| id_of(&i.id)).collect::<Result<_, _>>()?))
+            })
+            .await
+            .map_err(unshare)
+    }
+
+    /// Every series of a study.
+    pub async fn study_series(&self, study: &OrthancId) -> Result<Vec<OrthancId>, AppError> {
+        let grid = self.study_grid(study).await?;
+        grid.series.iter().map(|s| id_of(&s.id)).collect()
+    }
+
+    /// The Orthanc id of a DICOM UID of the given kind (404 when Orthanc knows none).
+    pub async fn resolve_uid(&self, kind: UidKind, uid: &str) -> Result<OrthancId, AppError> {
+        if !valid_uid(uid) {
+            return Err(AppError::BadId("not a DICOM UID (digits and dots, at most 64 characters)".into()));
+        }
+        let up = self.upstream.clone();
+        let owned = uid.to_owned();
+        self.uids
+            .try_get_with((kind, uid.to_owned()), async move {
+                let hits = up.lookup(&owned).await?;
+                let hit =
+                    hits.iter().find(|h| h.kind == kind.orthanc_type()).ok_or(UpstreamError::NotFound)?;
+                id_of(&hit.id)
+            })
+            .await
+            .map_err(unshare)
+    }
+
+    /// Forget what is known about these resources (after a purge or an Orthanc change).
+    pub async fn forget(&self, id: &OrthancId) {
+        self.grids.invalidate(id).await;
+        self.representatives.invalidate(id).await;
+        self.series_members.invalidate(id).await;
+    }
+}
+
+async fn card(up: &OrthancClient, s: SeriesInfo) -> Result<SeriesCard, AppError> {
+    let series_id = id_of(&s.id)?;
+    // The study listing has instance ids but not their order: ask for the ordered list once.
+    let representative = if s.instances.is_empty() {
+        None
+    } else {
+        let instances = up.series_instances(&series_id).await?;
+        middle_instance(&instances).map(|i| i.id.clone())
+    };
+    let tags = s.main_dicom_tags;
+    Ok(SeriesCard {
+        id: s.id,
+        modality: tags.modality,
+        description: tags.series_description,
+        number: tags.series_number.as_deref().and_then(|n| n.trim().parse().ok()),
+        instances: s.instances.len(),
+        representative,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_uid;
+
+    #[test]
+    fn uids() {
+        assert!(valid_uid("1.2.826.0.1.3680043.8.498.77001"));
+        assert!(valid_uid("1"));
+        for bad in ["", "1..2", ".1", "1.", "1.2a", "1.2.3/../x", &"1".repeat(65)] {
+            assert!(!valid_uid(bad), "{bad}");
+        }
+    }
+}
