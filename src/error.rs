@@ -22,6 +22,8 @@ pub enum AppError {
     Transform(#[from] TransformError),
     #[error("no such route")]
     NoRoute,
+    #[error("{0}")]
+    NotFound(&'static str),
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("waited too long for the same image being fetched by another request")]
@@ -46,6 +48,7 @@ impl AppError {
             AppError::Upstream(e) => e.code(),
             AppError::Transform(e) => e.code(),
             AppError::NoRoute => "no-route",
+            AppError::NotFound(_) => "not-found",
             AppError::MethodNotAllowed => "method-not-allowed",
             AppError::FlightTimeout => "upstream-timeout",
             AppError::Internal(_) => "internal",
@@ -84,7 +87,7 @@ impl ResponseError for AppError {
                 TransformError::BadSource(_) => StatusCode::BAD_GATEWAY,
                 TransformError::Encode(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
-            AppError::NoRoute => StatusCode::NOT_FOUND,
+            AppError::NoRoute | AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::FlightTimeout => StatusCode::GATEWAY_TIMEOUT,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -12,6 +12,7 @@ pub mod state;
 pub mod telemetry;
 pub mod transform;
 pub mod upstream;
+pub mod warm;
 
 use std::net::TcpListener;
 
@@ -43,8 +44,12 @@ pub fn start(state: AppState, listener: TcpListener) -> std::io::Result<actix_we
 /// Serve until SIGTERM/SIGINT, then flush the disk tier.
 pub async fn serve(state: AppState) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&state.config.server.listen)?;
+    let follower = state.follower().map(|f| tokio::spawn(f.run()));
     tracing::info!(listen = %listener.local_addr()?, orthanc = %state.config.orthanc.url, "orthanc-edge serving");
     start(state.clone(), listener)?.await?;
+    if let Some(f) = follower {
+        f.abort();
+    }
     let disk = state.cache.disk().clone();
     tokio::task::spawn_blocking(move || disk.flush()).await??;
     tracing::info!("stopped");

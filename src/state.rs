@@ -8,11 +8,14 @@ use actix_web::http::header::HeaderValue;
 
 use crate::auth::{ApiKeys, Authenticator};
 use crate::cache::{DiskCache, MemoryCache, TieredCache};
+use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::previews::{MakeLimits, PreviewService};
 use crate::transform::spec::{Limits, Preset};
 use crate::transform::TransformPool;
 use crate::upstream::OrthancClient;
+use crate::warm::changes::Follower;
+use crate::warm::Warmer;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -24,6 +27,8 @@ pub struct AppState {
     pub cache_control: HeaderValue,
     pub presets: Arc<BTreeMap<String, Preset>>,
     pub limits: Limits,
+    pub catalog: Catalog,
+    pub warmer: Warmer,
 }
 
 impl AppState {
@@ -52,8 +57,49 @@ impl AppState {
             default_quality: t.default_quality,
         };
         let presets = Arc::new(config.presets.clone());
+        let catalog = Catalog::new(upstream.clone(), Duration::from_secs(config.cache.metadata_ttl_s));
+        let warm_concurrency = match config.warm.concurrency {
+            0 => config.orthanc.max_concurrency.saturating_sub(1).max(1),
+            n => n,
+        };
+        let warmer = Warmer::new(
+            previews.clone(),
+            catalog.clone(),
+            upstream.clone(),
+            presets.clone(),
+            limits.clone(),
+            warm_concurrency,
+            config.warm.max_resources,
+        );
         let auth = Authenticator::new(ApiKeys::from_config(&config.auth.api_keys));
         let cache_control = HeaderValue::from_str(&config.http.cache_control)?;
-        Ok(Self { config: Arc::new(config), upstream, cache, previews, auth, cache_control, presets, limits })
+        Ok(Self {
+            config: Arc::new(config),
+            upstream,
+            cache,
+            previews,
+            auth,
+            cache_control,
+            presets,
+            limits,
+            catalog,
+            warmer,
+        })
+    }
+}
+
+impl AppState {
+    /// The /changes follower, when `warm.follow_changes` is on.
+    pub fn follower(&self) -> Option<Follower> {
+        let w = &self.config.warm;
+        w.follow_changes.then(|| Follower {
+            warmer: self.warmer.clone(),
+            previews: self.previews.clone(),
+            catalog: self.catalog.clone(),
+            upstream: self.upstream.clone(),
+            disk: self.cache.disk().clone(),
+            presets: w.presets.clone(),
+            poll: Duration::from_millis(w.poll_ms),
+        })
     }
 }

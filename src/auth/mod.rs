@@ -19,8 +19,10 @@ pub use api_key::{hash_key, ApiKeys};
 pub enum Scope {
     /// Read preview images.
     Preview,
-    /// Manage the edge (purge, jobs). Does not imply `Preview`: an operator key reads no images.
+    /// Manage the edge (purge). Does not imply `Preview`: an operator key reads no images.
     Admin,
+    /// Start and watch warm-up jobs.
+    Warm,
 }
 
 /// An authenticated caller. Handlers receive this, never a raw header.
@@ -35,6 +37,10 @@ pub struct Principal {
 #[derive(Debug, Clone, Copy)]
 pub enum Resource<'a> {
     Instance(&'a OrthancId),
+    Series(&'a OrthancId),
+    Study(&'a OrthancId),
+    /// The edge itself (cache, jobs), not an image.
+    Edge,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

@@ -27,6 +27,7 @@ pub struct DiskCache {
     entries: sled::Tree,
     meta: sled::Tree,
     lru: sled::Tree,
+    state: sled::Tree,
     used: AtomicU64,
     capacity: u64,
     evicting: Mutex<()>,
@@ -91,6 +92,7 @@ impl DiskCache {
         let entries = db.open_tree("entries")?;
         let meta = db.open_tree("meta")?;
         let lru = db.open_tree("lru")?;
+        let state = db.open_tree("state")?;
         let mut used = 0u64;
         for item in meta.iter() {
             let (_, v) = item?;
@@ -101,6 +103,7 @@ impl DiskCache {
             entries,
             meta,
             lru,
+            state,
             used: AtomicU64::new(used),
             capacity,
             evicting: Mutex::new(()),
@@ -164,6 +167,17 @@ impl DiskCache {
         let freed = freed.map_err(tx_err)?;
         self.used.fetch_sub(freed.min(self.used.load(Ordering::Relaxed)), Ordering::Relaxed);
         Ok(freed)
+    }
+
+    /// A small durable number kept beside the cache (e.g. the /changes position).
+    pub fn state_get(&self, name: &str) -> Result<Option<u64>, CacheError> {
+        Ok(self.state.get(name)?.and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes)))
+    }
+
+    pub fn state_put(&self, name: &str, value: u64) -> Result<(), CacheError> {
+        self.state.insert(name, &value.to_be_bytes())?;
+        self.state.flush()?;
+        Ok(())
     }
 
     /// Remove every entry whose key starts with `prefix`; returns (entries, bytes) freed.

@@ -15,6 +15,7 @@ use crate::upstream::{ImageFormat, Rendering, Window};
 const MAX_FRAME: u32 = 99_999;
 
 /// A validated image request, and whether its bytes depend on the Accept header.
+/// On `/series/{id}/preview`, `spec.instance` holds the series id until the handler resolves it.
 #[derive(Debug, Clone)]
 pub struct PreviewRequest {
     pub spec: PreviewSpec,
@@ -37,12 +38,17 @@ const PREVIEW_PARAMS: [&str; 7] = ["quality", "w", "h", "fit", "format", "q", "p
 const RENDERED_PARAMS: [&str; 8] =
     ["window-center", "window-width", "w", "h", "fit", "format", "q", "preset"];
 
+/// Parse a path id (400 `bad-id` when it is not an Orthanc id).
+pub fn path_id(req: &HttpRequest, name: &str) -> Result<OrthancId, AppError> {
+    OrthancId::parse(req.match_info().get(name).unwrap_or_default()).ok_or_else(|| {
+        AppError::BadId("id must be an Orthanc id: 5 groups of 8 lowercase hex digits joined by '-'".into())
+    })
+}
+
 fn parse(req: &HttpRequest, state: &AppState) -> Result<PreviewRequest, AppError> {
     let raw_id = req.match_info().get("id").unwrap_or_default();
     let instance = OrthancId::parse(raw_id).ok_or_else(|| {
-        AppError::BadId(
-            "instance id must be an Orthanc id: 5 groups of 8 lowercase hex digits joined by '-'".into(),
-        )
+        AppError::BadId("id must be an Orthanc id: 5 groups of 8 lowercase hex digits joined by '-'".into())
     })?;
     let frame = match req.match_info().get("frame") {
         None => 0,
@@ -81,7 +87,7 @@ fn parse(req: &HttpRequest, state: &AppState) -> Result<PreviewRequest, AppError
     Ok(PreviewRequest { spec: PreviewSpec { instance, frame, output }, negotiated })
 }
 
-fn get<'a>(query: &'a [(String, String)], key: &str) -> Option<&'a str> {
+pub fn get<'a>(query: &'a [(String, String)], key: &str) -> Option<&'a str> {
     query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
@@ -128,7 +134,7 @@ fn parse_frame(s: &str) -> Result<u32, AppError> {
 }
 
 /// Decode the query string, refusing unknown and repeated parameters by name.
-fn parse_query(qs: &str, allowed: &[&str]) -> Result<Vec<(String, String)>, AppError> {
+pub fn parse_query(qs: &str, allowed: &[&str]) -> Result<Vec<(String, String)>, AppError> {
     let mut out: Vec<(String, String)> = Vec::new();
     let mut unknown: Vec<String> = Vec::new();
     for (k, v) in url::form_urlencoded::parse(qs.as_bytes()) {

@@ -1,38 +1,70 @@
 //! The whole URL map. Anything not listed here is a JSON 404: the edge is not a proxy.
 
-use actix_web::{web, HttpResponse};
+use actix_web::dev::Handler;
+use actix_web::{web, FromRequest, HttpResponse, Resource, Responder};
 
-use super::{health, previews};
+use super::{dicomweb, health, previews, purge, studies, warm};
 use crate::error::AppError;
 
+/// A resource answering GET and HEAD with `handler`, and 405 to anything else.
+fn get_head<F, Args>(path: &str, handler: F) -> Resource
+where
+    F: Handler<Args> + Clone,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    web::resource(path)
+        .route(web::get().to(handler.clone()))
+        .route(web::head().to(handler))
+        .default_service(web::to(method_not_allowed))
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/instances/{id}/preview")
-            .route(web::get().to(previews::preview))
-            .route(web::head().to(previews::preview))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/instances/{id}/frames/{frame}/preview")
-            .route(web::get().to(previews::preview))
-            .route(web::head().to(previews::preview))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/instances/{id}/rendered")
-            .route(web::get().to(previews::preview))
-            .route(web::head().to(previews::preview))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/instances/{id}/frames/{frame}/rendered")
-            .route(web::get().to(previews::preview))
-            .route(web::head().to(previews::preview))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(web::resource("/healthz").route(web::get().to(health::healthz)))
-    .service(web::resource("/readyz").route(web::get().to(health::readyz)))
-    .default_service(web::to(no_route));
+    let json = web::JsonConfig::default()
+        .limit(1 << 20)
+        .error_handler(|e, _| AppError::BadParam(format!("request body: {e}")).into());
+    cfg.app_data(json)
+        // Images, paths as Orthanc's.
+        .service(get_head("/instances/{id}/preview", previews::preview))
+        .service(get_head("/instances/{id}/frames/{frame}/preview", previews::preview))
+        .service(get_head("/instances/{id}/rendered", previews::preview))
+        .service(get_head("/instances/{id}/frames/{frame}/rendered", previews::preview))
+        .service(get_head("/series/{id}/preview", studies::series_preview))
+        // Study grids.
+        .service(get_head("/studies/{id}/series", studies::study_series))
+        .service(get_head("/studies/{id}/grid", studies::study_grid_page))
+        // DICOMweb thumbnails and renderings (viewers).
+        .service(get_head("/dicom-web/studies/{study}/series/{series}/thumbnail", dicomweb::image))
+        .service(get_head("/dicom-web/studies/{study}/series/{series}/rendered", dicomweb::image))
+        .service(get_head(
+            "/dicom-web/studies/{study}/series/{series}/instances/{instance}/thumbnail",
+            dicomweb::image,
+        ))
+        .service(get_head(
+            "/dicom-web/studies/{study}/series/{series}/instances/{instance}/rendered",
+            dicomweb::image,
+        ))
+        // Warm-up jobs and purges.
+        .service(
+            web::resource("/warm")
+                .route(web::post().to(warm::start))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/warm/{job}")
+                .route(web::get().to(warm::progress))
+                .route(web::delete().to(warm::cancel))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/cache/{level:instances|series|studies}/{id}")
+                .route(web::delete().to(purge::purge))
+                .default_service(web::to(method_not_allowed)),
+        )
+        // Probes.
+        .service(web::resource("/healthz").route(web::get().to(health::healthz)))
+        .service(web::resource("/readyz").route(web::get().to(health::readyz)))
+        .default_service(web::to(no_route));
 }
 
 async fn no_route() -> Result<HttpResponse, AppError> {

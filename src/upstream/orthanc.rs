@@ -180,6 +180,11 @@ impl OrthancClient {
         Ok((body, started.elapsed()))
     }
 
+    /// Render slots free right now (warm-up jobs wait for one, so interactive requests go first).
+    pub fn free_render_slots(&self) -> usize {
+        self.renders.available_permits()
+    }
+
     /// `GET /studies/{id}`.
     pub async fn study(&self, id: &OrthancId) -> Result<StudyInfo, UpstreamError> {
         self.json(self.http.get(format!("{}/studies/{id}", self.base))).await
@@ -208,6 +213,12 @@ impl OrthancClient {
     /// `GET /changes?since=N&limit=M`.
     pub async fn changes(&self, since: u64, limit: u32) -> Result<Changes, UpstreamError> {
         self.json(self.http.get(format!("{}/changes?since={since}&limit={limit}", self.base))).await
+    }
+
+    /// Sequence number of Orthanc's newest change (`GET /changes?last`).
+    pub async fn last_change_seq(&self) -> Result<u64, UpstreamError> {
+        let page: Changes = self.json(self.http.get(format!("{}/changes?last", self.base))).await?;
+        Ok(page.last)
     }
 
     /// A JSON request, classified like image requests, body capped.

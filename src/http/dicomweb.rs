@@ -1,0 +1,116 @@
+//! DICOMweb thumbnails and renderings for viewers (OHIF, Stone): UIDs → Orthanc ids, same cache as native routes.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use super::conditional::image_response;
+use super::extract::{get, parse_query};
+use crate::auth::{authorize, Principal, Resource, Scope};
+use crate::catalog::UidKind;
+use crate::error::AppError;
+use crate::previews::{Output, PreviewSpec};
+use crate::state::AppState;
+use crate::transform::spec::{Fit, OutputFormat, VariantSpec};
+use crate::upstream::Rendering;
+
+const PARAMS: [&str; 3] = ["viewport", "quality", "accept"];
+
+/// The output format from the `accept` query parameter, else the Accept header: the first of
+/// JPEG, PNG, WebP named; JPEG otherwise (the DICOMweb default).
+fn format(req: &HttpRequest, query: &[(String, String)]) -> OutputFormat {
+    let accept = get(query, "accept")
+        .map(str::to_owned)
+        .or_else(|| req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).map(str::to_owned))
+        .unwrap_or_default();
+    for item in accept.split(',') {
+        match item.split(';').next().unwrap_or("").trim().to_ascii_lowercase().as_str() {
+            "image/jpeg" => return OutputFormat::Jpeg,
+            "image/png" => return OutputFormat::Png,
+            "image/webp" => return OutputFormat::Webp,
+            _ => {}
+        }
+    }
+    OutputFormat::Jpeg
+}
+
+fn viewport(v: &str, max: u32) -> Result<(u32, u32), AppError> {
+    let bad =
+        || AppError::BadParam(format!("parameter `viewport` must be `width,height`, each from 1 to {max}"));
+    let (w, h) = v.split_once(',').ok_or_else(bad)?;
+    let dim = |s: &str| s.trim().parse::<u32>().ok().filter(|d| (1..=max).contains(d)).ok_or_else(bad);
+    Ok((dim(w)?, dim(h)?))
+}
+
+/// `.../thumbnail` and `.../rendered` for a series (its representative instance) or an instance.
+pub async fn image(
+    principal: Principal,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, AppError> {
+    let info = req.match_info();
+    let (study_uid, series_uid) = (info.get("study").unwrap_or(""), info.get("series").unwrap_or(""));
+    let instance_uid = info.get("instance");
+    let thumbnail = req.path().ends_with("/thumbnail");
+    let query = parse_query(req.query_string(), &PARAMS)?;
+    let fmt = format(&req, &query);
+    let quality = get(&query, "quality")
+        .map(|q| {
+            q.parse::<u8>().ok().filter(|q| (1..=100).contains(q)).ok_or_else(|| {
+                AppError::BadParam("parameter `quality` must be an integer from 1 to 100".into())
+            })
+        })
+        .transpose()?;
+    let size = match get(&query, "viewport") {
+        Some(v) => Some(viewport(v, state.limits.max_dimension)?),
+        // A thumbnail without a viewport is the grid thumbnail size; a rendering is full size.
+        None if thumbnail => {
+            let p = state.presets.get(&state.config.grid.thumbnail_preset);
+            Some((p.and_then(|p| p.w).unwrap_or(128), p.and_then(|p| p.h).unwrap_or(128)))
+        }
+        None => None,
+    };
+    for uid in [Some(study_uid), Some(series_uid), instance_uid].into_iter().flatten() {
+        if !crate::catalog::valid_uid(uid) {
+            return Err(AppError::BadId("not a DICOM UID (digits and dots, at most 64 characters)".into()));
+        }
+    }
+    let instance = match instance_uid {
+        Some(uid) => {
+            let instance = state.catalog.resolve_uid(UidKind::Instance, uid).await?;
+            authorize(&principal, Scope::Preview, Resource::Instance(&instance))?;
+            instance
+        }
+        None => {
+            let series = state.catalog.resolve_uid(UidKind::Series, series_uid).await?;
+            authorize(&principal, Scope::Preview, Resource::Series(&series))?;
+            state.catalog.representative(&series).await?
+        }
+    };
+    let variant = VariantSpec {
+        w: size.map(|s| s.0),
+        h: size.map(|s| s.1),
+        fit: Fit::Contain,
+        format: fmt,
+        q: (fmt != OutputFormat::Png).then(|| quality.unwrap_or(state.limits.default_quality)),
+    };
+    let spec =
+        PreviewSpec { instance, frame: 0, output: Output::Edge { rendering: Rendering::Preview, variant } };
+    let served = state.previews.get(&spec).await?;
+    tracing::Span::current().record("cache", served.status.as_str());
+    let vary = get(&query, "accept").is_none().then_some("Accept");
+    Ok(image_response(&req, &served, &state.cache_control, vary))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::viewport;
+
+    #[test]
+    fn viewports() {
+        assert_eq!(viewport("128,128", 2048).unwrap(), (128, 128));
+        assert_eq!(viewport(" 64 , 32 ", 2048).unwrap(), (64, 32));
+        for bad in ["", "128", "0,5", "5,0", "99999,5", "a,b", "1,2,3"] {
+            assert!(viewport(bad, 2048).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! Study grids and series thumbnails: grid JSON, a small HTML grid page, `/series/{id}/preview`.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Serialize;
+
+use super::conditional::{image_response, none_match};
+use super::extract::{parse_query, path_id};
+use super::PreviewRequest;
+use crate::auth::{authorize, Principal, Resource, Scope};
+use crate::catalog::{SeriesCard, StudyGrid};
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// `GET /series/{id}/preview`: the series' representative (middle) instance, any variant.
+pub async fn series_preview(
+    PreviewRequest { mut spec, negotiated }: PreviewRequest,
+    principal: Principal,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, AppError> {
+    let series = spec.instance.clone();
+    authorize(&principal, Scope::Preview, Resource::Series(&series))?;
+    spec.instance = state.catalog.representative(&series).await?;
+    let served = state.previews.get(&spec).await?;
+    tracing::Span::current().record("cache", served.status.as_str());
+    Ok(image_response(&req, &served, &state.cache_control, negotiated.then_some("Accept")))
+}
+
+#[derive(Serialize)]
+struct GridSeries<'a> {
+    #[serde(flatten)]
+    card: &'a SeriesCard,
+    thumbnail: Option<String>,
+}
+
+#[derive(Serialize)]
+struct GridBody<'a> {
+    study: &'a str,
+    description: &'a Option<String>,
+    date: &'a Option<String>,
+    series: Vec<GridSeries<'a>>,
+}
+
+fn thumbnail_url(card: &SeriesCard, preset: &str) -> Option<String> {
+    card.representative.as_ref().map(|_| format!("/series/{}/preview?preset={preset}", card.id))
+}
+
+async fn load_grid(
+    req: &HttpRequest,
+    principal: &Principal,
+    state: &AppState,
+) -> Result<std::sync::Arc<StudyGrid>, AppError> {
+    let study = path_id(req, "id")?;
+    parse_query(req.query_string(), &[])?;
+    authorize(principal, Scope::Preview, Resource::Study(&study))?;
+    state.catalog.study_grid(&study).await
+}
+
+/// `GET /studies/{id}/series`: per series its id, tags, counts, representative and thumbnail URL.
+pub async fn study_series(
+    principal: Principal,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, AppError> {
+    let grid = load_grid(&req, &principal, &state).await?;
+    let preset = &state.config.grid.thumbnail_preset;
+    let body = GridBody {
+        study: &grid.study,
+        description: &grid.description,
+        date: &grid.date,
+        series: grid
+            .series
+            .iter()
+            .map(|card| GridSeries { card, thumbnail: thumbnail_url(card, preset) })
+            .collect(),
+    };
+    let json = serde_json::to_vec(&body).map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(revalidated(&req, &state, json, "application/json"))
+}
+
+/// `GET /studies/{id}/grid`: the same as a page a clinician can open.
+pub async fn study_grid_page(
+    principal: Principal,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, AppError> {
+    let grid = load_grid(&req, &principal, &state).await?;
+    let html = render_grid(
+        &grid,
+        &state.config.grid.thumbnail_preset,
+        state.presets.get(&state.config.grid.thumbnail_preset).and_then(|p| p.w).unwrap_or(128),
+    );
+    let mut resp = revalidated(&req, &state, html.into_bytes(), "text/html; charset=utf-8");
+    resp.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static("default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"),
+    );
+    Ok(resp)
+}
+
+/// A body with a strong ETag of its bytes; 304 when the client has it.
+fn revalidated(
+    req: &HttpRequest,
+    state: &AppState,
+    body: Vec<u8>,
+    content_type: &'static str,
+) -> HttpResponse {
+    let etag = format!("\"{}\"", &blake3::hash(&body).to_hex()[..32]);
+    let matched = req
+        .headers()
+        .get_all(header::IF_NONE_MATCH)
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| none_match(v, &etag));
+    let max_age = format!("private, max-age={}", state.config.cache.metadata_ttl_s);
+    let mut resp = if matched { HttpResponse::NotModified() } else { HttpResponse::Ok() };
+    resp.insert_header((header::ETAG, etag)).insert_header((header::CACHE_CONTROL, max_age));
+    if matched {
+        resp.finish()
+    } else {
+        resp.insert_header((header::CONTENT_TYPE, content_type)).body(body)
+    }
+}
+
+/// Minimal HTML escaping: DICOM tags are untrusted text.
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn render_grid(grid: &StudyGrid, preset: &str, size: u32) -> String {
+    let title = grid.description.as_deref().filter(|d| !d.trim().is_empty()).unwrap_or("Study");
+    let mut cells = String::new();
+    for card in &grid.series {
+        let label = format!(
+            "{} {} {}",
+            card.number.map(|n| format!("#{n}")).unwrap_or_default(),
+            card.modality.as_deref().unwrap_or(""),
+            card.description.as_deref().unwrap_or("")
+        );
+        let label = label.trim();
+        let alt = if label.is_empty() { "Series thumbnail".to_owned() } else { format!("Series {label}") };
+        let img = match thumbnail_url(card, preset) {
+            Some(url) => format!(
+                r#"<img src="{}" alt="{}" loading="lazy" decoding="async" width="{size}" height="{size}">"#,
+                esc(&url),
+                esc(&alt)
+            ),
+            None => r#"<div class="empty">no images</div>"#.to_owned(),
+        };
+        cells.push_str(&format!(
+            "<figure data-series=\"{}\">{img}<figcaption>{} <small>({} images)</small></figcaption></figure>\n",
+            esc(&card.id),
+            esc(label),
+            card.instances
+        ));
+    }
+    format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>
+body{{font-family:system-ui,sans-serif;margin:1rem;background:#111;color:#eee}}
+main{{display:grid;grid-template-columns:repeat(auto-fill,minmax({size}px,1fr));gap:.75rem}}
+figure{{margin:0;background:#000;padding:.25rem;border-radius:4px;text-align:center}}
+img{{max-width:100%;height:auto;display:block;margin:auto}}
+figcaption{{font-size:.8rem;margin-top:.25rem;overflow-wrap:anywhere}}
+.empty{{height:{size}px;display:flex;align-items:center;justify-content:center;color:#888}}
+</style></head>
+<body><h1>{title}</h1><main>
+{cells}</main></body></html>
+"#,
+        title = esc(title)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_page_escapes_dicom_text() {
+        let grid = StudyGrid {
+            study: "s".into(),
+            description: Some("<script>alert(1)</script>".into()),
+            date: None,
+            series: vec![SeriesCard {
+                id: "a".into(),
+                modality: Some("CT".into()),
+                description: Some("\"><img src=x onerror=alert(1)>".into()),
+                number: Some(2),
+                instances: 3,
+                representative: Some("r".into()),
+            }],
+        };
+        let html = render_grid(&grid, "thumb", 128);
+        assert!(!html.contains("<script>alert"));
+        assert!(!html.contains("<img src=x"));
+        assert!(html.contains(r#"src="/series/a/preview?preset=thumb""#));
+        assert!(html.contains(r#"loading="lazy""#));
+        assert!(html.contains("alt=\"Series #2 CT &quot;&gt;&lt;img"));
+    }
+}

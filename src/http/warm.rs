@@ -1,0 +1,42 @@
+//! Warm-up jobs over HTTP: start (202 + id), progress, cancel.
+
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+use crate::auth::{authorize, Principal, Resource, Scope};
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::warm::WarmRequest;
+
+pub async fn start(
+    principal: Principal,
+    state: web::Data<AppState>,
+    body: web::Json<WarmRequest>,
+) -> Result<HttpResponse, AppError> {
+    authorize(&principal, Scope::Warm, Resource::Edge)?;
+    let id = state.warmer.start(body.into_inner())?;
+    tracing::info!(job = %id, principal = %principal.name, "warm-up job started");
+    Ok(HttpResponse::Accepted()
+        .insert_header(("location", format!("/warm/{id}")))
+        .json(json!({"id": id, "status": format!("/warm/{id}")})))
+}
+
+pub async fn progress(
+    principal: Principal,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    authorize(&principal, Scope::Warm, Resource::Edge)?;
+    let p = state.warmer.progress(&path).ok_or(AppError::NotFound("no such warm-up job"))?;
+    Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(p))
+}
+
+pub async fn cancel(
+    principal: Principal,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    authorize(&principal, Scope::Warm, Resource::Edge)?;
+    let p = state.warmer.cancel(&path).ok_or(AppError::NotFound("no such warm-up job"))?;
+    Ok(HttpResponse::Ok().json(p))
+}

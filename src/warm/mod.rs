@@ -1,0 +1,364 @@
+//! Warm-up jobs: expand studies/series into instances, make each preset's variants ahead of time.
+
+pub mod changes;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{self, StreamExt};
+use serde::{Deserialize, Serialize};
+
+use crate::cache::CacheStatus;
+use crate::catalog::Catalog;
+use crate::error::AppError;
+use crate::ids::OrthancId;
+use crate::previews::{Output, PreviewService, PreviewSpec};
+use crate::transform::spec::{self, FormatChoice, Limits, OutputFormat, Preset, VariantParams};
+use crate::upstream::{OrthancClient, Rendering};
+
+/// Most failure reasons kept per job.
+const MAX_FAILURES_KEPT: usize = 100;
+
+/// `POST /warm` body.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WarmRequest {
+    #[serde(default)]
+    pub studies: Vec<String>,
+    #[serde(default)]
+    pub series: Vec<String>,
+    pub presets: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    pub resource: String,
+    pub code: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Listing,
+    Running,
+    Done,
+    Cancelled,
+}
+
+/// What `GET /warm/{id}` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Progress {
+    pub id: String,
+    pub state: JobState,
+    /// Images to make (instances × variants), known once listing is over.
+    pub total: u64,
+    pub done: u64,
+    /// Of `done`, those already cached.
+    pub skipped: u64,
+    pub failed: u64,
+    pub failures: Vec<Failure>,
+    pub bytes: u64,
+    pub elapsed_s: f64,
+    pub rate_per_s: f64,
+}
+
+struct Job {
+    id: String,
+    started: Instant,
+    finished: Mutex<Option<Duration>>,
+    state: Mutex<JobState>,
+    cancelled: AtomicBool,
+    total: AtomicU64,
+    done: AtomicU64,
+    skipped: AtomicU64,
+    failed: AtomicU64,
+    bytes: AtomicU64,
+    failures: Mutex<Vec<Failure>>,
+}
+
+impl Job {
+    fn progress(&self) -> Progress {
+        let elapsed = self.finished.lock().ok().and_then(|f| *f).unwrap_or_else(|| self.started.elapsed());
+        let done = self.done.load(Ordering::Relaxed);
+        let secs = elapsed.as_secs_f64();
+        Progress {
+            id: self.id.clone(),
+            state: self.state.lock().map(|s| *s).unwrap_or(JobState::Running),
+            total: self.total.load(Ordering::Relaxed),
+            done,
+            skipped: self.skipped.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            failures: self.failures.lock().map(|f| f.clone()).unwrap_or_default(),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            elapsed_s: (secs * 1000.0).round() / 1000.0,
+            rate_per_s: if secs > 0.0 { (done as f64 / secs * 10.0).round() / 10.0 } else { 0.0 },
+        }
+    }
+
+    fn set_state(&self, state: JobState) {
+        if let Ok(mut s) = self.state.lock() {
+            // A cancelled job stays cancelled.
+            if *s != JobState::Cancelled {
+                *s = state;
+            }
+        }
+        if matches!(state, JobState::Done | JobState::Cancelled) {
+            if let Ok(mut f) = self.finished.lock() {
+                f.get_or_insert(self.started.elapsed());
+            }
+        }
+    }
+
+    fn fail(&self, resource: &str, e: &AppError) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        self.done.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut f) = self.failures.lock() {
+            if f.len() < MAX_FAILURES_KEPT {
+                f.push(Failure { resource: resource.to_owned(), code: e.code().to_owned() });
+            }
+        }
+    }
+}
+
+/// The variants a preset warms: `auto` warms both what browsers get (WebP) and what viewers get (JPEG).
+pub fn preset_outputs(preset: &Preset, limits: &Limits) -> Vec<crate::transform::VariantSpec> {
+    let params = VariantParams::from(preset);
+    let accepts: &[&str] = match preset.format {
+        Some(FormatChoice::Auto) => &["image/webp", "image/jpeg"],
+        _ => &["image/jpeg"],
+    };
+    let mut out: Vec<_> =
+        accepts.iter().map(|a| spec::resolve(&params, OutputFormat::Jpeg, a, limits).0).collect();
+    out.dedup();
+    out
+}
+
+/// Runs and tracks warm-up jobs.
+#[derive(Clone)]
+pub struct Warmer {
+    previews: PreviewService,
+    catalog: Catalog,
+    upstream: OrthancClient,
+    presets: Arc<std::collections::BTreeMap<String, Preset>>,
+    limits: Limits,
+    concurrency: usize,
+    max_resources: usize,
+    jobs: Arc<Mutex<HashMap<String, Arc<Job>>>>,
+}
+
+impl Warmer {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        previews: PreviewService,
+        catalog: Catalog,
+        upstream: OrthancClient,
+        presets: Arc<std::collections::BTreeMap<String, Preset>>,
+        limits: Limits,
+        concurrency: usize,
+        max_resources: usize,
+    ) -> Self {
+        Self {
+            previews,
+            catalog,
+            upstream,
+            presets,
+            limits,
+            concurrency: concurrency.max(1),
+            max_resources,
+            jobs: Arc::default(),
+        }
+    }
+
+    /// Validate and start a job; returns its id.
+    pub fn start(&self, req: WarmRequest) -> Result<String, AppError> {
+        let (studies, series) = self.validate(&req)?;
+        let job = Arc::new(Job {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            started: Instant::now(),
+            finished: Mutex::new(None),
+            state: Mutex::new(JobState::Listing),
+            cancelled: AtomicBool::new(false),
+            total: AtomicU64::new(0),
+            done: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            failures: Mutex::new(Vec::new()),
+        });
+        let id = job.id.clone();
+        self.jobs
+            .lock()
+            .map_err(|_| AppError::Internal("job table poisoned".into()))?
+            .insert(id.clone(), job.clone());
+        let this = self.clone();
+        tokio::spawn(async move { this.run(job, studies, series, req.presets).await });
+        Ok(id)
+    }
+
+    fn validate(&self, req: &WarmRequest) -> Result<(Vec<OrthancId>, Vec<OrthancId>), AppError> {
+        if req.studies.is_empty() && req.series.is_empty() {
+            return Err(AppError::BadParam("give at least one of `studies` or `series`".into()));
+        }
+        if req.studies.len() + req.series.len() > self.max_resources {
+            return Err(AppError::BadParam(format!(
+                "at most {} resources per job (`warm.max_resources`)",
+                self.max_resources
+            )));
+        }
+        if req.presets.is_empty() {
+            return Err(AppError::BadParam("`presets` must name at least one preset".into()));
+        }
+        for p in &req.presets {
+            if !self.presets.contains_key(p) {
+                return Err(AppError::BadParam(format!(
+                    "`presets`: no preset named {:?}",
+                    p.chars().take(64).collect::<String>()
+                )));
+            }
+        }
+        let parse = |ids: &[String], what: &str| -> Result<Vec<OrthancId>, AppError> {
+            ids.iter()
+                .map(|s| {
+                    OrthancId::parse(s)
+                        .ok_or_else(|| AppError::BadId(format!("`{what}` holds a malformed Orthanc id")))
+                })
+                .collect()
+        };
+        Ok((parse(&req.studies, "studies")?, parse(&req.series, "series")?))
+    }
+
+    pub fn progress(&self, id: &str) -> Option<Progress> {
+        self.jobs.lock().ok()?.get(id).map(|j| j.progress())
+    }
+
+    /// Cancel a job; `None` when there is no such job.
+    pub fn cancel(&self, id: &str) -> Option<Progress> {
+        let job = self.jobs.lock().ok()?.get(id).cloned()?;
+        job.cancelled.store(true, Ordering::Relaxed);
+        job.set_state(JobState::Cancelled);
+        Some(job.progress())
+    }
+
+    /// Warm the given presets for these resources now (used by the /changes follower).
+    pub async fn warm_now(
+        &self,
+        studies: Vec<OrthancId>,
+        series: Vec<OrthancId>,
+        presets: Vec<String>,
+    ) -> Progress {
+        let req = WarmRequest {
+            studies: studies.iter().map(ToString::to_string).collect(),
+            series: series.iter().map(ToString::to_string).collect(),
+            presets: presets.clone(),
+        };
+        match self.start(req) {
+            Ok(id) => loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                match self.progress(&id) {
+                    Some(p) if matches!(p.state, JobState::Done | JobState::Cancelled) => return p,
+                    Some(_) => {}
+                    None => return Progress::empty(&id),
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "warm-up from /changes refused");
+                Progress::empty("-")
+            }
+        }
+    }
+
+    async fn run(
+        &self,
+        job: Arc<Job>,
+        studies: Vec<OrthancId>,
+        series: Vec<OrthancId>,
+        presets: Vec<String>,
+    ) {
+        let mut all_series = series;
+        for study in &studies {
+            match self.catalog.study_series(study).await {
+                Ok(s) => all_series.extend(s),
+                Err(e) => job.fail(study.as_str(), &e),
+            }
+        }
+        let mut instances = Vec::new();
+        for s in &all_series {
+            if job.cancelled.load(Ordering::Relaxed) {
+                return;
+            }
+            match self.catalog.series_instances(s).await {
+                Ok(list) => instances.extend(list.iter().cloned()),
+                Err(e) => job.fail(s.as_str(), &e),
+            }
+        }
+        instances.truncate(self.max_resources);
+        let variants: Vec<_> = presets
+            .iter()
+            .filter_map(|p| self.presets.get(p))
+            .flat_map(|p| preset_outputs(p, &self.limits))
+            .collect();
+        let work: Vec<PreviewSpec> = instances
+            .iter()
+            .flat_map(|i| {
+                variants.iter().map(move |v| PreviewSpec {
+                    instance: i.clone(),
+                    frame: 0,
+                    output: Output::Edge { rendering: Rendering::Preview, variant: v.clone() },
+                })
+            })
+            .collect();
+        job.total.store(work.len() as u64 + job.failed.load(Ordering::Relaxed), Ordering::Relaxed);
+        job.set_state(JobState::Running);
+        stream::iter(work)
+            .for_each_concurrent(self.concurrency, |spec| {
+                let job = job.clone();
+                async move {
+                    if job.cancelled.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    self.yield_to_interactive().await;
+                    match self.previews.get(&spec).await {
+                        Ok(served) => {
+                            if served.status != CacheStatus::Miss {
+                                job.skipped.fetch_add(1, Ordering::Relaxed);
+                            }
+                            job.bytes.fetch_add(served.entry.body.len() as u64, Ordering::Relaxed);
+                            job.done.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => job.fail(spec.instance.as_str(), &e),
+                    }
+                }
+            })
+            .await;
+        job.set_state(JobState::Done);
+    }
+
+    /// Interactive misses go first: wait while every Orthanc render slot is taken.
+    async fn yield_to_interactive(&self) {
+        for _ in 0..500 {
+            if self.upstream.free_render_slots() > 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Progress {
+    fn empty(id: &str) -> Self {
+        Progress {
+            id: id.to_owned(),
+            state: JobState::Done,
+            total: 0,
+            done: 0,
+            skipped: 0,
+            failed: 0,
+            failures: vec![],
+            bytes: 0,
+            elapsed_s: 0.0,
+            rate_per_s: 0.0,
+        }
+    }
+}
