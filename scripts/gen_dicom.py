@@ -11,6 +11,7 @@
 #   multiframe3.dcm  Multi-frame SC, 3 frames 8-bit MONOCHROME2, 128 cols x 96 rows
 #   j2k.dcm          JPEG 2000 lossless (1.2.840.10008.1.2.4.90), 8-bit MONOCHROME2 128x128,
 #                    which Orthanc 1.10.1 without the GDCM plugin cannot decode (→ 415)
+#   ctseries_NNNN.dcm  CT series (series 7) of --slices instances, 128x128, one per slice
 #   cr_large.dcm     (only with --large) CR MONOCHROME2 2048 cols x 2500 rows, for benchmarks
 # Every image has a bright marker in its top-left corner so flips/transpositions show.
 # Needs pydicom and numpy (scripts/setup-deps.sh installs them); Pillow, if present, makes the
@@ -264,6 +265,26 @@ def make_j2k():
     return ds
 
 
+def make_ct_slice(k, slices, size=128):
+    """Slice k (0-based) of a CT series (series 7) of `slices` instances: a disc whose brightness
+    and radius change with k, so every slice renders differently."""
+    ds = base_dataset(n=7, sop_class=SOP_CT, modality="CT", description=f"CT series {slices} slices {size}x{size}")
+    ds.SOPInstanceUID = f"{ROOT}.4.7.{k + 1}"
+    ds.file_meta.MediaStorageSOPInstanceUID = UID(ds.SOPInstanceUID)
+    ds.InstanceNumber = k + 1
+    ds.ImagePositionPatient = [0, 0, float(k)]
+    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    ds.SliceThickness = 1
+    ds.PixelSpacing = [1, 1]
+    ds.RescaleIntercept = -1024
+    ds.RescaleSlope = 1
+    y, x = np.mgrid[0:size, 0:size]
+    r = np.hypot(x - size / 2, y - size / 2)
+    arr = np.where(r < size / 6 + (k % 20) * size / 60, 1024 + 40 * (k % 25), 24).astype(np.int16)
+    set_pixels(ds, arr, photometric="MONOCHROME2", signed=True)
+    return ds
+
+
 def save(ds, path):
     if PYDICOM_MAJOR >= 3:
         ds.save_as(path, enforce_file_format=True)
@@ -277,7 +298,15 @@ def main():
     ap = argparse.ArgumentParser(description="Write deterministic synthetic DICOM test files.")
     ap.add_argument("outdir")
     ap.add_argument("--large", action="store_true", help="also write cr_large.dcm (2048x2500, ~10 MB)")
+    ap.add_argument("--slices", type=int, default=5, help="instances in the CT series ctseries_N (default 5)")
+    ap.add_argument("--study", type=int, default=0,
+                    help="another study: N > 0 gives every UID a different root (same patient)")
     args = ap.parse_args()
+    if args.study:
+        global ROOT, STUDY_UID, FRAME_OF_REF_UID
+        ROOT = f"{ROOT}.{args.study}"
+        STUDY_UID = f"{ROOT}.1"
+        FRAME_OF_REF_UID = f"{ROOT}.2"
     os.makedirs(args.outdir, exist_ok=True)
     files = {
         "ct16": make_ct16(),
@@ -286,6 +315,8 @@ def main():
         "multiframe3": make_multiframe3(),
         "j2k": make_j2k(),
     }
+    for k in range(args.slices):
+        files[f"ctseries_{k + 1:04d}"] = make_ct_slice(k, args.slices)
     if args.large:
         files["cr_large"] = make_cr_mono1(
             n=6, cols=2048, rows=2500, photometric="MONOCHROME2", name="CR MONOCHROME2 12-bit 2048x2500"

@@ -1,9 +1,10 @@
-//! The `orthanc-edge` command line: serve | hash-key | check-config.
+//! The `orthanc-edge` command line: serve | warm | hash-key | check-config.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use orthanc_edge::warm::client::{self, WarmArgs};
 use orthanc_edge::{auth, config::Config, state::AppState, telemetry};
 
 #[derive(Parser)]
@@ -20,6 +21,21 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Warm a running edge's cache for whole studies or series, with a progress bar.
+    Warm {
+        /// Base URL of the edge, e.g. http://127.0.0.1:8080
+        #[arg(long)]
+        url: String,
+        /// File holding an API key with the `warm` scope.
+        #[arg(long)]
+        api_key_file: PathBuf,
+        #[arg(long = "study")]
+        studies: Vec<String>,
+        #[arg(long = "series")]
+        series: Vec<String>,
+        #[arg(long = "preset", required = true)]
+        presets: Vec<String>,
+    },
     /// Print the blake3 hash of an API key, to paste into auth.api_keys.
     HashKey { key: String },
     /// Validate the configuration and print it with secrets redacted.
@@ -31,6 +47,21 @@ enum Command {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::Warm { url, api_key_file, studies, series, presets } => {
+            let run = || -> anyhow::Result<()> {
+                let key = std::fs::read_to_string(&api_key_file)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", api_key_file.display()))?;
+                let args = WarmArgs { url, api_key: key.trim().to_owned(), studies, series, presets };
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?
+                    .block_on(client::run(args))
+            };
+            match run() {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
         Command::HashKey { key } => {
             println!("{}", auth::hash_key(&key));
             ExitCode::SUCCESS

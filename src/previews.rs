@@ -75,8 +75,8 @@ pub struct PreviewService {
     upstream: OrthancClient,
     pool: TransformPool,
     limits: MakeLimits,
-    /// (instance, frame) pairs Orthanc recently answered 404 for.
-    not_found: Option<moka::future::Cache<(OrthancId, u32), ()>>,
+    /// (instance, frame) pairs Orthanc recently answered 404 or 415 for, with that answer.
+    not_found: Option<moka::future::Cache<(OrthancId, u32), UpstreamError>>,
 }
 
 impl PreviewService {
@@ -87,17 +87,23 @@ impl PreviewService {
         limits: MakeLimits,
         negative_ttl: Duration,
     ) -> Self {
-        let not_found = (!negative_ttl.is_zero())
-            .then(|| moka::future::Cache::builder().max_capacity(100_000).time_to_live(negative_ttl).build());
+        let not_found = (!negative_ttl.is_zero()).then(|| {
+            moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(negative_ttl)
+                .support_invalidation_closures()
+                .build()
+        });
         Self { cache, upstream, pool, limits, not_found }
     }
 
     pub async fn get(&self, spec: &PreviewSpec) -> Result<Served, AppError> {
         let miss_key = (spec.instance.clone(), spec.frame);
-        if let Some(nf) = &self.not_found {
-            if nf.contains_key(&miss_key) {
-                return Err(UpstreamError::NotFound.into());
-            }
+        if let Some(answer) = match &self.not_found {
+            Some(nf) => nf.get(&miss_key).await,
+            None => None,
+        } {
+            return Err(answer.into());
         }
         let this = self.clone();
         let fetch = spec.clone();
@@ -114,9 +120,16 @@ impl PreviewService {
                     tracing::warn!(error = %e, "purge after 404 failed");
                 }
                 if let Some(nf) = &self.not_found {
-                    nf.insert(miss_key, ()).await;
+                    nf.insert(miss_key, UpstreamError::NotFound).await;
                 }
                 Err(UpstreamError::NotFound.into())
+            }
+            // Undecodable stays undecodable: do not ask Orthanc again for a while.
+            Err(AppError::Upstream(UpstreamError::Unsupported)) => {
+                if let Some(nf) = &self.not_found {
+                    nf.insert(miss_key, UpstreamError::Unsupported).await;
+                }
+                Err(UpstreamError::Unsupported.into())
             }
             Err(e) => Err(e),
         }

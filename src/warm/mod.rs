@@ -1,6 +1,7 @@
 //! Warm-up jobs: expand studies/series into instances, make each preset's variants ahead of time.
 
 pub mod changes;
+pub mod client;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -20,6 +20,7 @@ pub const ORTHANC_USER: &str = "edge-svc";
 pub const ORTHANC_PASSWORD: &str = "orthanc-pw-Z9q";
 pub const PREVIEW_KEY: &str = "preview-key-123";
 pub const ADMIN_KEY: &str = "admin-key-456";
+pub const WARM_KEY: &str = "warm-key-789";
 pub const ID: &str = "8e289db9-0e1437e1-3ecf395f-d8aae463-f4bb49fe";
 pub const ID2: &str = "11111111-22222222-33333333-44444444-55555555";
 
@@ -234,10 +235,15 @@ scopes = ["preview"]
 name = "ops"
 hash = "{h2}"
 scopes = ["admin"]
+[[auth.api_keys]]
+name = "warmer"
+hash = "{h3}"
+scopes = ["warm"]
 "#,
         dir = cache_dir.display(),
         h1 = hash_key(PREVIEW_KEY),
         h2 = hash_key(ADMIN_KEY),
+        h3 = hash_key(WARM_KEY),
     );
     let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
     f.write_all(toml.as_bytes()).unwrap();
@@ -291,4 +297,123 @@ impl TestEdge {
 
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder().no_gzip().build().unwrap()
+}
+
+/// A pass-through proxy in front of a real Orthanc that counts image renders (in process).
+pub struct CountingProxy {
+    pub url: String,
+    renders: Arc<AtomicUsize>,
+    handle: ServerHandle,
+}
+
+impl CountingProxy {
+    pub async fn start(target: &str) -> Self {
+        let renders = Arc::new(AtomicUsize::new(0));
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (counter, target) = (renders.clone(), target.to_owned());
+        let client = reqwest::Client::new();
+        let server = HttpServer::new(move || {
+            let (counter, target, client) = (counter.clone(), target.clone(), client.clone());
+            App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
+                let (counter, target, client) = (counter.clone(), target.clone(), client.clone());
+                async move {
+                    let path = req.uri().path();
+                    if path.ends_with("/preview") || path.ends_with("/rendered") {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                    }
+                    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).unwrap();
+                    let mut fwd =
+                        client.request(method, format!("{target}{}", req.uri())).body(body.to_vec());
+                    for name in ["authorization", "accept", "accept-encoding", "content-type"] {
+                        if let Some(v) = req.headers().get(name) {
+                            fwd = fwd.header(name, v.as_bytes());
+                        }
+                    }
+                    let resp = fwd.send().await.unwrap();
+                    let mut out = HttpResponse::build(
+                        actix_web::http::StatusCode::from_u16(resp.status().as_u16()).unwrap(),
+                    );
+                    if let Some(ct) = resp.headers().get("content-type") {
+                        out.insert_header(("content-type", ct.as_bytes()));
+                    }
+                    out.body(resp.bytes().await.unwrap())
+                }
+            }))
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        Self { url, renders, handle }
+    }
+
+    pub fn renders(&self) -> usize {
+        self.renders.load(Ordering::SeqCst)
+    }
+
+    pub async fn stop(self) {
+        self.handle.stop(false).await;
+    }
+}
+
+/// The real Orthanc of scripts/it-orthanc.sh, if the environment names one.
+pub struct RealOrthanc {
+    pub url: String,
+    pub user: String,
+    pub password: String,
+    pub manifest: serde_json::Value,
+}
+
+impl RealOrthanc {
+    /// `None` (test skipped) without ORTHANC_EDGE_IT_*; a failure if ORTHANC_EDGE_IT_REQUIRED=1.
+    pub fn from_env() -> Option<Self> {
+        let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
+        match (
+            var("ORTHANC_EDGE_IT_URL"),
+            var("ORTHANC_EDGE_IT_USER"),
+            var("ORTHANC_EDGE_IT_PASSWORD"),
+            var("ORTHANC_EDGE_IT_MANIFEST"),
+        ) {
+            (Some(url), Some(user), Some(password), Some(m)) => {
+                let manifest = serde_json::from_str(&std::fs::read_to_string(m).unwrap()).unwrap();
+                Some(Self { url, user, password, manifest })
+            }
+            _ => {
+                assert!(var("ORTHANC_EDGE_IT_REQUIRED").as_deref() != Some("1"), "ORTHANC_EDGE_IT_* not set");
+                eprintln!("skipped: no real Orthanc (run scripts/test.sh)");
+                None
+            }
+        }
+    }
+
+    pub fn instance(&self, name: &str, field: &str) -> String {
+        self.manifest["instances"][name][field].as_str().unwrap().to_owned()
+    }
+
+    /// Edge config for this Orthanc (or a proxy in front of it at `url`).
+    pub fn config(&self, url: &str, cache_dir: &Path, env: &[(&str, &str)]) -> Config {
+        let mut all = vec![
+            ("ORTHANC_EDGE__ORTHANC__USERNAME", self.user.as_str()),
+            ("ORTHANC_EDGE__ORTHANC__PASSWORD", self.password.as_str()),
+            ("ORTHANC_EDGE__ORTHANC__TIMEOUT_MS", "10000"),
+        ];
+        all.extend_from_slice(env);
+        test_config(url, cache_dir, &all)
+    }
+
+    /// GET a JSON resource from Orthanc itself.
+    pub async fn json(&self, path: &str) -> serde_json::Value {
+        client()
+            .get(format!("{}{path}", self.url))
+            .basic_auth(&self.user, Some(&self.password))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
 }
