@@ -265,13 +265,15 @@ def make_j2k():
     return ds
 
 
-def make_ct_slice(k, slices, size=128):
-    """Slice k (0-based) of a CT series (series 7) of `slices` instances: a disc whose brightness
-    and radius change with k, so every slice renders differently."""
-    ds = base_dataset(n=7, sop_class=SOP_CT, modality="CT", description=f"CT series {slices} slices {size}x{size}")
+def make_ct_slice(k, slices, size=128, series_count=1):
+    """Slice k (0-based) of `slices` CT instances spread over `series_count` series (numbered
+    from 7): a disc whose brightness and radius change with k, so every slice renders differently."""
+    n = 7 + k % series_count
+    per_series = -(-slices // series_count)
+    ds = base_dataset(n=n, sop_class=SOP_CT, modality="CT", description=f"CT series {n}, {per_series} slices {size}x{size}")
     ds.SOPInstanceUID = f"{ROOT}.4.7.{k + 1}"
     ds.file_meta.MediaStorageSOPInstanceUID = UID(ds.SOPInstanceUID)
-    ds.InstanceNumber = k + 1
+    ds.InstanceNumber = k // series_count + 1
     ds.ImagePositionPatient = [0, 0, float(k)]
     ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
     ds.SliceThickness = 1
@@ -299,6 +301,8 @@ def main():
     ap.add_argument("outdir")
     ap.add_argument("--large", action="store_true", help="also write cr_large.dcm (2048x2500, ~10 MB)")
     ap.add_argument("--slices", type=int, default=5, help="instances in the CT series ctseries_N (default 5)")
+    ap.add_argument("--ct-series", type=int, default=1, help="spread the CT slices over this many series")
+    ap.add_argument("--ct-size", type=int, default=128, help="rows and columns of the CT slices")
     ap.add_argument("--study", type=int, default=0,
                     help="another study: N > 0 gives every UID a different root (same patient)")
     args = ap.parse_args()
@@ -316,7 +320,7 @@ def main():
         "j2k": make_j2k(),
     }
     for k in range(args.slices):
-        files[f"ctseries_{k + 1:04d}"] = make_ct_slice(k, args.slices)
+        files[f"ctseries_{k + 1:04d}"] = make_ct_slice(k, args.slices, args.ct_size, args.ct_series)
     if args.large:
         files["cr_large"] = make_cr_mono1(
             n=6, cols=2048, rows=2500, photometric="MONOCHROME2", name="CR MONOCHROME2 12-bit 2048x2500"

@@ -16,7 +16,8 @@
 #
 # WORKDIR: where everything goes (WORKDIR/orthanc, WORKDIR/dicom, WORKDIR/manifest.json).
 #   Unset → a fresh temp dir, removed on exit unless ORTHANC_EDGE_IT_KEEP=1.
-# IT_ORTHANC_SLICES=N: instances in the generated CT series (default 5; benchmarks use more).
+# IT_ORTHANC_SLICES=N: instances in the generated CT series (default 5; benchmarks use more),
+#   spread over IT_ORTHANC_CT_SERIES series (default 1), IT_ORTHANC_CT_SIZE pixels square (128).
 # IT_ORTHANC_LARGE=1 also generates and uploads cr_large.dcm (2048x2500, for benchmarks).
 # Needs Orthanc, curl, pydicom, numpy: scripts/setup-deps.sh orthanc python.
 # Sourcing does not change the caller's shell options: the steps run in a `set -euo pipefail`
@@ -66,7 +67,7 @@ _it_orthanc_up() {
     rm -rf "$workdir/dicom" || exit 1
     large=()
     if [[ ${IT_ORTHANC_LARGE:-0} == 1 ]]; then large=(--large); fi
-    large+=(--slices "${IT_ORTHANC_SLICES:-5}")
+    large+=(--slices "${IT_ORTHANC_SLICES:-5}" --ct-series "${IT_ORTHANC_CT_SERIES:-1}" --ct-size "${IT_ORTHANC_CT_SIZE:-128}")
     "$s/gen_dicom.py" "$workdir/dicom" "${large[@]}" || exit 1
     "$s/load_samples.py" --env "$workdir/orthanc/orthanc.env" --dicom-dir "$workdir/dicom" \
       --manifest "$workdir/manifest.json" || exit 1

@@ -9,7 +9,7 @@ use crate::cache::{CacheKey, CacheStatus, Entry, TieredCache};
 use crate::error::AppError;
 use crate::ids::OrthancId;
 use crate::transform::{self, Pixels, TransformPool, VariantSpec, SOURCE_CONTENT_TYPE};
-use crate::upstream::{ImageFormat, OrthancClient, Rendering, UpstreamError};
+use crate::upstream::{ImageFormat, OrthancClient, Priority, Rendering, UpstreamError};
 
 /// What to serve: one frame of one instance, in one output. Built only from validated input.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,6 +98,11 @@ impl PreviewService {
     }
 
     pub async fn get(&self, spec: &PreviewSpec) -> Result<Served, AppError> {
+        self.get_with(spec, Priority::Interactive).await
+    }
+
+    /// `get`, with the Orthanc priority of a miss (warm-up jobs use `Background`).
+    pub async fn get_with(&self, spec: &PreviewSpec, priority: Priority) -> Result<Served, AppError> {
         let miss_key = (spec.instance.clone(), spec.frame);
         if let Some(answer) = match &self.not_found {
             Some(nf) => nf.get(&miss_key).await,
@@ -110,7 +115,9 @@ impl PreviewService {
         let span = tracing::Span::current();
         let result = self
             .cache
-            .get_or_fill(&spec.cache_key(), move || async move { this.make(&fetch).instrument(span).await })
+            .get_or_fill(&spec.cache_key(), move || async move {
+                this.make(&fetch, priority).instrument(span).await
+            })
             .await;
         match result {
             Ok((entry, status)) => Ok(Served { entry, status }),
@@ -148,7 +155,7 @@ impl PreviewService {
     }
 
     /// Make the image of a cache miss.
-    async fn make(&self, spec: &PreviewSpec) -> Result<Entry, AppError> {
+    async fn make(&self, spec: &PreviewSpec, priority: Priority) -> Result<Entry, AppError> {
         match &spec.output {
             Output::Orthanc { format, quality } => {
                 let img = self.upstream.preview(&spec.instance, spec.frame, *format, *quality).await?;
@@ -156,7 +163,7 @@ impl PreviewService {
                 Ok(Entry::new(img.format.mime(), img.body))
             }
             Output::Edge { rendering, variant } => {
-                let source = self.source(&spec.instance, spec.frame, rendering).await?;
+                let source = self.source(&spec.instance, spec.frame, rendering, priority).await?;
                 let mime = variant.format.mime();
                 let (variant, upscale) = (variant.clone(), self.limits.allow_upscale);
                 let bytes = self.pool.run(move || transform::render(&source.body, &variant, upscale)).await?;
@@ -171,6 +178,7 @@ impl PreviewService {
         instance: &OrthancId,
         frame: u32,
         rendering: &Rendering,
+        priority: Priority,
     ) -> Result<Arc<Entry>, AppError> {
         let upstream = self.upstream.clone();
         let pool = self.pool.clone();
@@ -180,7 +188,7 @@ impl PreviewService {
         let (entry, _) = self
             .cache
             .get_or_fill(&source_key(instance, frame, rendering), move || async move {
-                let (pam, elapsed) = upstream.pixels(&id, frame, &r).await?;
+                let (pam, elapsed) = upstream.pixels(&id, frame, &r, priority).await?;
                 span.record("upstream_ms", elapsed.as_millis() as u64);
                 let packed = pool.run(move || Ok(Pixels::from_pam(&pam, max_pixels)?.compress())).await?;
                 Ok(Entry::new(SOURCE_CONTENT_TYPE, packed))

@@ -59,13 +59,12 @@ impl AppState {
         let presets = Arc::new(config.presets.clone());
         let catalog = Catalog::new(upstream.clone(), Duration::from_secs(config.cache.metadata_ttl_s));
         let warm_concurrency = match config.warm.concurrency {
-            0 => config.orthanc.max_concurrency.saturating_sub(1).max(1),
+            0 => config.orthanc.max_concurrency * 2,
             n => n,
         };
         let warmer = Warmer::new(
             previews.clone(),
             catalog.clone(),
-            upstream.clone(),
             presets.clone(),
             limits.clone(),
             warm_concurrency,

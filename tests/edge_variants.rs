@@ -272,3 +272,43 @@ async fn a_burst_beyond_pool_and_queue_gets_quick_503s() {
     edge.stop().await;
     fake.stop().await;
 }
+
+#[actix_web::test]
+async fn background_work_leaves_orthanc_a_slot_for_people() {
+    use orthanc_edge::previews::{Output, PreviewSpec};
+    use orthanc_edge::transform::spec::{Fit, OutputFormat, VariantSpec};
+    use orthanc_edge::upstream::{Priority, Rendering};
+
+    let fake = FakeOrthanc::start().await;
+    fake.set_mode(Mode::Slow(Duration::from_millis(300)));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = test_config(&fake.url, dir.path(), &[("ORTHANC_EDGE__ORTHANC__MAX_CONCURRENCY", "2")]);
+    let edge = TestEdge::start(cfg).await;
+    let variant =
+        VariantSpec { w: Some(32), h: None, fit: Fit::Contain, format: OutputFormat::Jpeg, q: Some(80) };
+    let spec = |n: u32| PreviewSpec {
+        instance: orthanc_edge::ids::OrthancId::parse(&format!(
+            "{n:08x}-00000000-00000000-00000000-00000000"
+        ))
+        .unwrap(),
+        frame: 0,
+        output: Output::Edge { rendering: Rendering::Preview, variant: variant.clone() },
+    };
+    let background: Vec<_> = (1..=4)
+        .map(|n| {
+            let (svc, s) = (edge.state.previews.clone(), spec(n));
+            tokio::spawn(async move { svc.get_with(&s, Priority::Background).await.is_ok() })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = Instant::now();
+    let person = get(&format!("{}?w=40&format=jpeg", edge.preview_url(ID)), "*/*").await;
+    assert_eq!(person.status(), 200);
+    assert!(started.elapsed() < Duration::from_millis(700), "interactive waited {:?}", started.elapsed());
+    for b in background {
+        assert!(b.await.unwrap());
+    }
+    assert_eq!(fake.max_in_flight(), 2, "background used one slot, the person the other");
+    edge.stop().await;
+    fake.stop().await;
+}

@@ -3,7 +3,7 @@
 pub mod model;
 mod orthanc;
 
-pub use orthanc::{ImageFormat, OrthancClient, Rendering, UpstreamImage, Window};
+pub use orthanc::{ImageFormat, OrthancClient, Priority, Rendering, UpstreamImage, Window};
 
 /// A failed Orthanc request, already classified for the client.
 #[derive(Debug, Clone, thiserror::Error)]

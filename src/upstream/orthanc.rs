@@ -63,6 +63,13 @@ pub struct Window {
     pub width: f64,
 }
 
+/// Who is waiting for a render: a person, or a warm-up job that must leave room for people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    Interactive,
+    Background,
+}
+
 /// An image as Orthanc rendered it.
 #[derive(Debug, Clone)]
 pub struct UpstreamImage {
@@ -77,6 +84,8 @@ pub struct OrthancClient {
     http: reqwest::Client,
     base: Arc<str>,
     renders: Arc<Semaphore>,
+    /// Extra gate for background (warm-up) renders: one slot always stays for interactive ones.
+    background: Arc<Semaphore>,
     max_body: u64,
 }
 
@@ -112,6 +121,7 @@ impl OrthancClient {
             http,
             base: cfg.url.trim_end_matches('/').into(),
             renders: Arc::new(Semaphore::new(cfg.max_concurrency)),
+            background: Arc::new(Semaphore::new(cfg.max_concurrency.saturating_sub(1).max(1))),
             max_body: cfg.max_body_bytes,
         })
     }
@@ -138,7 +148,17 @@ impl OrthancClient {
         id: &OrthancId,
         frame: u32,
         rendering: &Rendering,
+        priority: Priority,
     ) -> Result<(Bytes, Duration), UpstreamError> {
+        let _background = match priority {
+            Priority::Background => Some(
+                self.background
+                    .acquire()
+                    .await
+                    .map_err(|_| UpstreamError::Unavailable("render semaphore closed".into()))?,
+            ),
+            Priority::Interactive => None,
+        };
         let url = match rendering {
             Rendering::Preview => format!("{}/instances/{}/frames/{}/preview", self.base, id, frame),
             Rendering::Rendered { window: None } => {
@@ -178,11 +198,6 @@ impl OrthancClient {
             return Err(UpstreamError::BadResponse(format!("body is not {mime}")));
         }
         Ok((body, started.elapsed()))
-    }
-
-    /// Render slots free right now (warm-up jobs wait for one, so interactive requests go first).
-    pub fn free_render_slots(&self) -> usize {
-        self.renders.available_permits()
     }
 
     /// `GET /studies/{id}`.

@@ -17,7 +17,7 @@ use crate::error::AppError;
 use crate::ids::OrthancId;
 use crate::previews::{Output, PreviewService, PreviewSpec};
 use crate::transform::spec::{self, FormatChoice, Limits, OutputFormat, Preset, VariantParams};
-use crate::upstream::{OrthancClient, Rendering};
+use crate::upstream::{Priority, Rendering};
 
 /// Most failure reasons kept per job.
 const MAX_FAILURES_KEPT: usize = 100;
@@ -141,7 +141,6 @@ pub fn preset_outputs(preset: &Preset, limits: &Limits) -> Vec<crate::transform:
 pub struct Warmer {
     previews: PreviewService,
     catalog: Catalog,
-    upstream: OrthancClient,
     presets: Arc<std::collections::BTreeMap<String, Preset>>,
     limits: Limits,
     concurrency: usize,
@@ -154,7 +153,6 @@ impl Warmer {
     pub fn new(
         previews: PreviewService,
         catalog: Catalog,
-        upstream: OrthancClient,
         presets: Arc<std::collections::BTreeMap<String, Preset>>,
         limits: Limits,
         concurrency: usize,
@@ -163,7 +161,6 @@ impl Warmer {
         Self {
             previews,
             catalog,
-            upstream,
             presets,
             limits,
             concurrency: concurrency.max(1),
@@ -319,8 +316,8 @@ impl Warmer {
                     if job.cancelled.load(Ordering::Relaxed) {
                         return;
                     }
-                    self.yield_to_interactive().await;
-                    match self.previews.get(&spec).await {
+                    // Background priority: warm-up never takes Orthanc's last render slot.
+                    match self.previews.get_with(&spec, Priority::Background).await {
                         Ok(served) => {
                             if served.status != CacheStatus::Miss {
                                 job.skipped.fetch_add(1, Ordering::Relaxed);
@@ -334,16 +331,6 @@ impl Warmer {
             })
             .await;
         job.set_state(JobState::Done);
-    }
-
-    /// Interactive misses go first: wait while every Orthanc render slot is taken.
-    async fn yield_to_interactive(&self) {
-        for _ in 0..500 {
-            if self.upstream.free_render_slots() > 0 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
     }
 }
 

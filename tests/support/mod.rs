@@ -48,6 +48,8 @@ struct FakeState {
     other: AtomicUsize,
     bad_auth: AtomicUsize,
     gzip_asked: AtomicUsize,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
     paths: Mutex<Vec<String>>,
 }
 
@@ -95,6 +97,11 @@ impl FakeOrthanc {
 
     pub fn bad_auth_requests(&self) -> usize {
         self.state.bad_auth.load(Ordering::SeqCst)
+    }
+
+    /// Most image requests the fake was answering at the same time.
+    pub fn max_in_flight(&self) -> usize {
+        self.state.max_in_flight.load(Ordering::SeqCst)
     }
 
     pub fn gzip_requests(&self) -> usize {
@@ -203,7 +210,10 @@ async fn fake_preview(
             HttpResponse::Ok().content_type(ct).body(big)
         }
         Mode::Slow(d) => {
+            let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            state.max_in_flight.fetch_max(now, Ordering::SeqCst);
             tokio::time::sleep(d).await;
+            state.in_flight.fetch_sub(1, Ordering::SeqCst);
             HttpResponse::Ok().content_type(ct).body(body)
         }
     }

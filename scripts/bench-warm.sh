@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Warm-up benchmark: a generated study (SLICES CT slices, 512x512, over 20 series, plus the 5
+# sample series) in a private Orthanc; Orthanc's own preview rate at its concurrency limit vs an
+# edge warm-up job (preset thumb), then one round of grid thumbnails. Loopback only, ~2 minutes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup-deps.sh orthanc python
+cargo build --release --quiet
+
+export IT_ORTHANC_SLICES=${SLICES:-240} IT_ORTHANC_CT_SERIES=20 IT_ORTHANC_CT_SIZE=512
+# shellcheck source=scripts/it-orthanc.sh
+source scripts/it-orthanc.sh
+work=$(mktemp -d /tmp/bench-warm.XXXXXX)
+edge_pid=
+cleanup() { [[ -n $edge_pid ]] && kill "$edge_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+bin=target/release/orthanc-edge
+cat > "$work/edge.toml" <<TOML
+[server]
+listen = "127.0.0.1:$port"
+[orthanc]
+url = "$ORTHANC_EDGE_IT_URL"
+username = "$ORTHANC_EDGE_IT_USER"
+password = "$ORTHANC_EDGE_IT_PASSWORD"
+[cache]
+dir = "$work/cache"
+[warm]
+concurrency = ${WARM_CONCURRENCY:-0}
+[log]
+filter = "warn"
+[[auth.api_keys]]
+name = "warm"
+hash = "$($bin hash-key bench-warm-key)"
+scopes = ["warm"]
+[[auth.api_keys]]
+name = "viewer"
+hash = "$($bin hash-key bench-preview-key)"
+scopes = ["preview"]
+TOML
+"$bin" serve --config "$work/edge.toml" 2> "$work/edge.log" &
+edge_pid=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+
+python3 benches/warm_bench.py --edge "http://127.0.0.1:$port" --warm-key bench-warm-key \
+  --preview-key bench-preview-key --orthanc "$ORTHANC_EDGE_IT_URL" --user "$ORTHANC_EDGE_IT_USER" \
+  --password "$ORTHANC_EDGE_IT_PASSWORD" --manifest "$ORTHANC_EDGE_IT_MANIFEST"
