@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use actix_web::http::header::HeaderValue;
 
-use crate::auth::{ApiKeys, Authenticator};
+use crate::auth::Authenticator;
 use crate::cache::{DiskCache, MemoryCache, TieredCache};
 use crate::config::Config;
+use crate::http::Cors;
 use crate::previews::PreviewService;
 use crate::upstream::OrthancClient;
 
@@ -19,6 +20,7 @@ pub struct AppState {
     pub previews: PreviewService,
     pub auth: Authenticator,
     pub cache_control: HeaderValue,
+    pub cors: Cors,
 }
 
 impl AppState {
@@ -38,8 +40,9 @@ impl AppState {
             upstream.clone(),
             Duration::from_secs(config.cache.negative_ttl_s),
         );
-        let auth = Authenticator::new(ApiKeys::from_config(&config.auth.api_keys));
+        let auth = Authenticator::from_config(&config, upstream.clone())?;
         let cache_control = HeaderValue::from_str(&config.http.cache_control)?;
+        let cors = Cors::from_config(&config.cors);
         Ok(Self {
             config: Arc::new(config),
             upstream,
@@ -47,6 +50,7 @@ impl AppState {
             previews,
             auth,
             cache_control,
+            cors,
         })
     }
 }

@@ -4,6 +4,7 @@ use std::future::{ready, Ready};
 
 use actix_web::{dev::Payload, http::header, FromRequest, HttpRequest};
 
+use crate::auth::strip_token_param;
 use crate::error::AppError;
 use crate::ids::OrthancId;
 use crate::previews::PreviewSpec;
@@ -37,7 +38,8 @@ fn parse(req: &HttpRequest) -> Result<PreviewSpec, AppError> {
         None => 0,
         Some(f) => parse_frame(f)?,
     };
-    let query = parse_query(req.query_string(), &["quality"])?;
+    // The session token is the auth layer's; other parameters never see it.
+    let query = parse_query(&strip_token_param(req.query_string()), &["quality"])?;
     let quality = match query.iter().find(|(k, _)| k == "quality") {
         None => None,
         Some((_, v)) => Some(

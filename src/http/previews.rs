@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::conditional::image_response;
 use super::PreviewRequest;
-use crate::auth::{authorize, Principal, Resource, Scope};
+use crate::auth::{Principal, Resource, Scope};
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -14,11 +14,10 @@ pub async fn preview(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
-    authorize(
-        &principal,
-        Scope::Preview,
-        Resource::Instance(&spec.instance),
-    )?;
+    state
+        .auth
+        .authorize(&principal, Scope::Preview, Resource::Instance(&spec.instance))
+        .await?;
     let served = state.previews.get(&spec).await?;
     tracing::Span::current().record("cache", served.status.as_str());
     // The encoding follows the request's Accept, as Orthanc's does.

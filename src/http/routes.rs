@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpResponse};
 
-use super::{health, previews};
+use super::{auth, health, previews};
 use crate::error::AppError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -16,6 +16,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/instances/{id}/frames/{frame}/preview")
             .route(web::get().to(previews::preview))
             .route(web::head().to(previews::preview))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/auth/sign")
+            .route(web::post().to(auth::sign))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/auth/session")
+            .route(web::post().to(auth::session))
+            .route(web::delete().to(auth::end_session))
             .default_service(web::to(method_not_allowed)),
     )
     .service(web::resource("/healthz").route(web::get().to(health::healthz)))
