@@ -17,7 +17,10 @@ pub const ENV_PREFIX: &str = "ORTHANC_EDGE";
 /// List-valued keys, given in the environment as JSON lists.
 const JSON_LIST_VARS: &[(&str, &str)] = &[
     ("AUTH__JWT__PUBLIC_KEYS", "auth.jwt.public_keys"),
-    ("AUTH__DELEGATE__FORWARD_HEADERS", "auth.delegate.forward_headers"),
+    (
+        "AUTH__DELEGATE__FORWARD_HEADERS",
+        "auth.delegate.forward_headers",
+    ),
     ("CORS__ALLOWED_ORIGINS", "cors.allowed_origins"),
 ];
 
@@ -484,7 +487,10 @@ impl Config {
                 ));
             }
             if d.timeout_ms == 0 {
-                return Err(invalid("auth.delegate.timeout_ms", "must be greater than 0"));
+                return Err(invalid(
+                    "auth.delegate.timeout_ms",
+                    "must be greater than 0",
+                ));
             }
         }
         for (i, h) in d.forward_headers.iter().enumerate() {
@@ -496,10 +502,12 @@ impl Config {
             }
         }
         if !d.studies_header.is_empty()
-            && actix_web::http::header::HeaderName::from_bytes(d.studies_header.as_bytes())
-                .is_err()
+            && actix_web::http::header::HeaderName::from_bytes(d.studies_header.as_bytes()).is_err()
         {
-            return Err(invalid("auth.delegate.studies_header", "is not a header name"));
+            return Err(invalid(
+                "auth.delegate.studies_header",
+                "is not a header name",
+            ));
         }
         if self.auth.rate_limit.failures_per_minute > 0 && self.auth.rate_limit.burst == 0 {
             return Err(invalid("auth.rate_limit.burst", "must be greater than 0"));
@@ -597,7 +605,10 @@ fn check_hs_secret(key: &str, secret: &str) -> Result<(), ConfigError> {
 fn check_http_url(key: &str, value: &str) -> Result<(), ConfigError> {
     let url = Url::parse(value).map_err(|e| invalid(key, format!("not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(invalid(key, "must be an http:// or https:// URL with a host"));
+        return Err(invalid(
+            key,
+            "must be an http:// or https:// URL with a host",
+        ));
     }
     Ok(())
 }
@@ -728,13 +739,13 @@ mod tests {
     #[test]
     fn auth_and_cors_refusals_name_the_key() {
         let secret = "0123456789abcdef0123456789abcdef";
-        assert!(err_of(PW, &[("ORTHANC_EDGE__AUTH__JWT__SECRET", "short")])
-            .contains("auth.jwt.secret"));
-        assert!(err_of(
-            PW,
-            &[("ORTHANC_EDGE__CORS__ALLOWED_ORIGINS", r#"["*"]"#)]
-        )
-        .contains("cors.allowed_origins[0]"));
+        assert!(
+            err_of(PW, &[("ORTHANC_EDGE__AUTH__JWT__SECRET", "short")]).contains("auth.jwt.secret")
+        );
+        assert!(
+            err_of(PW, &[("ORTHANC_EDGE__CORS__ALLOWED_ORIGINS", r#"["*"]"#)])
+                .contains("cors.allowed_origins[0]")
+        );
         assert!(err_of(
             PW,
             &[(
@@ -743,8 +754,14 @@ mod tests {
             )]
         )
         .contains("exact origin"));
-        assert!(err_of(PW, &[("ORTHANC_EDGE__AUTH__COOKIE__SECURE", "false"), ("ORTHANC_EDGE__AUTH__COOKIE__SAME_SITE", "none")])
-            .contains("auth.cookie.same_site"));
+        assert!(err_of(
+            PW,
+            &[
+                ("ORTHANC_EDGE__AUTH__COOKIE__SECURE", "false"),
+                ("ORTHANC_EDGE__AUTH__COOKIE__SAME_SITE", "none")
+            ]
+        )
+        .contains("auth.cookie.same_site"));
         assert!(err_of(PW, &[("ORTHANC_EDGE__AUTH__DELEGATE__URL", "nope")])
             .contains("auth.delegate.url"));
         assert!(err_of(
@@ -764,7 +781,10 @@ mod tests {
                     "ORTHANC_EDGE__CORS__ALLOWED_ORIGINS",
                     r#"["https://viewer.example.org", "http://127.0.0.1:8000"]"#,
                 ),
-                ("ORTHANC_EDGE__AUTH__DELEGATE__FORWARD_HEADERS", r#"["Cookie"]"#),
+                (
+                    "ORTHANC_EDGE__AUTH__DELEGATE__FORWARD_HEADERS",
+                    r#"["Cookie"]"#,
+                ),
             ]),
         )
         .unwrap();

@@ -94,8 +94,7 @@ fn may_hold_token(qs: &str) -> bool {
 /// Three base64url segments: a JWS compact serialization.
 pub fn looks_like_jwt(s: &str) -> bool {
     s.split('.').count() == 3
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 

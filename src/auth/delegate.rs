@@ -34,7 +34,10 @@ impl std::fmt::Debug for Presented {
 impl Presented {
     /// A short, non-reversible name for logs.
     pub fn short_digest(&self) -> String {
-        self.digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+        self.digest[..4]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 }
 
@@ -200,7 +203,10 @@ impl Delegate {
             401 => Verdict::Unauthenticated,
             403 => Verdict::Forbidden,
             s => {
-                tracing::warn!(status = s, "auth validator answered neither 2xx nor 401/403");
+                tracing::warn!(
+                    status = s,
+                    "auth validator answered neither 2xx nor 401/403"
+                );
                 return Err(AuthError::Unavailable);
             }
         };
@@ -248,7 +254,11 @@ fn max_age(cc: &str) -> Option<Duration> {
             return Some(Duration::ZERO);
         }
         if let Some(n) = lower.strip_prefix("max-age=") {
-            age = n.trim_matches('"').parse::<u64>().ok().map(Duration::from_secs);
+            age = n
+                .trim_matches('"')
+                .parse::<u64>()
+                .ok()
+                .map(Duration::from_secs);
         }
     }
     age

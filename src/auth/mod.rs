@@ -62,7 +62,10 @@ impl ResourceSet {
 pub enum Via {
     ApiKey,
     /// A session token; kept (redacted in Debug) so `/auth/session` can turn it into a cookie.
-    Session { token: Secret, exp: u64 },
+    Session {
+        token: Secret,
+        exp: u64,
+    },
     /// Decided per resource by the validator (`auth.delegate`).
     Delegated(Arc<delegate::Presented>),
 }

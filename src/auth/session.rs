@@ -21,11 +21,7 @@ pub const MAX_RESOURCES: usize = 10_000;
 /// The asymmetric algorithm named `name`, or `None` (HS* is never a public-key algorithm here).
 pub fn asymmetric_alg(name: &str) -> Option<Algorithm> {
     let alg = Algorithm::from_str(name).ok()?;
-    (!matches!(
-        alg,
-        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
-    ))
-    .then_some(alg)
+    (!matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)).then_some(alg)
 }
 
 /// One verification key, pinned to exactly one algorithm.
@@ -273,7 +269,13 @@ impl SessionKeys {
         jwks: &[VerifyKey],
     ) -> Option<Result<Claims, AuthError>> {
         let mut answer = None;
-        for k in self.inner.static_keys.iter().chain(jwks).filter(|k| matches(k)) {
+        for k in self
+            .inner
+            .static_keys
+            .iter()
+            .chain(jwks)
+            .filter(|k| matches(k))
+        {
             match jsonwebtoken::decode::<Claims>(token, &k.key, &k.validation) {
                 Ok(data) => return Some(Ok(data.claims)),
                 Err(e) => {
@@ -293,28 +295,24 @@ impl SessionKeys {
 
     fn principal(&self, claims: Claims, token: &str) -> Result<Principal, AuthError> {
         let scopes: Arc<[Scope]> = match &self.inner.required_scope {
-            Some(word) if !claims.scope.as_ref().is_some_and(|s| s.contains(word)) => {
-                Arc::from([])
-            }
+            Some(word) if !claims.scope.as_ref().is_some_and(|s| s.contains(word)) => Arc::from([]),
             // A token only ever reads previews: it never mints or administers.
             _ => Arc::from([Scope::Preview]),
         };
-        let restriction = if claims.studies.is_some()
-            || claims.series.is_some()
-            || claims.instances.is_some()
-        {
-            let set = ResourceSet {
-                studies: ids(claims.studies.as_deref())?,
-                series: ids(claims.series.as_deref())?,
-                instances: ids(claims.instances.as_deref())?,
+        let restriction =
+            if claims.studies.is_some() || claims.series.is_some() || claims.instances.is_some() {
+                let set = ResourceSet {
+                    studies: ids(claims.studies.as_deref())?,
+                    series: ids(claims.series.as_deref())?,
+                    instances: ids(claims.instances.as_deref())?,
+                };
+                if set.len() > MAX_RESOURCES {
+                    return Err(AuthError::Invalid);
+                }
+                Some(Arc::new(set))
+            } else {
+                None
             };
-            if set.len() > MAX_RESOURCES {
-                return Err(AuthError::Invalid);
-            }
-            Some(Arc::new(set))
-        } else {
-            None
-        };
         let sub: String = claims
             .sub
             .as_deref()
@@ -520,7 +518,10 @@ mod tests {
         // Within the leeway: still fine.
         let skewed = hs(json!({"sub": "a", "exp": now() - 2}), SECRET);
         assert!(verify(&k, &skewed).is_ok());
-        let future = hs(json!({"sub": "a", "exp": now() + 600, "nbf": now() + 300}), SECRET);
+        let future = hs(
+            json!({"sub": "a", "exp": now() + 600, "nbf": now() + 300}),
+            SECRET,
+        );
         assert!(matches!(verify(&k, &future), Err(AuthError::Invalid)));
         let no_exp = hs(json!({"sub": "a"}), SECRET);
         assert!(matches!(verify(&k, &no_exp), Err(AuthError::Invalid)));
@@ -532,9 +533,8 @@ mod tests {
         // Tamper with the payload (widen the sub), keep the signature.
         let parts: Vec<&str> = ok.split('.').collect();
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let payload = b64.encode(
-            serde_json::to_vec(&json!({"sub": "mallory", "exp": now() + 60})).unwrap(),
-        );
+        let payload =
+            b64.encode(serde_json::to_vec(&json!({"sub": "mallory", "exp": now() + 60})).unwrap());
         let tampered = format!("{}.{}.{}", parts[0], payload, parts[2]);
         assert!(matches!(verify(&k, &tampered), Err(AuthError::Invalid)));
         assert!(matches!(verify(&k, "a.b.c"), Err(AuthError::Invalid)));
@@ -544,7 +544,8 @@ mod tests {
     fn alg_none_and_confusion_are_refused() {
         let k = keys(&cfg());
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let payload = b64.encode(serde_json::to_vec(&json!({"sub": "a", "exp": now() + 60})).unwrap());
+        let payload =
+            b64.encode(serde_json::to_vec(&json!({"sub": "a", "exp": now() + 60})).unwrap());
         for alg in ["none", "None", "NONE"] {
             let header = b64.encode(format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#));
             for sig in ["", "x"] {
@@ -594,7 +595,10 @@ mod tests {
             json!({"sub": "a", "exp": now() + 60, "aud": "edge"}),
             json!({"sub": "a", "exp": now() + 60, "iss": "https://app"}),
         ] {
-            assert!(matches!(verify(&k, &hs(bad, SECRET)), Err(AuthError::Invalid)));
+            assert!(matches!(
+                verify(&k, &hs(bad, SECRET)),
+                Err(AuthError::Invalid)
+            ));
         }
     }
 
@@ -608,7 +612,10 @@ mod tests {
         let r = verify(&k, &t).unwrap().restriction.unwrap();
         assert!(r.studies.contains(&OrthancId::parse(ID).unwrap()));
         assert!(r.instances.is_empty() && r.series.is_empty());
-        let bad = hs(json!({"sub": "a", "exp": now() + 60, "series": ["../x"]}), SECRET);
+        let bad = hs(
+            json!({"sub": "a", "exp": now() + 60, "series": ["../x"]}),
+            SECRET,
+        );
         assert!(matches!(verify(&k, &bad), Err(AuthError::Invalid)));
 
         let m = Minter::new(

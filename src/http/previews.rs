@@ -16,7 +16,11 @@ pub async fn preview(
 ) -> Result<HttpResponse, AppError> {
     state
         .auth
-        .authorize(&principal, Scope::Preview, Resource::Instance(&spec.instance))
+        .authorize(
+            &principal,
+            Scope::Preview,
+            Resource::Instance(&spec.instance),
+        )
         .await?;
     let served = state.previews.get(&spec).await?;
     tracing::Span::current().record("cache", served.status.as_str());
