@@ -119,19 +119,32 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $session" "http://127.
 plain_port=$(free_port)
 auth_port=$(free_port)
 mkdir -p "$tmp/nginx/tmp" "$tmp/nginx/cache"
+user_line=
+if [[ $(id -u) == 0 ]]; then
+  # As root, nginx workers drop to an unprivileged user: let it write its cache and temp files
+  # (and only those: the temp dir stays unlistable, the Orthanc password file 0600).
+  nginx_group=$(id -gn nobody)
+  user_line="user nobody $nginx_group;"
+  chmod 711 "$tmp"
+  chmod 755 "$tmp/nginx"
+  chown -R "nobody:$nginx_group" "$tmp/nginx/tmp" "$tmp/nginx/cache"
+fi
 basic=$(printf '%s:%s' "$ORTHANC_EDGE_IT_USER" "$ORTHANC_EDGE_IT_PASSWORD" | base64 -w0)
-sed -e "s|@PREFIX@|$tmp/nginx|g" -e "s|@WORKERS@|1|g" -e "s|@PLAIN_PORT@|$plain_port|g" \
+sed -e "s|@USER@|$user_line|" -e "s|@PREFIX@|$tmp/nginx|g" -e "s|@WORKERS@|1|g" -e "s|@PLAIN_PORT@|$plain_port|g" \
   -e "s|@AUTH_PORT@|$auth_port|g" -e "s|@BASIC@|$basic|g" \
   -e "s|@ORTHANC_HOSTPORT@|${ORTHANC_EDGE_IT_URL#http://}|g" \
   -e "s|@DJANGO_HOSTPORT@|127.0.0.1:$django_port|g" \
   benches/nginx-auth.conf.template >"$tmp/nginx/nginx.conf"
+chmod 600 "$tmp/nginx/nginx.conf" # it holds the Orthanc credentials
+"$nginx_bin" -t -q -e "$tmp/nginx/error.log" -p "$tmp/nginx/" -c "$tmp/nginx/nginx.conf" ||
+  die "nginx -t refused the config"
 "${server_cpu[@]}" "$nginx_bin" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" 2>"$tmp/nginx/stderr.log" &
 pids+=($!)
 wait_http "http://127.0.0.1:$plain_port/" nginx "$tmp/nginx/stderr.log"
 
 # --- the edge -----------------------------------------------------------------------------------
 edge_port=$(free_port)
-printf '%s\n' "$ORTHANC_EDGE_IT_PASSWORD" >"$tmp/orthanc-password"
+(umask 077 && printf '%s\n' "$ORTHANC_EDGE_IT_PASSWORD" >"$tmp/orthanc-password")
 cat >"$tmp/edge.toml" <<TOML
 [server]
 listen = "127.0.0.1:$edge_port"
@@ -210,7 +223,7 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[i
 latency() { # name rps → "avg p99" of that run
   local n=$1 rps=$2 f
   f=$(grep -l "Requests/sec: *$rps" "$tmp"/wrk-"$n"-*.txt | head -n1)
-  printf '%s %s' "$(awk '/^    Latency/ {print $2}' "$f")" "$(awk '/^ +99%/ {print $2}' "$f")"
+  printf '%s %s\n' "$(awk '/^    Latency/ {print $2}' "$f")" "$(awk '/^ +99%/ {print $2}' "$f")"
 }
 declare -A med
 for n in "${names[@]}"; do med[$n]=$(echo "${results[$n]}" | median); done

@@ -107,7 +107,15 @@ struct Jwks {
     last: tokio::sync::Mutex<Option<Instant>>,
 }
 
+/// Verified tokens are remembered this long (bounded by their own `exp`): a page of 100
+/// images presents the same token 100 times. Also bounds how long a token signed by a key that
+/// has since left the JWKS keeps working.
+const VERIFIED_TTL: Duration = Duration::from_secs(30);
+const VERIFIED_ENTRIES: u64 = 50_000;
+
 struct Inner {
+    /// blake3(token) → its principal, for tokens that verified.
+    verified: moka::future::Cache<[u8; 32], Principal>,
     static_keys: Vec<VerifyKey>,
     jwks: Option<Jwks>,
     rules: ValidationRules,
@@ -185,6 +193,10 @@ impl SessionKeys {
         }
         Ok(Some(Self {
             inner: Arc::new(Inner {
+                verified: moka::future::Cache::builder()
+                    .max_capacity(VERIFIED_ENTRIES)
+                    .time_to_live(VERIFIED_TTL)
+                    .build(),
                 static_keys,
                 jwks,
                 rules,
@@ -223,6 +235,8 @@ impl SessionKeys {
                 if let Ok(mut slot) = j.keys.write() {
                     *slot = Arc::new(keys);
                 }
+                // A key may have left the set: nothing it signed stays trusted from memory.
+                self.inner.verified.invalidate_all();
             }
             // Keep the keys we have: an IdP blip must not lock every user out.
             Err(e) => tracing::warn!(error = %e, "JWKS refresh failed; keeping the previous keys"),
@@ -242,6 +256,24 @@ impl SessionKeys {
 
     /// Verify `token` and turn its claims into a principal.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let digest = *blake3::hash(token.as_bytes()).as_bytes();
+        if let Some(p) = self.inner.verified.get(&digest).await {
+            if let Via::Session { exp, .. } = p.via {
+                if exp.saturating_add(self.inner.rules.leeway)
+                    >= jsonwebtoken::get_current_timestamp()
+                {
+                    return Ok(p);
+                }
+                self.inner.verified.invalidate(&digest).await;
+                return Err(AuthError::Expired);
+            }
+        }
+        let p = self.verify_uncached(token).await?;
+        self.inner.verified.insert(digest, p.clone()).await;
+        Ok(p)
+    }
+
+    async fn verify_uncached(&self, token: &str) -> Result<Principal, AuthError> {
         // `alg: none` (or any unknown alg) fails here: it is not an `Algorithm`.
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Invalid)?;
         let matches = |k: &VerifyKey| {
