@@ -175,10 +175,6 @@ impl Authenticator {
         self.minter.as_ref()
     }
 
-    pub fn parents(&self) -> &Parents {
-        &self.parents
-    }
-
     /// The request's credential, in the documented precedence, resolved to a principal.
     pub async fn authenticate(&self, req: &HttpRequest) -> Result<Principal, AuthError> {
         let client = req.peer_addr().map(|a| a.ip());
