@@ -210,6 +210,7 @@ run() { # name round → req/s on stdout, wrk output kept
   if grep -q 'Non-2xx' "$out"; then cat "$out" >&2; die "$n: non-2xx answers under load"; fi
   awk '/Requests\/sec/ {print $2}' "$out"
 }
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 declare -A results
 for ((r = 1; r <= ROUNDS; r++)); do
   for n in "${names[@]}"; do
@@ -219,6 +220,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
   done
 done
 
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 latency() { # name rps → "avg p99" of that run
   local n=$1 rps=$2 f
@@ -237,5 +239,5 @@ for n in "${names[@]}"; do
     'BEGIN { printf "| %s | %.0f | %s | %s | %s | %.1f× | %+.1f%% |\n", n, m, runs, avg, p99, m/b, (m/a-1)*100 }'
 done
 echo
-echo "wrk -t1 -c$CONNECTIONS -d${DURATION}s, $ROUNDS interleaved rounds, PIN=$PIN (servers on CPU 0, wrk on CPU 1 when 1), $(nproc) CPUs; nginx $("$nginx_bin" -v 2>&1 | sed 's|.*/||'), Django $(python3 -c 'import django; print(django.get_version())'), gunicorn $(python3 -c 'import gunicorn; print(gunicorn.__version__)') (3 sync workers), Orthanc $(curl -s -u "$ORTHANC_EDGE_IT_USER:$ORTHANC_EDGE_IT_PASSWORD" "$ORTHANC_EDGE_IT_URL/system" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Version"])')."
+echo "wrk -t1 -c$CONNECTIONS -d${DURATION}s, $ROUNDS interleaved rounds, PIN=$PIN (servers on CPU 0, wrk on CPU 1 when 1), $(nproc) CPUs; nginx $("$nginx_bin" -v 2>&1 | sed 's|.*/||'), Django $(python3 -c 'import django; print(django.get_version())'), gunicorn $(python3 -c 'import gunicorn; print(gunicorn.__version__)') (3 sync workers), load average before/after: $load_before / $load_after (other work on the machine shows here), Orthanc $(curl -s -u "$ORTHANC_EDGE_IT_USER:$ORTHANC_EDGE_IT_PASSWORD" "$ORTHANC_EDGE_IT_URL/system" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Version"])')."
 log "done"
