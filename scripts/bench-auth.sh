@@ -21,6 +21,8 @@
 #   ROUNDS [3]        interleaved rounds; the table shows each target's median run by req/s
 #   PIN [auto]        1: servers (nginx, gunicorn, edge: one worker each, gunicorn 3 sync workers)
 #                     on CPU 0, wrk on CPU 1; auto: when there are at least 2 CPUs
+#   NICE [0]          niceness of the servers and wrk, e.g. -10 on a machine shared with builds
+#                     (root only for negative values): the table footer shows the load average
 #   KEEP_TMP [0]      1: keep the temp dir (configs, logs, wrk outputs)
 # Needs: scripts/setup-deps.sh orthanc python bench; cargo. About 2.5 minutes after the build.
 set -euo pipefail
@@ -32,6 +34,7 @@ CONNECTIONS=${CONNECTIONS:-16}
 ROUNDS=${ROUNDS:-3}
 PIN=${PIN:-auto}
 KEEP_TMP=${KEEP_TMP:-0}
+NICE=${NICE:-0}
 API_KEY=bench-auth-api-key
 
 log() { echo "bench-auth.sh: [${SECONDS}s] $*" >&2; }
@@ -50,10 +53,11 @@ case $PIN in
   0 | 1) ;;
   *) die "PIN must be 0, 1 or auto" ;;
 esac
-server_cpu=() wrk_cpu=()
+[[ $NICE =~ ^-?[0-9]+$ ]] || die "NICE must be an integer (got '$NICE')"
+server_cpu=(nice -n "$NICE") wrk_cpu=(nice -n "$NICE")
 if [[ $PIN == 1 ]]; then
-  server_cpu=(taskset -c 0)
-  wrk_cpu=(taskset -c 1)
+  server_cpu+=(taskset -c 0)
+  wrk_cpu+=(taskset -c 1)
 fi
 
 # --- processes we start, stopped by the trap --------------------------------------------------
@@ -239,5 +243,5 @@ for n in "${names[@]}"; do
     'BEGIN { printf "| %s | %.0f | %s | %s | %s | %.1f× | %+.1f%% |\n", n, m, runs, avg, p99, m/b, (m/a-1)*100 }'
 done
 echo
-echo "wrk -t1 -c$CONNECTIONS -d${DURATION}s, $ROUNDS interleaved rounds, PIN=$PIN (servers on CPU 0, wrk on CPU 1 when 1), $(nproc) CPUs; nginx $("$nginx_bin" -v 2>&1 | sed 's|.*/||'), Django $(python3 -c 'import django; print(django.get_version())'), gunicorn $(python3 -c 'import gunicorn; print(gunicorn.__version__)') (3 sync workers), load average before/after: $load_before / $load_after (other work on the machine shows here), Orthanc $(curl -s -u "$ORTHANC_EDGE_IT_USER:$ORTHANC_EDGE_IT_PASSWORD" "$ORTHANC_EDGE_IT_URL/system" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Version"])')."
+echo "wrk -t1 -c$CONNECTIONS -d${DURATION}s, $ROUNDS interleaved rounds, PIN=$PIN (servers on CPU 0, wrk on CPU 1 when 1), NICE=$NICE, $(nproc) CPUs; nginx $("$nginx_bin" -v 2>&1 | sed 's|.*/||'), Django $(python3 -c 'import django; print(django.get_version())'), gunicorn $(python3 -c 'import gunicorn; print(gunicorn.__version__)') (3 sync workers), load average before/after: $load_before / $load_after (other work on the machine shows here), Orthanc $(curl -s -u "$ORTHANC_EDGE_IT_USER:$ORTHANC_EDGE_IT_PASSWORD" "$ORTHANC_EDGE_IT_URL/system" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Version"])')."
 log "done"
