@@ -72,6 +72,8 @@ struct Inner {
     mode: DecisionScope,
     studies_header: Option<HeaderName>,
     cache: moka::future::Cache<Key, Decision>,
+    /// Key of the keyed blake3 digest of forwarded credentials (derived once).
+    digest_key: [u8; 32],
 }
 
 /// The validator client and its decision cache. Cheap to clone.
@@ -108,6 +110,7 @@ impl Delegate {
                 max_ttl: Duration::from_secs(cfg.max_cache_ttl_s),
                 mode: cfg.decision,
                 studies_header,
+                digest_key: blake3::derive_key("orthanc-edge delegated credential v1", b""),
                 cache: moka::future::Cache::builder()
                     .max_capacity(cfg.cache_entries)
                     .expire_after(ByDecision)
@@ -118,7 +121,7 @@ impl Delegate {
 
     /// The request's forwarded credential, or `None` when it carries none of the headers.
     pub fn presented(&self, req: &HttpRequest) -> Option<Presented> {
-        let mut hasher = blake3::Hasher::new_derive_key("orthanc-edge delegated credential v1");
+        let mut hasher = blake3::Hasher::new_keyed(&self.inner.digest_key);
         let mut headers = Vec::new();
         for name in &self.inner.forward {
             for value in req.headers().get_all(name) {
