@@ -8,6 +8,10 @@
 #       python   pydicom, numpy, pillow for scripts/gen_dicom.py (pip; Debian's python3-pydicom,
 #                python3-numpy, python3-pil when python3 is an externally managed system Python)
 #       demo     Debian: nginx, wrk, chromium
+#       browser  Debian: chromium (+ nodejs, npm when node is absent); npm ci in tests/browser
+#                (playwright-core, driving Debian's chromium: no browser download)
+#       bench    Debian: nginx, wrk; PyJWT, Django, gunicorn (pip, or Debian's python3-jwt,
+#                python3-django, gunicorn under an externally managed Python)
 # apt-get update runs at most once, and only when a Debian package is missing. Needs root to
 # install (prints what is missing otherwise). Package services that apt may start (orthanc on
 # 8042, nginx on 80) are not used: scripts/orthanc.sh runs its own Orthanc on random ports.
@@ -17,10 +21,10 @@ log() { echo "setup-deps.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 groups=("$@")
-[[ ${#groups[@]} -gt 0 ]] || groups=(orthanc python demo)
+[[ ${#groups[@]} -gt 0 ]] || groups=(orthanc python demo browser bench)
 want() { local g; for g in "${groups[@]}"; do [[ $g == "$1" ]] && return 0; done; return 1; }
 for g in "${groups[@]}"; do
-  case $g in orthanc | python | demo) ;; *) die "unknown group '$g' (orthanc, python, demo)" ;; esac
+  case $g in orthanc | python | demo | browser | bench) ;; *) die "unknown group '$g' (orthanc, python, demo, browser, bench)" ;; esac
 done
 
 apt_log=$(mktemp /tmp/setup-deps.XXXXXX.log)
@@ -49,6 +53,39 @@ base=(curl ca-certificates)
 command -v python3 >/dev/null 2>&1 || base+=(python3)
 want orthanc && apt_install "${base[@]}" orthanc dcmtk
 want demo && apt_install "${base[@]}" nginx wrk chromium
+want bench && apt_install "${base[@]}" nginx wrk
+if want browser; then
+  apt_install "${base[@]}" chromium
+  command -v node >/dev/null 2>&1 || apt_install nodejs npm
+  node_major=$(node -p 'process.versions.node.split(".")[0]')
+  [[ $node_major -ge 18 ]] || die "node >= 18 needed for tests/browser (found $(node --version))"
+  browser_dir=$(cd "$(dirname "$0")/../tests/browser" && pwd)
+  if [[ ! -d $browser_dir/node_modules/playwright-core ]]; then
+    log "npm ci in tests/browser"
+    (cd "$browser_dir" && npm ci --no-audit --no-fund --silent) || die "npm ci in tests/browser failed"
+  fi
+fi
+
+# pip_or_apt CHECK "PIP PACKAGES" "DEBIAN PACKAGES": install Python modules for python3.
+pip_or_apt() {
+  local check=$1 pip_pkgs=$2 deb_pkgs=$3 managed
+  python3 -c "$check" >/dev/null 2>&1 && return 0
+  managed=$(python3 -c 'import os, sysconfig; print(int(os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED"))))')
+  if [[ $managed == 1 ]]; then
+    # Debian's own Python refuses pip installs (PEP 668): use Debian's packages instead.
+    # shellcheck disable=SC2086
+    apt_install $deb_pkgs
+  else
+    if ! python3 -m pip --version >/dev/null 2>&1; then
+      python3 -m ensurepip --upgrade >/dev/null 2>&1 || apt_install python3-pip
+    fi
+    log "pip installing $pip_pkgs"
+    # shellcheck disable=SC2086
+    PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore \
+      python3 -m pip install --quiet $pip_pkgs || die "pip install $pip_pkgs failed"
+  fi
+  python3 -c "$check" || die "python3 still cannot run: $check"
+}
 
 if want python; then
   command -v python3 >/dev/null 2>&1 || apt_install python3
@@ -69,6 +106,14 @@ if want python; then
     fi
     python3 -c "$check" || die "python3 still cannot import pydicom, numpy and PIL"
   fi
+fi
+
+if want python; then
+  # The web-app examples and their tests (tests/python) mint tokens with PyJWT.
+  pip_or_apt 'import jwt' 'PyJWT' 'python3-jwt'
+fi
+if want bench; then
+  pip_or_apt 'import jwt, django, gunicorn' 'PyJWT>=2.8,<3 Django>=4.2,<6 gunicorn>=21' 'python3-jwt python3-django gunicorn'
 fi
 
 if want orthanc; then

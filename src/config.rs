@@ -15,6 +15,12 @@ use crate::transform::spec::{check_preset, Preset};
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 /// Prefix of environment overrides: `ORTHANC_EDGE__SECTION__KEY`.
 pub const ENV_PREFIX: &str = "ORTHANC_EDGE";
+/// List-valued keys, given in the environment as JSON lists.
+const JSON_LIST_VARS: &[(&str, &str)] = &[
+    ("AUTH__JWT__PUBLIC_KEYS", "auth.jwt.public_keys"),
+    ("AUTH__DELEGATE__FORWARD_HEADERS", "auth.delegate.forward_headers"),
+    ("CORS__ALLOWED_ORIGINS", "cors.allowed_origins"),
+];
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +35,7 @@ pub struct Config {
     pub warm: WarmConfig,
     #[serde(default)]
     pub presets: BTreeMap<String, Preset>,
+    pub cors: CorsConfig,
     pub log: LogConfig,
 }
 
@@ -102,6 +109,121 @@ pub struct HttpConfig {
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     pub api_keys: Vec<ApiKeyConfig>,
+    pub jwt: JwtConfig,
+    pub cookie: CookieConfig,
+    pub sign: SignConfig,
+    pub delegate: DelegateConfig,
+    pub rate_limit: RateLimitConfig,
+}
+
+/// Session tokens (JWT): which keys sign them and which claims are checked.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtConfig {
+    /// HS256 shared secret (also signs the tokens the edge mints).
+    #[serde(default)]
+    pub secret: Option<Secret>,
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    /// RS256/ES256/... public keys as PEM files, each pinned to one algorithm.
+    pub public_keys: Vec<PublicKeyConfig>,
+    /// JWKS URL of an identity provider ("" = none), refreshed in the background.
+    pub jwks_url: String,
+    pub jwks_refresh_s: u64,
+    /// Least time between two refreshes forced by an unknown `kid`.
+    pub jwks_cooldown_s: u64,
+    /// Required `iss` ("" = not checked).
+    pub issuer: String,
+    /// Required `aud` ("" = not checked).
+    pub audience: String,
+    pub leeway_s: u64,
+    /// A word the `scope` claim must contain ("" = any valid token may read previews).
+    pub required_scope: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicKeyConfig {
+    pub path: PathBuf,
+    /// RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384 or EdDSA.
+    pub alg: String,
+    #[serde(default)]
+    pub kid: Option<String>,
+}
+
+/// The session cookie: its name (read on every request) and how `/auth/session` sets it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CookieConfig {
+    pub name: String,
+    pub secure: bool,
+    pub same_site: SameSite,
+    pub path: String,
+    /// Domain attribute ("" = host-only cookie).
+    pub domain: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SameSite {
+    Strict,
+    Lax,
+    None,
+}
+
+/// Tokens minted by `POST /auth/sign` and `POST /auth/session`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignConfig {
+    pub default_lifetime_s: u64,
+    pub max_lifetime_s: u64,
+    /// Prefix of the URLs `/auth/sign` returns ("" = paths only).
+    pub public_url: String,
+}
+
+/// Delegated decisions (nginx `auth_request` style).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DelegateConfig {
+    /// Validator URL ("" = delegation off).
+    pub url: String,
+    pub forward_headers: Vec<String>,
+    pub timeout_ms: u64,
+    pub cache_ttl_s: u64,
+    pub max_cache_ttl_s: u64,
+    pub decision: DecisionScope,
+    /// Response header listing the study ids an allowed credential may see ("" = ignored).
+    pub studies_header: String,
+    pub cache_entries: u64,
+}
+
+/// What one validator answer covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DecisionScope {
+    /// The requested resource only (nginx `auth_request` semantics).
+    Resource,
+    /// Every resource, for that credential (a validator that only checks the session).
+    Credential,
+}
+
+/// Failed authentications per client address.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// 0 disables the limit.
+    pub failures_per_minute: u32,
+    pub burst: u32,
+}
+
+/// Cross-origin access for viewers on other origins.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsConfig {
+    /// Exact origins, e.g. "https://viewer.example.org". Empty = CORS off.
+    pub allowed_origins: Vec<String>,
+    pub allow_credentials: bool,
+    pub max_age_s: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -182,7 +304,7 @@ impl Config {
             builder =
                 builder.add_source(config::File::from(path.to_path_buf()).format(config::FileFormat::Toml));
         }
-        // A list of tables does not fit in one env var the usual way: take it as JSON.
+        // Lists do not fit in one env var the usual way: take them as JSON.
         let keys_var = format!("{ENV_PREFIX}__AUTH__API_KEYS");
         let mut env = env;
         env.retain(|k, _| k.starts_with(&format!("{ENV_PREFIX}__")));
@@ -195,6 +317,18 @@ impl Config {
             builder = builder
                 .set_override("auth.api_keys", json_to_config(value))
                 .map_err(|e| ConfigError(e.to_string()))?;
+        }
+        for (suffix, key) in JSON_LIST_VARS {
+            let var = format!("{ENV_PREFIX}__{suffix}");
+            if let Some(json) = env.remove(&var) {
+                let value: serde_json::Value = serde_json::from_str(&json)
+                    .ok()
+                    .filter(serde_json::Value::is_array)
+                    .ok_or_else(|| ConfigError(format!("environment {var}: not a JSON list")))?;
+                builder = builder
+                    .set_override(*key, json_to_config(value))
+                    .map_err(|e| ConfigError(e.to_string()))?;
+            }
         }
         builder = builder.add_source(
             config::Environment::with_prefix(ENV_PREFIX)
@@ -316,7 +450,133 @@ impl Config {
                 return Err(invalid(&format!("{at}.scopes"), "must name at least one scope"));
             }
         }
+        self.validate_auth()?;
+        self.validate_cors()
+    }
+
+    fn validate_auth(&self) -> Result<(), ConfigError> {
+        let jwt = &self.auth.jwt;
+        if jwt.secret.is_some() && jwt.secret_file.is_some() {
+            return Err(invalid(
+                "auth.jwt.secret",
+                "set either auth.jwt.secret or auth.jwt.secret_file, not both",
+            ));
+        }
+        if let Some(s) = &jwt.secret {
+            check_hs_secret("auth.jwt.secret", s.expose())?;
+        }
+        for (i, k) in jwt.public_keys.iter().enumerate() {
+            if crate::auth::asymmetric_alg(&k.alg).is_none() {
+                return Err(invalid(
+                    &format!("auth.jwt.public_keys[{i}].alg"),
+                    format!(
+                        "`{}` is not one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA",
+                        k.alg
+                    ),
+                ));
+            }
+        }
+        if !jwt.jwks_url.is_empty() {
+            check_http_url("auth.jwt.jwks_url", &jwt.jwks_url)?;
+            if jwt.jwks_refresh_s == 0 {
+                return Err(invalid("auth.jwt.jwks_refresh_s", "must be greater than 0"));
+            }
+        }
+        let c = &self.auth.cookie;
+        if c.name.is_empty()
+            || !c.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        {
+            return Err(invalid(
+                "auth.cookie.name",
+                "must be a non-empty cookie name (letters, digits, _ - .)",
+            ));
+        }
+        if c.same_site == SameSite::None && !c.secure {
+            return Err(invalid(
+                "auth.cookie.same_site",
+                "\"none\" needs auth.cookie.secure = true (browsers drop the cookie otherwise)",
+            ));
+        }
+        if !c.path.starts_with('/') {
+            return Err(invalid("auth.cookie.path", "must start with /"));
+        }
+        let sign = &self.auth.sign;
+        if sign.default_lifetime_s == 0 || sign.default_lifetime_s > sign.max_lifetime_s {
+            return Err(invalid(
+                "auth.sign.default_lifetime_s",
+                "must be greater than 0 and at most auth.sign.max_lifetime_s",
+            ));
+        }
+        if !sign.public_url.is_empty() {
+            check_http_url("auth.sign.public_url", &sign.public_url)?;
+        }
+        let d = &self.auth.delegate;
+        if !d.url.is_empty() {
+            check_http_url("auth.delegate.url", &d.url)?;
+            if d.forward_headers.is_empty() {
+                return Err(invalid(
+                    "auth.delegate.forward_headers",
+                    "must name at least one header (e.g. Cookie)",
+                ));
+            }
+            if d.timeout_ms == 0 {
+                return Err(invalid("auth.delegate.timeout_ms", "must be greater than 0"));
+            }
+        }
+        for (i, h) in d.forward_headers.iter().enumerate() {
+            if actix_web::http::header::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                return Err(invalid(&format!("auth.delegate.forward_headers[{i}]"), "is not a header name"));
+            }
+        }
+        if !d.studies_header.is_empty()
+            && actix_web::http::header::HeaderName::from_bytes(d.studies_header.as_bytes()).is_err()
+        {
+            return Err(invalid("auth.delegate.studies_header", "is not a header name"));
+        }
+        if self.auth.rate_limit.failures_per_minute > 0 && self.auth.rate_limit.burst == 0 {
+            return Err(invalid("auth.rate_limit.burst", "must be greater than 0"));
+        }
         Ok(())
+    }
+
+    fn validate_cors(&self) -> Result<(), ConfigError> {
+        for (i, o) in self.cors.allowed_origins.iter().enumerate() {
+            let key = format!("cors.allowed_origins[{i}]");
+            if o == "*" {
+                return Err(invalid(
+                    &key,
+                    "`*` is not allowed: list exact origins (credentials are never sent to `*`)",
+                ));
+            }
+            let url = Url::parse(o).map_err(|e| invalid(&key, format!("not an origin ({e})")))?;
+            if !matches!(url.scheme(), "http" | "https")
+                || url.host().is_none()
+                || url.origin().ascii_serialization() != *o
+            {
+                return Err(invalid(
+                    &key,
+                    format!(
+                        "must be an exact origin such as https://viewer.example.org (scheme, host, optional port; no path or trailing slash), got `{o}`"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The HS256 secret, read from its file when configured that way; `None` when not set.
+    pub fn jwt_secret(&self) -> Result<Option<Secret>, ConfigError> {
+        if let Some(s) = &self.auth.jwt.secret {
+            return Ok(Some(s.clone()));
+        }
+        let Some(path) = &self.auth.jwt.secret_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| invalid("auth.jwt.secret_file", format!("cannot read {}: {e}", path.display())))?;
+        let text = text.trim_end_matches(['\r', '\n']);
+        check_hs_secret("auth.jwt.secret_file", text)?;
+        Ok(Some(Secret::new(text)))
     }
 
     /// The Orthanc password, read from its file when configured that way.
@@ -339,6 +599,22 @@ impl Config {
     pub fn to_redacted_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
+}
+
+/// HS256 is only as strong as its secret: ask for at least 32 bytes.
+fn check_hs_secret(key: &str, secret: &str) -> Result<(), ConfigError> {
+    if secret.len() < 32 {
+        return Err(invalid(key, "must be at least 32 bytes (e.g. `openssl rand -hex 32`)"));
+    }
+    Ok(())
+}
+
+fn check_http_url(key: &str, value: &str) -> Result<(), ConfigError> {
+    let url = Url::parse(value).map_err(|e| invalid(key, format!("not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(invalid(key, "must be an http:// or https:// URL with a host"));
+    }
+    Ok(())
 }
 
 fn json_to_config(v: serde_json::Value) -> config::Value {
@@ -456,6 +732,47 @@ mod tests {
     }
 
     #[test]
+    fn auth_and_cors_refusals_name_the_key() {
+        let secret = "0123456789abcdef0123456789abcdef";
+        assert!(err_of(PW, &[("ORTHANC_EDGE__AUTH__JWT__SECRET", "short")]).contains("auth.jwt.secret"));
+        assert!(err_of(PW, &[("ORTHANC_EDGE__CORS__ALLOWED_ORIGINS", r#"["*"]"#)])
+            .contains("cors.allowed_origins[0]"));
+        assert!(err_of(PW, &[("ORTHANC_EDGE__CORS__ALLOWED_ORIGINS", r#"["https://viewer.example.org/"]"#)])
+            .contains("exact origin"));
+        assert!(err_of(
+            PW,
+            &[
+                ("ORTHANC_EDGE__AUTH__COOKIE__SECURE", "false"),
+                ("ORTHANC_EDGE__AUTH__COOKIE__SAME_SITE", "none")
+            ]
+        )
+        .contains("auth.cookie.same_site"));
+        assert!(err_of(PW, &[("ORTHANC_EDGE__AUTH__DELEGATE__URL", "nope")]).contains("auth.delegate.url"));
+        assert!(err_of(
+            PW,
+            &[("ORTHANC_EDGE__AUTH__JWT__PUBLIC_KEYS", r#"[{"path":"/k.pem","alg":"HS256"}]"#)]
+        )
+        .contains("auth.jwt.public_keys[0].alg"));
+        let f = file(PW);
+        let cfg = Config::load_from(
+            Some(f.path()),
+            env(&[
+                ("ORTHANC_EDGE__AUTH__JWT__SECRET", secret),
+                (
+                    "ORTHANC_EDGE__CORS__ALLOWED_ORIGINS",
+                    r#"["https://viewer.example.org", "http://127.0.0.1:8000"]"#,
+                ),
+                ("ORTHANC_EDGE__AUTH__DELEGATE__FORWARD_HEADERS", r#"["Cookie"]"#),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(cfg.jwt_secret().unwrap().unwrap().expose(), secret);
+        assert_eq!(cfg.cors.allowed_origins.len(), 2);
+        assert_eq!(cfg.auth.delegate.forward_headers, vec!["Cookie"]);
+        assert!(!cfg.to_redacted_toml().contains(secret));
+    }
+
+    #[test]
     fn missing_password_file_is_refused_by_name() {
         let f = file("[orthanc]\npassword_file = \"/nonexistent/pw\"\n");
         let cfg = Config::load_from(Some(f.path()), env(&[])).unwrap();
@@ -478,28 +795,29 @@ mod tests {
         let f = file(PW);
         let cfg = Config::load_from(Some(f.path()), env(&[])).unwrap();
         let value = toml::Value::try_from(&cfg).unwrap();
-        let mut missing = vec![];
-        if let toml::Value::Table(sections) = value {
-            for (section, table) in sections {
-                // Presets are a map of names, documented as a pattern.
-                if section == "presets" {
-                    continue;
-                }
-                let toml::Value::Table(keys) = table else {
-                    continue;
-                };
-                for key in keys.keys() {
-                    let env_name =
-                        format!("ORTHANC_EDGE__{}__{}", section.to_uppercase(), key.to_uppercase());
-                    if !DEFAULT_TOML.contains(&env_name) {
-                        missing.push(env_name);
-                    }
+        fn walk(prefix: &str, v: &toml::Value, missing: &mut Vec<String>) {
+            let toml::Value::Table(t) = v else { return };
+            for (k, v) in t {
+                let name = format!("{prefix}__{}", k.to_uppercase());
+                match v {
+                    // Presets are a map of names, documented as a pattern.
+                    toml::Value::Table(_) if name == "ORTHANC_EDGE__PRESETS" => {}
+                    toml::Value::Table(_) => walk(&name, v, missing),
+                    _ if !DEFAULT_TOML.contains(&name) => missing.push(name),
+                    _ => {}
                 }
             }
         }
+        let mut missing = vec![];
+        walk("ORTHANC_EDGE", &value, &mut missing);
         assert!(missing.is_empty(), "undocumented keys: {missing:?}");
-        for key in ["password", "password_file"] {
-            assert!(DEFAULT_TOML.contains(&format!("ORTHANC_EDGE__ORTHANC__{}", key.to_uppercase())));
+        for name in [
+            "ORTHANC_EDGE__ORTHANC__PASSWORD",
+            "ORTHANC_EDGE__ORTHANC__PASSWORD_FILE",
+            "ORTHANC_EDGE__AUTH__JWT__SECRET",
+            "ORTHANC_EDGE__AUTH__JWT__SECRET_FILE",
+        ] {
+            assert!(DEFAULT_TOML.contains(name), "{name}");
         }
     }
 }

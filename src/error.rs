@@ -26,6 +26,8 @@ pub enum AppError {
     NotFound(&'static str),
     #[error("method not allowed")]
     MethodNotAllowed,
+    #[error("this origin is not in cors.allowed_origins")]
+    OriginNotAllowed,
     #[error("waited too long for the same image being fetched by another request")]
     FlightTimeout,
     #[error("internal error")]
@@ -50,6 +52,7 @@ impl AppError {
             AppError::NoRoute => "no-route",
             AppError::NotFound(_) => "not-found",
             AppError::MethodNotAllowed => "method-not-allowed",
+            AppError::OriginNotAllowed => "origin-not-allowed",
             AppError::FlightTimeout => "upstream-timeout",
             AppError::Internal(_) => "internal",
         }
@@ -70,16 +73,13 @@ impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
             AppError::BadId(_) | AppError::BadParam(_) => StatusCode::BAD_REQUEST,
-            AppError::Auth(AuthError::Missing | AuthError::Invalid) => StatusCode::UNAUTHORIZED,
-            AppError::Auth(AuthError::Forbidden { .. }) => StatusCode::FORBIDDEN,
-            AppError::Upstream(e) => match e {
-                UpstreamError::NotFound => StatusCode::NOT_FOUND,
-                UpstreamError::Unsupported => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                UpstreamError::Timeout => StatusCode::GATEWAY_TIMEOUT,
-                UpstreamError::Auth(_)
-                | UpstreamError::Unavailable(_)
-                | UpstreamError::BadResponse(_)
-                | UpstreamError::Status(_) => StatusCode::BAD_GATEWAY,
+            AppError::Auth(e) => match e {
+                AuthError::Missing | AuthError::Invalid | AuthError::Expired => StatusCode::UNAUTHORIZED,
+                AuthError::Forbidden { .. } | AuthError::OutOfScope => StatusCode::FORBIDDEN,
+                AuthError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                AuthError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+                AuthError::MintingDisabled => StatusCode::NOT_FOUND,
+                AuthError::Upstream(u) => upstream_status(u),
             },
             AppError::Transform(e) => match e {
                 TransformError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
@@ -87,8 +87,10 @@ impl ResponseError for AppError {
                 TransformError::BadSource(_) => StatusCode::BAD_GATEWAY,
                 TransformError::Encode(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
+            AppError::Upstream(e) => upstream_status(e),
             AppError::NoRoute | AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            AppError::OriginNotAllowed => StatusCode::FORBIDDEN,
             AppError::FlightTimeout => StatusCode::GATEWAY_TIMEOUT,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -101,15 +103,32 @@ impl ResponseError for AppError {
         }
         let mut resp = HttpResponse::build(status);
         resp.insert_header((header::CACHE_CONTROL, "no-store"));
-        if matches!(
-            self,
+        match self {
             AppError::Upstream(UpstreamError::Timeout | UpstreamError::Unavailable(_))
-                | AppError::FlightTimeout
-                | AppError::Transform(TransformError::Overloaded)
-        ) {
-            resp.insert_header((header::RETRY_AFTER, "1"));
+            | AppError::Auth(AuthError::Upstream(UpstreamError::Timeout | UpstreamError::Unavailable(_)))
+            | AppError::Auth(AuthError::Unavailable)
+            | AppError::Transform(TransformError::Overloaded)
+            | AppError::FlightTimeout => {
+                resp.insert_header((header::RETRY_AFTER, "1"));
+            }
+            AppError::Auth(AuthError::RateLimited { retry_after_s }) => {
+                resp.insert_header((header::RETRY_AFTER, retry_after_s.to_string()));
+            }
+            _ => {}
         }
         // Deliberately no WWW-Authenticate on 401: that header makes browsers prompt.
         resp.json(ErrorBody { code: self.code(), message: self.message() })
+    }
+}
+
+fn upstream_status(e: &UpstreamError) -> StatusCode {
+    match e {
+        UpstreamError::NotFound => StatusCode::NOT_FOUND,
+        UpstreamError::Unsupported => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        UpstreamError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        UpstreamError::Auth(_)
+        | UpstreamError::Unavailable(_)
+        | UpstreamError::BadResponse(_)
+        | UpstreamError::Status(_) => StatusCode::BAD_GATEWAY,
     }
 }

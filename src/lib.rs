@@ -28,10 +28,14 @@ pub fn start(state: AppState, listener: TcpListener) -> std::io::Result<actix_we
     };
     let data = web::Data::new(state.clone());
     let auth = web::Data::new(state.auth.clone());
+    let cors = web::Data::new(state.cors.clone());
+    state.auth.spawn_background();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
             .app_data(auth.clone())
+            .app_data(cors.clone())
+            .wrap(from_fn(http::cors))
             .wrap(from_fn(http::request_context))
             .configure(http::configure)
     })

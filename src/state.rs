@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use actix_web::http::header::HeaderValue;
 
-use crate::auth::{ApiKeys, Authenticator};
+use crate::auth::Authenticator;
 use crate::cache::{DiskCache, MemoryCache, TieredCache};
 use crate::catalog::Catalog;
 use crate::config::Config;
+use crate::http::Cors;
 use crate::previews::{MakeLimits, PreviewService};
 use crate::transform::spec::{Limits, Preset};
 use crate::transform::TransformPool;
@@ -29,6 +30,7 @@ pub struct AppState {
     pub limits: Limits,
     pub catalog: Catalog,
     pub warmer: Warmer,
+    pub cors: Cors,
 }
 
 impl AppState {
@@ -70,8 +72,9 @@ impl AppState {
             warm_concurrency,
             config.warm.max_resources,
         );
-        let auth = Authenticator::new(ApiKeys::from_config(&config.auth.api_keys));
+        let auth = Authenticator::from_config(&config, upstream.clone())?;
         let cache_control = HeaderValue::from_str(&config.http.cache_control)?;
+        let cors = Cors::from_config(&config.cors);
         Ok(Self {
             config: Arc::new(config),
             upstream,
@@ -83,6 +86,7 @@ impl AppState {
             limits,
             catalog,
             warmer,
+            cors,
         })
     }
 }

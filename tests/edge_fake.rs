@@ -214,7 +214,7 @@ async fn orthanc_answers_map_to_documented_errors() {
         (Mode::Status(500), 502, "upstream-error"),
         (Mode::Garbage, 502, "upstream-bad-response"),
         (Mode::WrongType, 502, "upstream-bad-response"),
-        (Mode::Huge(70 << 20), 502, "upstream-bad-response"),
+        (Mode::Huge(2 << 20), 502, "upstream-bad-response"),
         (Mode::Slow(Duration::from_millis(2600)), 504, "upstream-timeout"),
     ];
     let ids = [

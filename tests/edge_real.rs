@@ -11,9 +11,35 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use image::GenericImageView;
-use serde_json::Value;
+use serde_json::{json, Value};
+
+const ID0: &str = "00000000-00000000-00000000-00000000-00000000";
 
 const KEY: &str = "real-orthanc-test-key";
+const MINT_KEY: &str = "real-orthanc-mint-key";
+const JWT_SECRET: &str = "real-orthanc-jwt-secret-0123456789abcdef";
+
+/// Session tokens on, minting on, no leeway.
+fn auth_toml() -> String {
+    format!(
+        "[[auth.api_keys]]\nname = \"app\"\nhash = \"{}\"\nscopes = [\"mint\"]\n\
+         [auth.jwt]\nsecret = \"{JWT_SECRET}\"\nleeway_s = 0\n",
+        orthanc_edge::auth::hash_key(MINT_KEY)
+    )
+}
+
+fn token(claims: Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn now() -> u64 {
+    jsonwebtoken::get_current_timestamp()
+}
 
 struct Real {
     url: String,
@@ -55,11 +81,20 @@ struct Edge {
 
 impl Edge {
     fn start(r: &Real) -> Edge {
-        Self::start_via(r, &r.url)
+        Edge::start_full(r, &r.url, "")
     }
 
     /// Start with `orthanc_url` as the Orthanc to talk to (e.g. a counting proxy in front of it).
     fn start_via(r: &Real, orthanc_url: &str) -> Edge {
+        Edge::start_full(r, orthanc_url, "")
+    }
+
+    /// Started with `extra` TOML appended to the test config (e.g. `[auth.jwt]` settings).
+    fn start_with(r: &Real, extra: &str) -> Edge {
+        Edge::start_full(r, &r.url, extra)
+    }
+
+    fn start_full(r: &Real, orthanc_url: &str, extra: &str) -> Edge {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let pw_file = dir.path().join("orthanc-password");
@@ -72,12 +107,13 @@ impl Edge {
                  [orthanc]\nurl = \"{}\"\nusername = \"{}\"\npassword_file = \"{}\"\n\
                  [cache]\ndir = \"{}\"\n\
                  [[auth.api_keys]]\nname = \"it\"\nhash = \"{}\"\nscopes = [\"preview\"]\n\
-                 [log]\nfilter = \"debug\"\nformat = \"json\"\n",
+                 [log]\nfilter = \"debug\"\nformat = \"json\"\n{}",
                 orthanc_url,
                 r.user,
                 pw_file.display(),
                 dir.path().join("cache").display(),
-                orthanc_edge::auth::hash_key(KEY)
+                orthanc_edge::auth::hash_key(KEY),
+                extra
             ),
         )
         .unwrap();
@@ -235,11 +271,80 @@ fn undecodable_transfer_syntax_is_415() {
 }
 
 #[test]
+fn scoped_tokens_use_real_parents() {
+    let Some(r) = real() else { return };
+    let edge = Edge::start_with(&r, &auth_toml());
+    let ct = instance(&r, "ct16");
+    let rgb = instance(&r, "rgb8");
+    let (ct_id, rgb_id) = (ct["instance"].as_str().unwrap(), rgb["instance"].as_str().unwrap());
+    let status = |id: &str, t: &str| {
+        http().get(format!("{}/instances/{id}/preview?token={t}", edge.url)).send().unwrap().status().as_u16()
+    };
+    let exp = now() + 300;
+    let study = token(json!({"sub": "s", "exp": exp, "studies": [r.manifest["study"]]}));
+    assert_eq!(status(ct_id, &study), 200);
+    assert_eq!(status(rgb_id, &study), 200);
+    let series = token(json!({"sub": "s", "exp": exp, "series": [ct["series"]]}));
+    assert_eq!(status(ct_id, &series), 200);
+    assert_eq!(status(rgb_id, &series), 403);
+    let other =
+        token(json!({"sub": "s", "exp": exp, "studies": ["00000000-00000000-00000000-00000000-00000000"]}));
+    assert_eq!(status(ct_id, &other), 403);
+    // Signed links from /auth/sign work as they are.
+    let signed: Value = http()
+        .post(format!("{}/auth/sign", edge.url))
+        .header("X-Api-Key", MINT_KEY)
+        .json(&json!({"instances": [ct_id], "lifetime_s": 60}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let link = format!("{}{}", edge.url, signed["links"][0]["url"].as_str().unwrap());
+    let resp = http().get(&link).send().unwrap();
+    assert_eq!(resp.status(), 200);
+    let log = edge.stop();
+    assert!(log.contains("\"audit\"") && log.contains(rgb_id), "denials are audited with the resource id");
+}
+
+#[test]
 fn secrets_and_patient_names_stay_out_of_responses_and_logs() {
     let Some(r) = real() else { return };
-    let edge = Edge::start(&r);
+    let edge = Edge::start_with(&r, &auth_toml());
     let id = instance(&r, "ct16")["instance"].as_str().unwrap().to_owned();
+    let good = token(json!({"sub": "user-7", "exp": now() + 300}));
+    let expired = token(json!({"sub": "user-7", "exp": now() - 300}));
+    let scoped = token(json!({"sub": "user-7", "exp": now() + 300, "instances": [ID0]}));
     let mut seen = String::new();
+    let mut tokens = vec![good.clone(), expired.clone(), scoped.clone()];
+    for t in [&good, &expired, &scoped] {
+        let resp = http().get(format!("{}/instances/{id}/preview?token={t}", edge.url)).send().unwrap();
+        assert!(resp.headers().get("www-authenticate").is_none());
+        for (name, value) in resp.headers() {
+            seen.push_str(&format!("{name}: {}\n", String::from_utf8_lossy(value.as_bytes())));
+        }
+        seen.push_str(&String::from_utf8_lossy(&resp.bytes().unwrap()));
+    }
+    for (path, body) in
+        [("/auth/sign", json!({"instances": [id]})), ("/auth/session", json!({"sub": "user-7"}))]
+    {
+        let resp = http()
+            .post(format!("{}{path}", edge.url))
+            .header("X-Api-Key", MINT_KEY)
+            .json(&body)
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        for (name, value) in resp.headers() {
+            seen.push_str(&format!("{name}: {}\n", String::from_utf8_lossy(value.as_bytes())));
+        }
+        let v: Value = resp.json().unwrap();
+        if let Some(t) = v["token"].as_str() {
+            tokens.push(t.to_owned());
+        }
+        if let Some(u) = v["links"][0]["url"].as_str() {
+            tokens.push(u.split("token=").nth(1).unwrap().to_owned());
+        }
+    }
     for (path, key) in [
         (format!("/instances/{id}/preview"), Some(KEY)),
         (format!("/instances/{id}/preview"), None),
@@ -262,7 +367,13 @@ fn secrets_and_patient_names_stay_out_of_responses_and_logs() {
     }
     let log = edge.stop();
     assert!(log.contains("\"request\""), "request lines are logged");
-    for secret in [r.password.as_str(), KEY] {
+    for t in &tokens {
+        assert!(!log.contains(t.as_str()), "a session token reached the log");
+        // Not even its signature.
+        assert!(!log.contains(t.rsplit('.').next().unwrap()));
+    }
+    assert!(log.contains("token-expired") && log.contains("jwt:user-7"));
+    for secret in [r.password.as_str(), KEY, MINT_KEY, JWT_SECRET] {
         assert!(!seen.contains(secret), "a secret reached a response");
         assert!(!log.contains(secret), "a secret reached the log");
     }

@@ -223,12 +223,18 @@ async fn oversized_sources_are_refused() {
 #[actix_web::test]
 async fn a_burst_beyond_pool_and_queue_gets_quick_503s() {
     let fake = FakeOrthanc::start().await;
-    fake.set_source(3000, 3000, 1);
+    fake.set_source(2000, 2000, 1);
     let dir = tempfile::tempdir().unwrap();
     let cfg = test_config(
         &fake.url,
         dir.path(),
-        &[("ORTHANC_EDGE__TRANSFORM__WORKERS", "1"), ("ORTHANC_EDGE__TRANSFORM__QUEUE", "1")],
+        &[
+            ("ORTHANC_EDGE__TRANSFORM__WORKERS", "1"),
+            ("ORTHANC_EDGE__TRANSFORM__QUEUE", "1"),
+            // Busy CI machines: the admitted jobs must finish, however slowly.
+            ("ORTHANC_EDGE__SERVER__FLIGHT_WAIT_MS", "60000"),
+            ("ORTHANC_EDGE__ORTHANC__MAX_BODY_BYTES", "16777216"),
+        ],
     );
     let edge = TestEdge::start(cfg).await;
     // Warm the source so that the burst is all transform work.

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use subtle::ConstantTimeEq;
 
-use super::{Principal, Scope};
+use super::{Principal, Scope, Via};
 use crate::config::ApiKeyConfig;
 
 /// The blake3 hash of a key, as written in config (`orthanc-edge hash-key`).
@@ -33,7 +33,12 @@ impl ApiKeys {
                 let scopes: Vec<Scope> = k.scopes.clone();
                 Some(Entry {
                     hash: *hash.as_bytes(),
-                    principal: Principal { name: k.name.as_str().into(), scopes: scopes.into() },
+                    principal: Principal {
+                        name: k.name.as_str().into(),
+                        scopes: scopes.into(),
+                        restriction: None,
+                        via: Via::ApiKey,
+                    },
                 })
             })
             .collect();

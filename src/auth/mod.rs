@@ -1,17 +1,31 @@
-//! Who is asking (`Principal`) and what they may see (`authorize`): the one seam every credential type plugs into.
+//! Who is asking (`Principal`) and what they may see (`Authenticator::authorize`): the one seam every credential type plugs into.
 
 mod api_key;
+mod credential;
+mod delegate;
+mod limit;
+mod parents;
+mod session;
 
-use std::future::{ready, Ready};
+use std::collections::HashSet;
 use std::sync::Arc;
 
-use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 
+use crate::config::{Config, Secret};
 use crate::error::AppError;
 use crate::ids::OrthancId;
+use crate::upstream::{OrthancClient, UpstreamError};
 
 pub use api_key::{hash_key, ApiKeys};
+pub use credential::{strip_token_param, TOKEN_PARAM};
+pub use delegate::Delegate;
+pub use limit::FailureLimiter;
+pub use parents::Level;
+pub use parents::Parents;
+pub use session::{asymmetric_alg, Minted, Minter, SessionKeys, MAX_RESOURCES};
 
 /// What a credential allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
@@ -23,14 +37,51 @@ pub enum Scope {
     Admin,
     /// Start and watch warm-up jobs.
     Warm,
+    /// Mint session tokens and signed links (`/auth/sign`, `/auth/session`): an app backend.
+    Mint,
+}
+
+/// Orthanc resources a credential is restricted to (from a token's `studies`/`series`/`instances`
+/// claims, or a validator's allowed-studies header).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResourceSet {
+    pub studies: HashSet<OrthancId>,
+    pub series: HashSet<OrthancId>,
+    pub instances: HashSet<OrthancId>,
+}
+
+impl ResourceSet {
+    pub fn len(&self) -> usize {
+        self.studies.len() + self.series.len() + self.instances.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// How the caller proved who they are.
+#[derive(Debug, Clone)]
+pub enum Via {
+    ApiKey,
+    /// A session token; kept (redacted in Debug) so `/auth/session` can turn it into a cookie.
+    Session {
+        token: Secret,
+        exp: u64,
+    },
+    /// Decided per resource by the validator (`auth.delegate`).
+    Delegated(Arc<delegate::Presented>),
 }
 
 /// An authenticated caller. Handlers receive this, never a raw header.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    /// Name for logs and audit (the key's configured name; never the secret).
+    /// Name for logs and audit (the key's name, `jwt:<sub>`, `delegated:<digest prefix>`; never the secret).
     pub name: Arc<str>,
     pub scopes: Arc<[Scope]>,
+    /// `None`: whatever the scopes allow. `Some`: only these resources (and their children).
+    pub restriction: Option<Arc<ResourceSet>>,
+    pub via: Via,
 }
 
 /// The thing being accessed.
@@ -45,12 +96,24 @@ pub enum Resource<'a> {
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AuthError {
-    #[error("credentials required: send an API key as X-Api-Key or Authorization: Bearer")]
+    #[error("credentials required: an API key, a session token (Bearer, cookie or `token` parameter) or a session the validator knows")]
     Missing,
     #[error("invalid credentials")]
     Invalid,
+    #[error("the session token has expired")]
+    Expired,
     #[error("this credential lacks the `{scope:?}` scope")]
     Forbidden { scope: Scope },
+    #[error("this credential does not cover this resource")]
+    OutOfScope,
+    #[error("the authorization service is unavailable")]
+    Unavailable,
+    #[error("too many failed authentications from this address; retry later")]
+    RateLimited { retry_after_s: u64 },
+    #[error("minting is off: set auth.jwt.secret")]
+    MintingDisabled,
+    #[error("Orthanc could not be asked about this resource")]
+    Upstream(#[from] UpstreamError),
 }
 
 impl AuthError {
@@ -58,98 +121,195 @@ impl AuthError {
         match self {
             AuthError::Missing => "unauthenticated",
             AuthError::Invalid => "invalid-credentials",
-            AuthError::Forbidden { .. } => "forbidden",
+            AuthError::Expired => "token-expired",
+            AuthError::Forbidden { .. } | AuthError::OutOfScope => "forbidden",
+            AuthError::Unavailable => "auth-unavailable",
+            AuthError::RateLimited { .. } => "too-many-failures",
+            AuthError::MintingDisabled => "minting-disabled",
+            AuthError::Upstream(e) => e.code(),
         }
     }
 }
 
-/// May `principal` use `scope` on `resource`? The single decision point.
-pub fn authorize(principal: &Principal, scope: Scope, resource: Resource<'_>) -> Result<(), AuthError> {
-    let _ = resource; // resource-restricted credentials (sessions, signed links) narrow this later
-    if principal.scopes.contains(&scope) {
-        Ok(())
-    } else {
-        Err(AuthError::Forbidden { scope })
-    }
-}
-
-/// Resolves request credentials to a principal.
-#[derive(Debug, Clone)]
+/// Resolves request credentials to a principal and decides what it may see.
+#[derive(Clone)]
 pub struct Authenticator {
     api_keys: ApiKeys,
+    sessions: Option<SessionKeys>,
+    minter: Option<Minter>,
+    delegate: Option<Delegate>,
+    parents: Parents,
+    limiter: FailureLimiter,
+    cookie: Arc<str>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator").finish_non_exhaustive()
+    }
 }
 
 impl Authenticator {
-    pub fn new(api_keys: ApiKeys) -> Self {
-        Self { api_keys }
+    /// Build from validated config. Reads key files; blocking, call at start-up.
+    pub fn from_config(cfg: &Config, upstream: OrthancClient) -> anyhow::Result<Self> {
+        let secret = cfg.jwt_secret()?;
+        let sessions = SessionKeys::from_config(&cfg.auth.jwt, secret.as_ref())?;
+        let minter = secret.as_ref().map(|s| Minter::new(s, &cfg.auth.jwt, &cfg.auth.sign));
+        let delegate = Delegate::from_config(&cfg.auth.delegate)?;
+        Ok(Self {
+            api_keys: ApiKeys::from_config(&cfg.auth.api_keys),
+            sessions,
+            minter,
+            delegate,
+            parents: Parents::new(upstream),
+            limiter: FailureLimiter::new(&cfg.auth.rate_limit),
+            cookie: cfg.auth.cookie.name.as_str().into(),
+        })
     }
 
-    pub fn authenticate(&self, req: &HttpRequest) -> Result<Principal, AuthError> {
-        let key = credential(req).ok_or(AuthError::Missing)?;
-        self.api_keys.verify(key).ok_or(AuthError::Invalid)
+    /// Background work (JWKS refresh); call once inside the server's runtime.
+    pub fn spawn_background(&self) {
+        if let Some(s) = &self.sessions {
+            s.spawn_refresher();
+        }
     }
-}
 
-/// The presented secret: `X-Api-Key`, else `Authorization: Bearer`.
-fn credential(req: &HttpRequest) -> Option<&str> {
-    let headers = req.headers();
-    if let Some(v) = headers.get("x-api-key") {
-        return v.to_str().ok().map(str::trim).filter(|s| !s.is_empty());
+    pub fn minter(&self) -> Option<&Minter> {
+        self.minter.as_ref()
     }
-    let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, rest) = auth.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim()).filter(|s| !s.is_empty())
+
+    /// The request's credential, in the documented precedence, resolved to a principal.
+    pub async fn authenticate(&self, req: &HttpRequest) -> Result<Principal, AuthError> {
+        let client = req.peer_addr().map(|a| a.ip());
+        if let Some(ip) = client {
+            self.limiter.check(ip)?;
+        }
+        let result = self.resolve(req).await;
+        match &result {
+            Err(AuthError::Invalid) => {
+                tracing::warn!(target: "audit", client = ?client, code = "invalid-credentials", "authentication failed");
+                if let Some(ip) = client {
+                    self.limiter.failed(ip)?;
+                }
+            }
+            Err(e @ AuthError::Expired) => {
+                tracing::info!(target: "audit", client = ?client, code = e.code(), "authentication failed");
+            }
+            _ => {}
+        }
+        result
+    }
+
+    async fn resolve(&self, req: &HttpRequest) -> Result<Principal, AuthError> {
+        use credential::Presented as P;
+        match credential::presented(req, &self.cookie)? {
+            P::ApiKey(key) => self.api_keys.verify(key).ok_or(AuthError::Invalid),
+            P::Bearer(value) => {
+                if let Some(p) = self.api_keys.verify(value) {
+                    return Ok(p);
+                }
+                if credential::looks_like_jwt(value) {
+                    if let Some(s) = &self.sessions {
+                        return s.verify(value).await;
+                    }
+                }
+                // Not ours: an opaque token the validator may know (it is forwarded).
+                self.delegated(req).unwrap_or(Err(AuthError::Invalid))
+            }
+            P::Token(t) => match &self.sessions {
+                Some(s) => s.verify(&t).await,
+                None => Err(AuthError::Invalid),
+            },
+            P::Cookie(t) => match &self.sessions {
+                Some(s) => s.verify(&t).await,
+                None => self.delegated(req).unwrap_or(Err(AuthError::Invalid)),
+            },
+            P::Nothing => self.delegated(req).unwrap_or(Err(AuthError::Missing)),
+        }
+    }
+
+    /// A delegated principal when delegation is on and the request carries a forwarded header.
+    fn delegated(&self, req: &HttpRequest) -> Option<Result<Principal, AuthError>> {
+        let d = self.delegate.as_ref()?;
+        let presented = d.presented(req)?;
+        Some(Ok(Principal {
+            name: format!("delegated:{}", presented.short_digest()).into(),
+            scopes: Arc::from([Scope::Preview]),
+            restriction: None,
+            via: Via::Delegated(Arc::new(presented)),
+        }))
+    }
+
+    /// May `principal` use `scope` on `resource`? The single decision point. Denials are audited.
+    pub async fn authorize(
+        &self,
+        principal: &Principal,
+        scope: Scope,
+        resource: Resource<'_>,
+    ) -> Result<(), AuthError> {
+        let result = self.decide(principal, scope, resource).await;
+        if let Err(e) = &result {
+            if matches!(
+                e,
+                AuthError::Forbidden { .. } | AuthError::OutOfScope | AuthError::Invalid | AuthError::Missing
+            ) {
+                let id = match resource {
+                    Resource::Instance(id) | Resource::Series(id) | Resource::Study(id) => id.as_str(),
+                    Resource::Edge => "-",
+                };
+                tracing::warn!(target: "audit", principal = %principal.name, resource = id, code = e.code(), "denied");
+            }
+        }
+        result
+    }
+
+    async fn decide(
+        &self,
+        principal: &Principal,
+        scope: Scope,
+        resource: Resource<'_>,
+    ) -> Result<(), AuthError> {
+        if !principal.scopes.contains(&scope) {
+            return Err(AuthError::Forbidden { scope });
+        }
+        let (id, level) = match resource {
+            Resource::Instance(id) => (id, Level::Instance),
+            Resource::Series(id) => (id, Level::Series),
+            Resource::Study(id) => (id, Level::Study),
+            // Minting, warm-up and purges are for API keys only: a token never mints a wider token.
+            Resource::Edge => {
+                return match principal.via {
+                    Via::ApiKey => Ok(()),
+                    _ => Err(AuthError::Forbidden { scope }),
+                }
+            }
+        };
+        if let Via::Delegated(presented) = &principal.via {
+            let d = self.delegate.as_ref().ok_or(AuthError::Unavailable)?;
+            if let Some(studies) = d.decide(presented, id).await? {
+                self.parents.within(&studies, id, level).await?;
+            }
+        }
+        match &principal.restriction {
+            None => Ok(()),
+            Some(set) => self.parents.within(set, id, level).await,
+        }
+    }
 }
 
 impl FromRequest for Principal {
     type Error = AppError;
-    type Future = Ready<Result<Self, Self::Error>>;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let result = match req.app_data::<web::Data<Authenticator>>() {
-            Some(auth) => auth.authenticate(req).map_err(AppError::from),
-            None => Err(AppError::Internal("authenticator not configured".into())),
-        };
-        if let Ok(p) = &result {
+        let req = req.clone();
+        Box::pin(async move {
+            let auth = req
+                .app_data::<web::Data<Authenticator>>()
+                .ok_or_else(|| AppError::Internal("authenticator not configured".into()))?;
+            let p = auth.authenticate(&req).await?;
             tracing::Span::current().record("principal", &*p.name);
-        }
-        ready(result)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use actix_web::test::TestRequest;
-
-    fn principal(scopes: &[Scope]) -> Principal {
-        Principal { name: "t".into(), scopes: scopes.into() }
-    }
-
-    #[test]
-    fn scope_decides() {
-        let id = OrthancId::parse("8e289db9-0e1437e1-3ecf395f-d8aae463-f4bb49fe").unwrap();
-        assert!(authorize(&principal(&[Scope::Preview]), Scope::Preview, Resource::Instance(&id)).is_ok());
-        assert!(authorize(&principal(&[Scope::Admin]), Scope::Preview, Resource::Instance(&id)).is_err());
-        assert!(matches!(
-            authorize(&principal(&[Scope::Preview]), Scope::Admin, Resource::Instance(&id)),
-            Err(AuthError::Forbidden { scope: Scope::Admin })
-        ));
-    }
-
-    #[test]
-    fn credential_sources() {
-        let r = TestRequest::default().insert_header(("X-Api-Key", " k1 ")).to_http_request();
-        assert_eq!(credential(&r), Some("k1"));
-        let r = TestRequest::default().insert_header(("Authorization", "Bearer k2")).to_http_request();
-        assert_eq!(credential(&r), Some("k2"));
-        let r = TestRequest::default().insert_header(("Authorization", "bearer   k3")).to_http_request();
-        assert_eq!(credential(&r), Some("k3"));
-        let r =
-            TestRequest::default().insert_header(("Authorization", "Basic dXNlcjpwdw==")).to_http_request();
-        assert_eq!(credential(&r), None);
-        let r = TestRequest::default().insert_header(("Authorization", "Bearer ")).to_http_request();
-        assert_eq!(credential(&r), None);
-        assert_eq!(credential(&TestRequest::default().to_http_request()), None);
+            Ok(p)
+        })
     }
 }

@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::conditional::image_response;
 use super::extract::{get, parse_query};
-use crate::auth::{authorize, Principal, Resource, Scope};
+use crate::auth::{Principal, Resource, Scope};
 use crate::catalog::UidKind;
 use crate::error::AppError;
 use crate::previews::{Output, PreviewSpec};
@@ -77,12 +77,12 @@ pub async fn image(
     let instance = match instance_uid {
         Some(uid) => {
             let instance = state.catalog.resolve_uid(UidKind::Instance, uid).await?;
-            authorize(&principal, Scope::Preview, Resource::Instance(&instance))?;
+            state.auth.authorize(&principal, Scope::Preview, Resource::Instance(&instance)).await?;
             instance
         }
         None => {
             let series = state.catalog.resolve_uid(UidKind::Series, series_uid).await?;
-            authorize(&principal, Scope::Preview, Resource::Series(&series))?;
+            state.auth.authorize(&principal, Scope::Preview, Resource::Series(&series)).await?;
             state.catalog.representative(&series).await?
         }
     };

@@ -4,6 +4,7 @@ use std::future::{ready, Ready};
 
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
 
+use crate::auth::strip_token_param;
 use crate::error::AppError;
 use crate::ids::OrthancId;
 use crate::previews::{Output, PreviewSpec};
@@ -56,7 +57,8 @@ fn parse(req: &HttpRequest, state: &AppState) -> Result<PreviewRequest, AppError
     };
     let rendered = req.path().ends_with("/rendered");
     let allowed: &[&str] = if rendered { &RENDERED_PARAMS } else { &PREVIEW_PARAMS };
-    let query = parse_query(req.query_string(), allowed)?;
+    // The session token is the auth layer's; other parameters never see it.
+    let query = parse_query(&strip_token_param(req.query_string()), allowed)?;
     let bad = |e: ParamError| AppError::BadParam(e.to_string());
     let variant = spec::parse_params(&query, &state.presets, &state.limits).map_err(bad)?;
     let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");

@@ -1,6 +1,8 @@
 //! HTTP surface: the route table, extractors, handlers, conditional responses, request middleware.
 
+mod auth;
 pub mod conditional;
+mod cors;
 mod dicomweb;
 mod extract;
 mod health;
@@ -11,6 +13,7 @@ mod routes;
 mod studies;
 mod warm;
 
+pub use cors::{cors, Cors};
 pub use extract::PreviewRequest;
 pub use middleware::request_context;
 pub use routes::configure;

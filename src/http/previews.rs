@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::conditional::image_response;
 use super::PreviewRequest;
-use crate::auth::{authorize, Principal, Resource, Scope};
+use crate::auth::{Principal, Resource, Scope};
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -14,7 +14,7 @@ pub async fn preview(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
-    authorize(&principal, Scope::Preview, Resource::Instance(&spec.instance))?;
+    state.auth.authorize(&principal, Scope::Preview, Resource::Instance(&spec.instance)).await?;
     let served = state.previews.get(&spec).await?;
     tracing::Span::current().record("cache", served.status.as_str());
     let vary = negotiated.then_some("Accept");

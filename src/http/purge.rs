@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use super::extract::path_id;
-use crate::auth::{authorize, Principal, Resource, Scope};
+use crate::auth::{Principal, Resource, Scope};
 use crate::error::AppError;
 use crate::ids::OrthancId;
 use crate::state::AppState;
@@ -14,7 +14,7 @@ pub async fn purge(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
-    authorize(&principal, Scope::Admin, Resource::Edge)?;
+    state.auth.authorize(&principal, Scope::Admin, Resource::Edge).await?;
     let id = path_id(&req, "id")?;
     let level = req.match_info().get("level").unwrap_or("");
     let instances: Vec<OrthancId> = match level {

@@ -3,7 +3,7 @@
 use actix_web::dev::Handler;
 use actix_web::{web, FromRequest, HttpResponse, Resource, Responder};
 
-use super::{dicomweb, health, previews, purge, studies, warm};
+use super::{auth, dicomweb, health, previews, purge, studies, warm};
 use crate::error::AppError;
 
 /// A resource answering GET and HEAD with `handler`, and 405 to anything else.
@@ -44,6 +44,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/dicom-web/studies/{study}/series/{series}/instances/{instance}/rendered",
             dicomweb::image,
         ))
+        // Minting session tokens and signed links (scope `mint`).
+        .service(
+            web::resource("/auth/sign")
+                .route(web::post().to(auth::sign))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/auth/session")
+                .route(web::post().to(auth::session))
+                .route(web::delete().to(auth::end_session))
+                .default_service(web::to(method_not_allowed)),
+        )
         // Warm-up jobs and purges.
         .service(
             web::resource("/warm")

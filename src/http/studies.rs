@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::conditional::{image_response, none_match};
 use super::extract::{parse_query, path_id};
 use super::PreviewRequest;
-use crate::auth::{authorize, Principal, Resource, Scope};
+use crate::auth::{Principal, Resource, Scope};
 use crate::catalog::{SeriesCard, StudyGrid};
 use crate::error::AppError;
 use crate::state::AppState;
@@ -20,7 +20,7 @@ pub async fn series_preview(
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
     let series = spec.instance.clone();
-    authorize(&principal, Scope::Preview, Resource::Series(&series))?;
+    state.auth.authorize(&principal, Scope::Preview, Resource::Series(&series)).await?;
     spec.instance = state.catalog.representative(&series).await?;
     let served = state.previews.get(&spec).await?;
     tracing::Span::current().record("cache", served.status.as_str());
@@ -53,7 +53,7 @@ async fn load_grid(
 ) -> Result<std::sync::Arc<StudyGrid>, AppError> {
     let study = path_id(req, "id")?;
     parse_query(req.query_string(), &[])?;
-    authorize(principal, Scope::Preview, Resource::Study(&study))?;
+    state.auth.authorize(principal, Scope::Preview, Resource::Study(&study)).await?;
     state.catalog.study_grid(&study).await
 }
 

@@ -3,7 +3,7 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use crate::auth::{authorize, Principal, Resource, Scope};
+use crate::auth::{Principal, Resource, Scope};
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::warm::WarmRequest;
@@ -13,7 +13,7 @@ pub async fn start(
     state: web::Data<AppState>,
     body: web::Json<WarmRequest>,
 ) -> Result<HttpResponse, AppError> {
-    authorize(&principal, Scope::Warm, Resource::Edge)?;
+    state.auth.authorize(&principal, Scope::Warm, Resource::Edge).await?;
     let id = state.warmer.start(body.into_inner())?;
     tracing::info!(job = %id, principal = %principal.name, "warm-up job started");
     Ok(HttpResponse::Accepted()
@@ -26,7 +26,7 @@ pub async fn progress(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    authorize(&principal, Scope::Warm, Resource::Edge)?;
+    state.auth.authorize(&principal, Scope::Warm, Resource::Edge).await?;
     let p = state.warmer.progress(&path).ok_or(AppError::NotFound("no such warm-up job"))?;
     Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(p))
 }
@@ -36,7 +36,7 @@ pub async fn cancel(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    authorize(&principal, Scope::Warm, Resource::Edge)?;
+    state.auth.authorize(&principal, Scope::Warm, Resource::Edge).await?;
     let p = state.warmer.cancel(&path).ok_or(AppError::NotFound("no such warm-up job"))?;
     Ok(HttpResponse::Ok().json(p))
 }

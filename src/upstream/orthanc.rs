@@ -250,6 +250,28 @@ impl OrthancClient {
         })
     }
 
+    /// The series an instance belongs to (`GET /instances/{id}` → `ParentSeries`).
+    pub async fn instance_parent(&self, id: &OrthancId) -> Result<OrthancId, UpstreamError> {
+        self.parent(&format!("{}/instances/{id}", self.base), "ParentSeries").await
+    }
+
+    /// The study a series belongs to (`GET /series/{id}` → `ParentStudy`).
+    pub async fn series_parent(&self, id: &OrthancId) -> Result<OrthancId, UpstreamError> {
+        self.parent(&format!("{}/series/{id}", self.base), "ParentStudy").await
+    }
+
+    async fn parent(&self, url: &str, field: &str) -> Result<OrthancId, UpstreamError> {
+        let resp = self.http.get(url).header(ACCEPT, "application/json").send().await.map_err(classify)?;
+        check_status(resp.status())?;
+        let body = self.read_capped(resp).await?;
+        let v: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|_| UpstreamError::BadResponse("resource answer is not JSON".into()))?;
+        v.get(field)
+            .and_then(|p| p.as_str())
+            .and_then(OrthancId::parse)
+            .ok_or_else(|| UpstreamError::BadResponse(format!("resource answer has no {field}")))
+    }
+
     /// Is Orthanc answering with our credentials? (`GET /system`)
     pub async fn ping(&self) -> Result<(), UpstreamError> {
         let resp = self

@@ -23,6 +23,13 @@ pub const ADMIN_KEY: &str = "admin-key-456";
 pub const WARM_KEY: &str = "warm-key-789";
 pub const ID: &str = "8e289db9-0e1437e1-3ecf395f-d8aae463-f4bb49fe";
 pub const ID2: &str = "11111111-22222222-33333333-44444444-55555555";
+pub const MINT_KEY: &str = "mint-key-789";
+pub const JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef-0123";
+
+/// The `n`th synthetic Orthanc id with a given one-hex-digit `kind` prefix (distinct per (kind, n)).
+pub fn synth_id(kind: char, n: u32) -> String {
+    format!("{kind}{:07x}-00000000-00000000-00000000-{n:08x}", n)
+}
 
 /// How the fake Orthanc answers image requests.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +58,9 @@ struct FakeState {
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
     paths: Mutex<Vec<String>>,
+    /// child id → parent id (instance → series, series → study).
+    parents: Mutex<HashMap<String, String>>,
+    lookups: AtomicUsize,
 }
 
 pub struct FakeOrthanc {
@@ -71,6 +81,8 @@ impl FakeOrthanc {
                 .route("/instances/{id}/frames/{frame}/preview", web::get().to(fake_preview))
                 .route("/instances/{id}/frames/{frame}/rendered", web::get().to(fake_preview))
                 .route("/system", web::get().to(fake_system))
+                .route("/instances/{id}", web::get().to(fake_instance))
+                .route("/series/{id}", web::get().to(fake_series))
         })
         .workers(2)
         .listen(listener)
@@ -93,6 +105,18 @@ impl FakeOrthanc {
     /// Image requests received (whatever the answer).
     pub fn image_requests(&self) -> usize {
         self.state.images.load(Ordering::SeqCst)
+    }
+
+    /// Declare `instance` to be in `series`, itself in `study`.
+    pub fn add_instance(&self, instance: &str, series: &str, study: &str) {
+        let mut p = self.state.parents.lock().unwrap();
+        p.insert(instance.to_owned(), series.to_owned());
+        p.insert(series.to_owned(), study.to_owned());
+    }
+
+    /// `GET /instances/{id}` and `/series/{id}` requests received.
+    pub fn parent_lookups(&self) -> usize {
+        self.state.lookups.load(Ordering::SeqCst)
     }
 
     pub fn bad_auth_requests(&self) -> usize {
@@ -133,6 +157,27 @@ async fn fake_system(req: HttpRequest, state: web::Data<FakeState>) -> HttpRespo
             .finish();
     }
     HttpResponse::Ok().json(serde_json::json!({"Version": "1.10.1"}))
+}
+
+async fn fake_parent(req: HttpRequest, id: String, field: &str, state: web::Data<FakeState>) -> HttpResponse {
+    state.lookups.fetch_add(1, Ordering::SeqCst);
+    if !authorized(&req) {
+        return HttpResponse::Unauthorized()
+            .insert_header(("WWW-Authenticate", "Basic realm=\"Orthanc\""))
+            .finish();
+    }
+    match state.parents.lock().unwrap().get(&id) {
+        Some(parent) => HttpResponse::Ok().json(serde_json::json!({"ID": id, field: parent})),
+        None => HttpResponse::NotFound().finish(),
+    }
+}
+
+async fn fake_instance(req: HttpRequest, id: web::Path<String>, state: web::Data<FakeState>) -> HttpResponse {
+    fake_parent(req, id.into_inner(), "ParentSeries", state).await
+}
+
+async fn fake_series(req: HttpRequest, id: web::Path<String>, state: web::Data<FakeState>) -> HttpResponse {
+    fake_parent(req, id.into_inner(), "ParentStudy", state).await
 }
 
 /// A deterministic image per (id, frame): different instances give different bytes.
@@ -232,6 +277,7 @@ url = "{orthanc_url}"
 username = "{ORTHANC_USER}"
 password = "{ORTHANC_PASSWORD}"
 timeout_ms = 2000
+max_body_bytes = 1048576
 [cache]
 dir = "{dir}"
 memory_bytes = 33554432
@@ -249,11 +295,16 @@ scopes = ["admin"]
 name = "warmer"
 hash = "{h3}"
 scopes = ["warm"]
+[[auth.api_keys]]
+name = "app"
+hash = "{h4}"
+scopes = ["mint"]
 "#,
         dir = cache_dir.display(),
         h1 = hash_key(PREVIEW_KEY),
         h2 = hash_key(ADMIN_KEY),
         h3 = hash_key(WARM_KEY),
+        h4 = hash_key(MINT_KEY),
     );
     let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
     f.write_all(toml.as_bytes()).unwrap();
@@ -426,4 +477,101 @@ impl RealOrthanc {
             .await
             .unwrap()
     }
+}
+
+/// What a `Canned` server answers.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub delay: Duration,
+}
+
+impl Answer {
+    pub fn status(status: u16) -> Self {
+        Self { status, headers: vec![], body: String::new(), delay: Duration::ZERO }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn body(mut self, body: impl Into<String>) -> Self {
+        self.body = body.into();
+        self
+    }
+}
+
+struct CannedState {
+    answer: Mutex<Answer>,
+    calls: AtomicUsize,
+    seen: Mutex<Vec<HashMap<String, String>>>,
+}
+
+/// A tiny HTTP server answering every GET with a settable canned answer, counting calls and
+/// keeping the headers it saw: a fake auth validator, a fake JWKS endpoint.
+pub struct Canned {
+    pub url: String,
+    state: Arc<CannedState>,
+    handle: ServerHandle,
+}
+
+impl Canned {
+    pub async fn start(answer: Answer) -> Self {
+        let state = Arc::new(CannedState {
+            answer: Mutex::new(answer),
+            calls: AtomicUsize::new(0),
+            seen: Mutex::new(vec![]),
+        });
+        let data = web::Data::from(state.clone());
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/check", listener.local_addr().unwrap());
+        let server =
+            HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(canned)))
+                .workers(2)
+                .listen(listener)
+                .unwrap()
+                .run();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        Self { url, state, handle }
+    }
+
+    pub fn set(&self, answer: Answer) {
+        *self.state.answer.lock().unwrap() = answer;
+    }
+
+    pub fn calls(&self) -> usize {
+        self.state.calls.load(Ordering::SeqCst)
+    }
+
+    /// Request headers (lowercase names) of every call so far.
+    pub fn seen(&self) -> Vec<HashMap<String, String>> {
+        self.state.seen.lock().unwrap().clone()
+    }
+
+    pub async fn stop(self) {
+        self.handle.stop(false).await;
+    }
+}
+
+async fn canned(req: HttpRequest, state: web::Data<CannedState>) -> HttpResponse {
+    state.calls.fetch_add(1, Ordering::SeqCst);
+    state.seen.lock().unwrap().push(
+        req.headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+            .collect(),
+    );
+    let a = state.answer.lock().unwrap().clone();
+    if !a.delay.is_zero() {
+        tokio::time::sleep(a.delay).await;
+    }
+    let mut resp = HttpResponse::build(actix_web::http::StatusCode::from_u16(a.status).unwrap());
+    for (k, v) in &a.headers {
+        resp.insert_header((k.as_str(), v.as_str()));
+    }
+    resp.body(a.body)
 }

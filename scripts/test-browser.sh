@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Real-browser test: headless Chromium (Debian's) opens a page served by a Python http.server on
+# one loopback origin; the page shows a grid of <img> previews from orthanc-edge on another
+# origin, with a real Orthanc behind the edge. Once with signed links, once with a session
+# cookie, once without credentials (tests/browser/grid.test.mjs has the assertions).
+#
+#   scripts/it-orthanc.sh scripts/test-browser.sh     # standalone
+#   scripts/test-browser.sh                           # inside scripts/test.sh (Orthanc env set)
+#
+# Needs ORTHANC_EDGE_IT_URL/_USER/_PASSWORD/_MANIFEST, chromium, node >= 20 (scripts/setup-deps.sh
+# browser). Screenshots go to $SHOT_DIR when set. Starts and stops its own processes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+: "${ORTHANC_EDGE_IT_URL:?run through scripts/it-orthanc.sh}"
+
+work=$(mktemp -d /tmp/orthanc-edge-browser.XXXXXX)
+pids=()
+cleanup() {
+  local p
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [[ ${KEEP:-0} == 1 ]]; then echo "test-browser.sh: kept $work" >&2; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+(cd tests/browser && if [[ ! -d node_modules/playwright-core ]]; then npm ci --no-audit --no-fund --silent; fi)
+cargo build --quiet --bin orthanc-edge
+
+edge_port=$(free_port)
+page_port=$(free_port)
+mint_key=browser-mint-key-$RANDOM$RANDOM
+mkdir -p "$work/pages" "$work/cache"
+printf '%s\n' "$ORTHANC_EDGE_IT_PASSWORD" >"$work/orthanc-password"
+cat >"$work/edge.toml" <<TOML
+[server]
+listen = "127.0.0.1:$edge_port"
+workers = 2
+[orthanc]
+url = "$ORTHANC_EDGE_IT_URL"
+username = "$ORTHANC_EDGE_IT_USER"
+password_file = "$work/orthanc-password"
+[cache]
+dir = "$work/cache"
+[[auth.api_keys]]
+name = "web-app"
+hash = "$(target/debug/orthanc-edge hash-key "$mint_key")"
+scopes = ["mint"]
+[auth.jwt]
+secret = "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+[cors]
+allowed_origins = ["http://127.0.0.1:$page_port"]
+[log]
+format = "json"
+TOML
+
+target/debug/orthanc-edge serve --config "$work/edge.toml" 2>"$work/edge.log" &
+pids+=($!)
+python3 -m http.server "$page_port" --bind 127.0.0.1 --directory "$work/pages" \
+  >"$work/pages.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+  if curl -fs "http://127.0.0.1:$edge_port/readyz" >/dev/null &&
+    curl -fs -o /dev/null "http://127.0.0.1:$page_port/"; then
+    break
+  fi
+  sleep 0.1
+done
+curl -fs "http://127.0.0.1:$edge_port/readyz" >/dev/null || { cat "$work/edge.log" >&2; exit 1; }
+
+status=0
+EDGE_URL="http://127.0.0.1:$edge_port" PAGE_ORIGIN="http://127.0.0.1:$page_port" \
+  PAGE_DIR="$work/pages" MINT_KEY="$mint_key" MANIFEST="$ORTHANC_EDGE_IT_MANIFEST" \
+  timeout 300 node --test tests/browser/grid.test.mjs || status=$?
+# The Orthanc service password must not have reached the edge's log either.
+if grep -qF -- "$ORTHANC_EDGE_IT_PASSWORD" "$work/edge.log"; then
+  echo "test-browser.sh: the Orthanc password appears in the edge log" >&2
+  status=1
+fi
+[[ $status -eq 0 ]] || tail -n 30 "$work/edge.log" >&2
+exit "$status"
