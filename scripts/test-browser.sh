@@ -8,7 +8,7 @@
 #   scripts/test-browser.sh                           # inside scripts/test.sh (Orthanc env set)
 #
 # Needs ORTHANC_EDGE_IT_URL/_USER/_PASSWORD/_MANIFEST, chromium, node >= 20 (scripts/setup-deps.sh
-# browser). Screenshots go to $SHOT_DIR when set. Starts and stops its own processes.
+# browser). Screenshots (kept as test artifacts) go to $SHOT_DIR, default target/test-artifacts. Starts and stops its own processes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${ORTHANC_EDGE_IT_URL:?run through scripts/it-orthanc.sh}"
@@ -27,6 +27,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 (cd tests/browser && if [[ ! -d node_modules/playwright-core ]]; then npm ci --no-audit --no-fund --silent; fi)
 cargo build --quiet --bin orthanc-edge
+mkdir -p "${SHOT_DIR:-target/test-artifacts}"
 
 edge_port=$(free_port)
 page_port=$(free_port)
@@ -72,6 +73,7 @@ curl -fs "http://127.0.0.1:$edge_port/readyz" >/dev/null || { cat "$work/edge.lo
 status=0
 EDGE_URL="http://127.0.0.1:$edge_port" PAGE_ORIGIN="http://127.0.0.1:$page_port" \
   PAGE_DIR="$work/pages" MINT_KEY="$mint_key" MANIFEST="$ORTHANC_EDGE_IT_MANIFEST" \
+  SHOT_DIR="${SHOT_DIR:-target/test-artifacts}" \
   timeout 300 node --test tests/browser/grid.test.mjs || status=$?
 # The Orthanc service password must not have reached the edge's log either.
 if grep -qF -- "$ORTHANC_EDGE_IT_PASSWORD" "$work/edge.log"; then

@@ -57,8 +57,7 @@ fn parse(req: &HttpRequest, state: &AppState) -> Result<PreviewRequest, AppError
     };
     let rendered = req.path().ends_with("/rendered");
     let allowed: &[&str] = if rendered { &RENDERED_PARAMS } else { &PREVIEW_PARAMS };
-    // The session token is the auth layer's; other parameters never see it.
-    let query = parse_query(&strip_token_param(req.query_string()), allowed)?;
+    let query = parse_query(req.query_string(), allowed)?;
     let bad = |e: ParamError| AppError::BadParam(e.to_string());
     let variant = spec::parse_params(&query, &state.presets, &state.limits).map_err(bad)?;
     let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -136,7 +135,9 @@ fn parse_frame(s: &str) -> Result<u32, AppError> {
 }
 
 /// Decode the query string, refusing unknown and repeated parameters by name.
+/// The session `token` parameter belongs to the auth layer: it is removed first, never echoed.
 pub fn parse_query(qs: &str, allowed: &[&str]) -> Result<Vec<(String, String)>, AppError> {
+    let qs = strip_token_param(qs);
     let mut out: Vec<(String, String)> = Vec::new();
     let mut unknown: Vec<String> = Vec::new();
     for (k, v) in url::form_urlencoded::parse(qs.as_bytes()) {

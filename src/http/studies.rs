@@ -7,9 +7,12 @@ use serde::Serialize;
 use super::conditional::{image_response, none_match};
 use super::extract::{parse_query, path_id};
 use super::PreviewRequest;
-use crate::auth::{Principal, Resource, Scope};
+use std::collections::HashSet;
+
+use crate::auth::{Minter, Principal, Resource, ResourceSet, Scope, Via, TOKEN_PARAM};
 use crate::catalog::{SeriesCard, StudyGrid};
 use crate::error::AppError;
+use crate::ids::OrthancId;
 use crate::state::AppState;
 
 /// `GET /series/{id}/preview`: the series' representative (middle) instance, any variant.
@@ -42,8 +45,37 @@ struct GridBody<'a> {
     series: Vec<GridSeries<'a>>,
 }
 
-fn thumbnail_url(card: &SeriesCard, preset: &str) -> Option<String> {
-    card.representative.as_ref().map(|_| format!("/series/{}/preview?preset={preset}", card.id))
+/// Makes thumbnail URLs. A caller holding a session token gets signed links (a short token
+/// scoped to that series), so `<img>` tags work where cookies do not flow; API-key callers get
+/// plain URLs.
+struct Thumbnails<'a> {
+    preset: &'a str,
+    signer: Option<(&'a Minter, &'a str, u64)>,
+}
+
+impl<'a> Thumbnails<'a> {
+    fn new(state: &'a AppState, principal: &'a Principal) -> Self {
+        let signer = match (&principal.via, state.auth.minter()) {
+            (Via::Session { exp, .. }, Some(minter)) => {
+                let left = exp.saturating_sub(jsonwebtoken::get_current_timestamp());
+                Some((minter, &*principal.name, left.min(minter.default_lifetime)))
+            }
+            _ => None,
+        };
+        Self { preset: &state.config.grid.thumbnail_preset, signer }
+    }
+
+    fn url(&self, card: &SeriesCard) -> Option<String> {
+        card.representative.as_ref()?;
+        let mut url = format!("/series/{}/preview?preset={}", card.id, self.preset);
+        if let Some((minter, sub, lifetime)) = self.signer {
+            let series = OrthancId::parse(&card.id)?;
+            let scope = ResourceSet { series: HashSet::from([series]), ..Default::default() };
+            let minted = minter.mint(sub, lifetime, Some(&scope)).ok()?;
+            url.push_str(&format!("&{TOKEN_PARAM}={}", minted.token));
+        }
+        Some(url)
+    }
 }
 
 async fn load_grid(
@@ -64,16 +96,12 @@ pub async fn study_series(
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
     let grid = load_grid(&req, &principal, &state).await?;
-    let preset = &state.config.grid.thumbnail_preset;
+    let thumbs = Thumbnails::new(&state, &principal);
     let body = GridBody {
         study: &grid.study,
         description: &grid.description,
         date: &grid.date,
-        series: grid
-            .series
-            .iter()
-            .map(|card| GridSeries { card, thumbnail: thumbnail_url(card, preset) })
-            .collect(),
+        series: grid.series.iter().map(|card| GridSeries { card, thumbnail: thumbs.url(card) }).collect(),
     };
     let json = serde_json::to_vec(&body).map_err(|e| AppError::Internal(e.to_string()))?;
     Ok(revalidated(&req, &state, json, "application/json"))
@@ -86,11 +114,9 @@ pub async fn study_grid_page(
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
     let grid = load_grid(&req, &principal, &state).await?;
-    let html = render_grid(
-        &grid,
-        &state.config.grid.thumbnail_preset,
-        state.presets.get(&state.config.grid.thumbnail_preset).and_then(|p| p.w).unwrap_or(128),
-    );
+    let size = state.presets.get(&state.config.grid.thumbnail_preset).and_then(|p| p.w).unwrap_or(128);
+    let thumbs = Thumbnails::new(&state, &principal);
+    let html = render_grid(&grid, |card| thumbs.url(card), size);
     let mut resp = revalidated(&req, &state, html.into_bytes(), "text/html; charset=utf-8");
     resp.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
@@ -138,7 +164,7 @@ fn esc(s: &str) -> String {
     out
 }
 
-fn render_grid(grid: &StudyGrid, preset: &str, size: u32) -> String {
+fn render_grid(grid: &StudyGrid, thumbnail: impl Fn(&SeriesCard) -> Option<String>, size: u32) -> String {
     let title = grid.description.as_deref().filter(|d| !d.trim().is_empty()).unwrap_or("Study");
     let mut cells = String::new();
     for card in &grid.series {
@@ -150,7 +176,7 @@ fn render_grid(grid: &StudyGrid, preset: &str, size: u32) -> String {
         );
         let label = label.trim();
         let alt = if label.is_empty() { "Series thumbnail".to_owned() } else { format!("Series {label}") };
-        let img = match thumbnail_url(card, preset) {
+        let img = match thumbnail(card) {
             Some(url) => format!(
                 r#"<img src="{}" alt="{}" loading="lazy" decoding="async" width="{size}" height="{size}">"#,
                 esc(&url),
@@ -159,10 +185,11 @@ fn render_grid(grid: &StudyGrid, preset: &str, size: u32) -> String {
             None => r#"<div class="empty">no images</div>"#.to_owned(),
         };
         cells.push_str(&format!(
-            "<figure data-series=\"{}\">{img}<figcaption>{} <small>({} images)</small></figcaption></figure>\n",
+            "<figure data-series=\"{}\">{img}<figcaption>{} <small>({} image{})</small></figcaption></figure>\n",
             esc(&card.id),
             esc(label),
-            card.instances
+            card.instances,
+            if card.instances == 1 { "" } else { "s" }
         ));
     }
     format!(
@@ -203,7 +230,7 @@ mod tests {
                 representative: Some("r".into()),
             }],
         };
-        let html = render_grid(&grid, "thumb", 128);
+        let html = render_grid(&grid, |c| Some(format!("/series/{}/preview?preset=thumb", c.id)), 128);
         assert!(!html.contains("<script>alert"));
         assert!(!html.contains("<img src=x"));
         assert!(html.contains(r#"src="/series/a/preview?preset=thumb""#));

@@ -25,6 +25,7 @@ const PAGE_DIR = env("PAGE_DIR");
 const MINT_KEY = env("MINT_KEY");
 const manifest = JSON.parse(readFileSync(env("MANIFEST"), "utf8"));
 const SHOTS = process.env.SHOT_DIR || mkdtempSync(path.join(tmpdir(), "edge-shots-"));
+
 // Instances Orthanc can render (JPEG 2000 without GDCM is a 415 by design).
 const ids = Object.values(manifest.instances)
   .filter((i) => i.preview_status === 200)
@@ -169,4 +170,21 @@ test("no credentials: no image, no prompt, no WWW-Authenticate", async () => {
   const previews = responses.filter((r) => r.url.includes("/preview"));
   assert.ok(previews.length >= ids.length, JSON.stringify(responses.map((r) => [r.url, r.status])));
   assert.ok(previews.every((r) => r.status === 401), JSON.stringify(previews.map((r) => r.status)));
+});
+
+test("study grid page: every renderable series thumbnail shows, with a session token", async () => {
+  const { token } = await mint("/auth/session", { sub: "grid-viewer", studies: [manifest.study], lifetime_s: 300 });
+  const grid = await (
+    await fetch(`${EDGE}/studies/${manifest.study}/series`, { headers: { Authorization: `Bearer ${token}` } })
+  ).json();
+  // Signed links: every thumbnail URL carries its own short series-scoped token.
+  for (const s of grid.series) assert.match(s.thumbnail, /[?&]token=/);
+  const url = `${EDGE}/studies/${manifest.study}/grid?token=${encodeURIComponent(token)}`;
+  const { images, responses } = await visit(url, grid.series.length, "study-grid");
+  // The JPEG 2000 series cannot be rendered without GDCM (415 by design); all others must show.
+  const j2kSeries = manifest.instances.j2k.series;
+  const shown = images.filter((i) => !i.src.includes(j2kSeries));
+  assert.equal(shown.length, grid.series.length - 1);
+  for (const i of shown) assert.ok(i.w > 0 && i.h > 0, `not shown: ${i.src.split("?")[0]}`);
+  assert.ok(!responses.some((r) => r.status === 401), "no 401");
 });
