@@ -26,6 +26,8 @@ pub enum AppError {
     MethodNotAllowed,
     #[error("waited too long for the same image being fetched by another request")]
     FlightTimeout,
+    #[error("the edge is shutting down; retry on another replica")]
+    ShuttingDown,
     #[error("internal error")]
     Internal(String),
 }
@@ -48,6 +50,7 @@ impl AppError {
             AppError::NoRoute => "no-route",
             AppError::MethodNotAllowed => "method-not-allowed",
             AppError::FlightTimeout => "upstream-timeout",
+            AppError::ShuttingDown => "shutting-down",
             AppError::Internal(_) => "internal",
         }
     }
@@ -87,13 +90,14 @@ impl ResponseError for AppError {
             AppError::NoRoute => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::FlightTimeout => StatusCode::GATEWAY_TIMEOUT,
+            AppError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        if status.is_server_error() {
+        if status.is_server_error() && !matches!(self, AppError::ShuttingDown) {
             tracing::warn!(code = self.code(), error = %self, "request failed");
         }
         let mut resp = HttpResponse::build(status);
@@ -103,8 +107,13 @@ impl ResponseError for AppError {
             AppError::Upstream(UpstreamError::Timeout | UpstreamError::Unavailable(_))
                 | AppError::FlightTimeout
                 | AppError::Transform(TransformError::Overloaded)
+                | AppError::ShuttingDown
         ) {
             resp.insert_header((header::RETRY_AFTER, "1"));
+        }
+        if matches!(self, AppError::ShuttingDown) {
+            // A keep-alive client must reconnect, and so reach a replica that is not stopping.
+            resp.force_close();
         }
         // Deliberately no WWW-Authenticate on 401: that header makes browsers prompt.
         resp.json(ErrorBody { code: self.code(), message: self.message() })

@@ -9,6 +9,7 @@ use actix_web::http::header::HeaderValue;
 use crate::auth::{ApiKeys, Authenticator};
 use crate::cache::{DiskCache, MemoryCache, TieredCache};
 use crate::config::Config;
+use crate::lifecycle::Lifecycle;
 use crate::previews::{MakeLimits, PreviewService};
 use crate::transform::spec::{Limits, Preset};
 use crate::transform::TransformPool;
@@ -24,6 +25,7 @@ pub struct AppState {
     pub cache_control: HeaderValue,
     pub presets: Arc<BTreeMap<String, Preset>>,
     pub limits: Limits,
+    pub lifecycle: Lifecycle,
 }
 
 impl AppState {
@@ -54,6 +56,16 @@ impl AppState {
         let presets = Arc::new(config.presets.clone());
         let auth = Authenticator::new(ApiKeys::from_config(&config.auth.api_keys));
         let cache_control = HeaderValue::from_str(&config.http.cache_control)?;
-        Ok(Self { config: Arc::new(config), upstream, cache, previews, auth, cache_control, presets, limits })
+        Ok(Self {
+            config: Arc::new(config),
+            upstream,
+            cache,
+            previews,
+            auth,
+            cache_control,
+            presets,
+            limits,
+            lifecycle: Lifecycle::default(),
+        })
     }
 }

@@ -1,5 +1,6 @@
-//! HTTP surface: the route table, extractors, handlers, conditional responses, request middleware.
+//! HTTP surface: the route tables (public, admin), extractors, handlers, conditional responses, request middleware.
 
+mod admin;
 pub mod conditional;
 mod extract;
 mod health;
@@ -9,4 +10,4 @@ mod routes;
 
 pub use extract::PreviewRequest;
 pub use middleware::request_context;
-pub use routes::configure;
+pub use routes::{configure, configure_admin};

@@ -214,6 +214,7 @@ pub fn test_config(orthanc_url: &str, cache_dir: &Path, env: &[(&str, &str)]) ->
         r#"
 [server]
 listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
 workers = 2
 flight_wait_ms = 5000
 [orthanc]
@@ -248,8 +249,11 @@ scopes = ["admin"]
 /// The real edge app, in process, on an ephemeral port.
 pub struct TestEdge {
     pub url: String,
+    /// The admin listener (metrics, probes).
+    pub admin_url: String,
     pub state: AppState,
     handle: ServerHandle,
+    admin: ServerHandle,
 }
 
 impl TestEdge {
@@ -274,12 +278,18 @@ impl TestEdge {
         let server = orthanc_edge::start(state.clone(), listener).unwrap();
         let handle = server.handle();
         actix_web::rt::spawn(server);
-        Self { url, state, handle }
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let admin_url = format!("http://{}", listener.local_addr().unwrap());
+        let server = orthanc_edge::start_admin(state.clone(), listener).unwrap();
+        let admin = server.handle();
+        actix_web::rt::spawn(server);
+        Self { url, admin_url, state, handle, admin }
     }
 
     /// Graceful stop; flushes and releases the disk tier.
     pub async fn stop(self) {
         self.handle.stop(true).await;
+        self.admin.stop(true).await;
         let disk = self.state.cache.disk().clone();
         tokio::task::spawn_blocking(move || disk.flush().unwrap()).await.unwrap();
     }
