@@ -61,8 +61,12 @@ pub fn start_admin(state: AppState, listener: TcpListener) -> std::io::Result<ac
 /// (bounded by `server.shutdown_grace_s`), flush the disk tier, and return.
 pub async fn serve(state: AppState) -> anyhow::Result<()> {
     let cfg = &state.config.server;
-    let listener = TcpListener::bind(&cfg.listen)?;
-    let admin_listener = TcpListener::bind(&cfg.admin_listen)?;
+    let bind = |key: &str, addr: &str| {
+        TcpListener::bind(addr)
+            .map_err(|e| anyhow::anyhow!("config key `{key}`: cannot listen on {addr}: {e}"))
+    };
+    let listener = bind("server.listen", &cfg.listen)?;
+    let admin_listener = bind("server.admin_listen", &cfg.admin_listen)?;
     tracing::info!(
         listen = %listener.local_addr()?,
         admin_listen = %admin_listener.local_addr()?,
@@ -85,8 +89,11 @@ pub async fn serve(state: AppState) -> anyhow::Result<()> {
                 std::future::pending::<()>().await;
             }
         }
-        lifecycle.begin_drain();
-        tokio::time::sleep(drain_delay).await;
+        if !drain_delay.is_zero() {
+            lifecycle.begin_drain();
+            tokio::time::sleep(drain_delay).await;
+        }
+        lifecycle.stop_admitting();
         public_handle.stop(true).await;
     });
     public.await?;

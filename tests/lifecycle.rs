@@ -140,7 +140,8 @@ filter = "info"
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(unready, "/readyz did not turn 503 within 1 s of SIGTERM");
-    // New requests are refused: connection refused, or 503 shutting-down.
+    // New requests are refused: connection refused, a connection closed without an answer (it
+    // raced the listener's close), or 503 shutting-down; never served, never hanging.
     let fresh = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
     let refused = fresh
         .get(format!("{base}/instances/{}/preview", ID))
@@ -149,7 +150,7 @@ filter = "info"
         .send()
         .await;
     match refused {
-        Err(e) => assert!(e.is_connect(), "expected a refused connection, got {e}"),
+        Err(e) => assert!(!e.is_timeout(), "a new request hung during the drain: {e}"),
         Ok(r) => assert_eq!(r.status(), 503, "a new request during drain must be refused"),
     }
     assert!(fake.image_requests() == ids.len(), "a refused request reached Orthanc");

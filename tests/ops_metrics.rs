@@ -122,12 +122,17 @@ async fn metrics_only_on_the_admin_listener_and_probes_on_both() {
         assert_eq!(c.get(format!("{base}/healthz")).send().await.unwrap().status(), 200);
         assert_eq!(c.get(format!("{base}/readyz")).send().await.unwrap().status(), 200);
     }
+    // Draining (server.drain_delay_ms): unready, but still serving.
     edge.state.lifecycle.begin_drain();
     for base in [&edge.url, &edge.admin_url] {
         let r = c.get(format!("{base}/readyz")).send().await.unwrap();
         assert_eq!(r.status(), 503, "unready while draining");
         assert_eq!(c.get(format!("{base}/healthz")).send().await.unwrap().status(), 200, "still alive");
     }
+    let r = c.get(edge.preview_url(ID)).header("X-Api-Key", PREVIEW_KEY).send().await.unwrap();
+    assert_eq!(r.status(), 200, "served during the drain delay");
+    // Then refusing: new requests on open connections get 503 and are told to reconnect.
+    edge.state.lifecycle.stop_admitting();
     let r = c.get(edge.preview_url(ID)).header("X-Api-Key", PREVIEW_KEY).send().await.unwrap();
     assert_eq!(r.status(), 503);
     assert_eq!(r.headers()["connection"], "close");

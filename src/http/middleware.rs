@@ -1,4 +1,4 @@
-//! Per-request context: request id, a tracing span, admission while draining, metrics, one access log line.
+//! Per-request context: request id, a tracing span, admission while shutting down, metrics, one access log line.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,7 +42,7 @@ fn request_id(req: &ServiceRequest) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
 }
 
-/// Probes keep answering while draining: liveness stays 200, readiness says 503.
+/// Probes keep answering while shutting down: liveness stays 200, readiness says 503.
 fn is_probe(path: &str) -> bool {
     matches!(path, "/healthz" | "/readyz")
 }
@@ -72,8 +72,8 @@ pub async fn request_context(
         elapsed_ms = Empty,
     );
     let started = Instant::now();
-    let draining = req.app_data::<web::Data<AppState>>().is_some_and(|s| s.lifecycle.is_draining());
-    let mut res = if draining && !is_probe(req.path()) {
+    let refusing = req.app_data::<web::Data<AppState>>().is_some_and(|s| s.lifecycle.is_refusing());
+    let mut res = if refusing && !is_probe(req.path()) {
         let (http_req, _) = req.into_parts();
         ServiceResponse::new(http_req, AppError::ShuttingDown.error_response()).map_into_right_body()
     } else {
