@@ -118,6 +118,12 @@ async fn metrics_only_on_the_admin_listener_and_probes_on_both() {
     assert_eq!(r.status(), 200);
     let r = c.get(format!("{}/instances/{ID}/preview", edge.admin_url)).send().await.unwrap();
     assert_eq!(r.status(), 404, "no images on the admin listener");
+    // Label values stay bounded: an invented method is counted as `other`.
+    let brew = reqwest::Method::from_bytes(b"BREW").unwrap();
+    assert_eq!(c.request(brew, edge.preview_url(ID)).send().await.unwrap().status(), 405);
+    let text = scrape(&edge).await;
+    assert!(text.contains("method=\"other\",status=\"405\"} 1"), "{text}");
+    assert!(!text.contains("BREW"));
     for base in [&edge.url, &edge.admin_url] {
         assert_eq!(c.get(format!("{base}/healthz")).send().await.unwrap().status(), 200);
         assert_eq!(c.get(format!("{base}/readyz")).send().await.unwrap().status(), 200);

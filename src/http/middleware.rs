@@ -47,6 +47,20 @@ fn is_probe(path: &str) -> bool {
     matches!(path, "/healthz" | "/readyz")
 }
 
+/// Methods as metric labels: the standard ones, anything else `other` (label values stay bounded).
+fn metric_method(m: &str) -> &'static str {
+    match m {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        "PATCH" => "PATCH",
+        _ => "other",
+    }
+}
+
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
@@ -88,7 +102,7 @@ pub async fn request_context(
         }
         e.code()
     });
-    telemetry::metrics::request(&route, &method, status, elapsed);
+    telemetry::metrics::request(&route, metric_method(&method), status, elapsed);
     span.record("route", route.as_str());
     span.record("status", status);
     span.record("elapsed_ms", ms(elapsed));
