@@ -12,10 +12,12 @@ export WORKDIR
 source scripts/it-orthanc.sh
 
 port=${DEMO_PORT:-8080}
+admin_port=${DEMO_ADMIN_PORT:-9090}
 key=demo-key
 cat > "$WORKDIR/edge.toml" <<TOML
 [server]
 listen = "127.0.0.1:$port"
+admin_listen = "127.0.0.1:$admin_port"
 [orthanc]
 url = "$ORTHANC_EDGE_IT_URL"
 username = "$ORTHANC_EDGE_IT_USER"
@@ -37,6 +39,7 @@ Try:
   curl -si -H 'X-Api-Key: $key' http://127.0.0.1:$port/instances/$ct/preview -o /dev/null -D -   # X-Cache: hit-memory
   curl -si http://127.0.0.1:$port/instances/$ct/preview      # 401 JSON, no browser prompt
   curl -si http://127.0.0.1:$port/system                     # 404: only preview routes exist
+  curl -s http://127.0.0.1:$admin_port/metrics | grep cache_lookups   # Prometheus, admin listener only
 Sample instances: $ORTHANC_EDGE_IT_MANIFEST
 
 MSG

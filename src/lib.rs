@@ -7,6 +7,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod lifecycle;
 pub mod previews;
 pub mod state;
 pub mod telemetry;
@@ -15,17 +16,20 @@ pub mod upstream;
 pub mod warm;
 
 use std::net::TcpListener;
+use std::time::Duration;
 
 use actix_web::{middleware::from_fn, web, App, HttpServer};
 
 use crate::state::AppState;
 
-/// Bind and start the HTTP server on `listener`; returns the server future (await it to run).
+/// Start the public server on `listener`; returns the server future (await it to run).
+/// Signals are not handled here: [`serve`] drains first, then stops it.
 pub fn start(state: AppState, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
     let workers = match state.config.server.workers {
         0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         n => n,
     };
+    let grace = state.config.server.shutdown_grace_s;
     let data = web::Data::new(state.clone());
     let auth = web::Data::new(state.auth.clone());
     let cors = web::Data::new(state.cors.clone());
@@ -40,22 +44,73 @@ pub fn start(state: AppState, listener: TcpListener) -> std::io::Result<actix_we
             .configure(http::configure)
     })
     .workers(workers)
+    .disable_signals()
+    .shutdown_timeout(grace)
     .listen(listener)?
     .run();
     Ok(server)
 }
 
-/// Serve until SIGTERM/SIGINT, then flush the disk tier.
+/// Start the admin server (metrics, probes) on `listener`: one worker, no access log.
+pub fn start_admin(state: AppState, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
+    let data = web::Data::new(state);
+    let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(http::configure_admin))
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(1)
+        .listen(listener)?
+        .run();
+    Ok(server)
+}
+
+/// Serve until SIGTERM/SIGINT; then turn unready, stop accepting, drain in-flight requests
+/// (bounded by `server.shutdown_grace_s`), flush the disk tier, and return.
 pub async fn serve(state: AppState) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(&state.config.server.listen)?;
+    let cfg = &state.config.server;
+    let bind = |key: &str, addr: &str| {
+        TcpListener::bind(addr)
+            .map_err(|e| anyhow::anyhow!("config key `{key}`: cannot listen on {addr}: {e}"))
+    };
+    let listener = bind("server.listen", &cfg.listen)?;
+    let admin_listener = bind("server.admin_listen", &cfg.admin_listen)?;
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        admin_listen = %admin_listener.local_addr()?,
+        orthanc = %state.config.orthanc.url,
+        "orthanc-edge serving"
+    );
     let follower = state.follower().map(|f| tokio::spawn(f.run()));
-    tracing::info!(listen = %listener.local_addr()?, orthanc = %state.config.orthanc.url, "orthanc-edge serving");
-    start(state.clone(), listener)?.await?;
+    let public = start(state.clone(), listener)?;
+    let admin = start_admin(state.clone(), admin_listener)?;
+    let (public_handle, admin_handle) = (public.handle(), admin.handle());
+    let admin_task = actix_web::rt::spawn(admin);
+    let drain_delay = Duration::from_millis(cfg.drain_delay_ms);
+    let lifecycle = state.lifecycle.clone();
+    actix_web::rt::spawn(async move {
+        match lifecycle::stop_signal().await {
+            Ok(name) => {
+                tracing::info!(signal = name, "draining: readiness off, finishing in-flight requests")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for stop signals; graceful drain unavailable");
+                std::future::pending::<()>().await;
+            }
+        }
+        if !drain_delay.is_zero() {
+            lifecycle.begin_drain();
+            tokio::time::sleep(drain_delay).await;
+        }
+        lifecycle.stop_admitting();
+        public_handle.stop(true).await;
+    });
+    public.await?;
+    admin_handle.stop(true).await;
+    let _ = admin_task.await;
     if let Some(f) = follower {
         f.abort();
     }
     let disk = state.cache.disk().clone();
     tokio::task::spawn_blocking(move || disk.flush()).await??;
-    tracing::info!("stopped");
+    tracing::info!("stopped: in-flight requests drained, disk tier flushed");
     Ok(())
 }

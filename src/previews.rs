@@ -1,7 +1,8 @@
 //! The get-or-make service: request → cache key → memory → disk → single flight → source → transform → store.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
@@ -55,11 +56,31 @@ fn source_key(instance: &OrthancId, frame: u32, rendering: &Rendering) -> CacheK
     CacheKey { instance: instance.clone(), frame, variant: format!("src.{}", rendering_tag(rendering)) }
 }
 
-/// A response-ready image and where it came from.
+/// A response-ready image, where it came from, and where its time went.
 #[derive(Debug, Clone)]
 pub struct Served {
     pub entry: Arc<Entry>,
     pub status: CacheStatus,
+    /// Time this request spent on Orthanc and on resize/encode. Zero for hits, and for a request
+    /// that joined another's fetch (the time is the fetcher's; this one only waited).
+    pub upstream: Duration,
+    pub transform: Duration,
+}
+
+/// Time spent by one fill, recorded from inside the fill task.
+#[derive(Debug, Default)]
+struct Timings {
+    upstream_us: AtomicU64,
+    transform_us: AtomicU64,
+}
+
+impl Timings {
+    fn add(slot: &AtomicU64, d: Duration) {
+        slot.fetch_add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+    fn get(slot: &AtomicU64) -> Duration {
+        Duration::from_micros(slot.load(Ordering::Relaxed))
+    }
 }
 
 /// Limits the service applies while making images.
@@ -97,6 +118,11 @@ impl PreviewService {
         Self { cache, upstream, pool, limits, not_found }
     }
 
+    /// Transform jobs admitted (running or queued), for metrics.
+    pub fn transform_in_flight(&self) -> usize {
+        self.pool.in_flight()
+    }
+
     pub async fn get(&self, spec: &PreviewSpec) -> Result<Served, AppError> {
         self.get_with(spec, Priority::Interactive).await
     }
@@ -113,14 +139,24 @@ impl PreviewService {
         let this = self.clone();
         let fetch = spec.clone();
         let span = tracing::Span::current();
+        let timings = Arc::new(Timings::default());
+        let t = timings.clone();
         let result = self
             .cache
             .get_or_fill(&spec.cache_key(), move || async move {
-                this.make(&fetch, priority).instrument(span).await
+                this.make(&fetch, priority, &t).instrument(span).await
             })
             .await;
         match result {
-            Ok((entry, status)) => Ok(Served { entry, status }),
+            Ok((entry, status)) => {
+                crate::telemetry::metrics::cache_lookup(status.as_str());
+                Ok(Served {
+                    entry,
+                    status,
+                    upstream: Timings::get(&timings.upstream_us),
+                    transform: Timings::get(&timings.transform_us),
+                })
+            }
             Err(AppError::Upstream(UpstreamError::NotFound)) => {
                 // Orthanc never reports deletions: a 404 is how we learn of one.
                 if let Err(e) = self.purge_instance(&spec.instance).await {
@@ -155,18 +191,26 @@ impl PreviewService {
     }
 
     /// Make the image of a cache miss.
-    async fn make(&self, spec: &PreviewSpec, priority: Priority) -> Result<Entry, AppError> {
+    async fn make(
+        &self,
+        spec: &PreviewSpec,
+        priority: Priority,
+        timings: &Arc<Timings>,
+    ) -> Result<Entry, AppError> {
         match &spec.output {
             Output::Orthanc { format, quality } => {
                 let img = self.upstream.preview(&spec.instance, spec.frame, *format, *quality).await?;
                 tracing::Span::current().record("upstream_ms", img.elapsed.as_millis() as u64);
+                Timings::add(&timings.upstream_us, img.elapsed);
                 Ok(Entry::new(img.format.mime(), img.body))
             }
             Output::Edge { rendering, variant } => {
-                let source = self.source(&spec.instance, spec.frame, rendering, priority).await?;
+                let source = self.source(&spec.instance, spec.frame, rendering, priority, timings).await?;
                 let mime = variant.format.mime();
                 let (variant, upscale) = (variant.clone(), self.limits.allow_upscale);
+                let started = Instant::now();
                 let bytes = self.pool.run(move || transform::render(&source.body, &variant, upscale)).await?;
+                Timings::add(&timings.transform_us, started.elapsed());
                 Ok(Entry::new(mime, bytes.into()))
             }
         }
@@ -179,7 +223,9 @@ impl PreviewService {
         frame: u32,
         rendering: &Rendering,
         priority: Priority,
+        timings: &Arc<Timings>,
     ) -> Result<Arc<Entry>, AppError> {
+        let timings = timings.clone();
         let upstream = self.upstream.clone();
         let pool = self.pool.clone();
         let max_pixels = self.limits.max_source_pixels;
@@ -190,7 +236,10 @@ impl PreviewService {
             .get_or_fill(&source_key(instance, frame, rendering), move || async move {
                 let (pam, elapsed) = upstream.pixels(&id, frame, &r, priority).await?;
                 span.record("upstream_ms", elapsed.as_millis() as u64);
+                Timings::add(&timings.upstream_us, elapsed);
+                let started = Instant::now();
                 let packed = pool.run(move || Ok(Pixels::from_pam(&pam, max_pixels)?.compress())).await?;
+                Timings::add(&timings.transform_us, started.elapsed());
                 Ok(Entry::new(SOURCE_CONTENT_TYPE, packed))
             })
             .await?;

@@ -11,6 +11,7 @@ use crate::cache::{DiskCache, MemoryCache, TieredCache};
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::http::Cors;
+use crate::lifecycle::Lifecycle;
 use crate::previews::{MakeLimits, PreviewService};
 use crate::transform::spec::{Limits, Preset};
 use crate::transform::TransformPool;
@@ -31,6 +32,7 @@ pub struct AppState {
     pub catalog: Catalog,
     pub warmer: Warmer,
     pub cors: Cors,
+    pub lifecycle: Lifecycle,
 }
 
 impl AppState {
@@ -87,6 +89,7 @@ impl AppState {
             catalog,
             warmer,
             cors,
+            lifecycle: Lifecycle::default(),
         })
     }
 }

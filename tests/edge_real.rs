@@ -103,7 +103,7 @@ impl Edge {
         std::fs::write(
             &config,
             format!(
-                "[server]\nlisten = \"127.0.0.1:{port}\"\nworkers = 2\n\
+                "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 2\n\
                  [orthanc]\nurl = \"{}\"\nusername = \"{}\"\npassword_file = \"{}\"\n\
                  [cache]\ndir = \"{}\"\n\
                  [[auth.api_keys]]\nname = \"it\"\nhash = \"{}\"\nscopes = [\"preview\"]\n\

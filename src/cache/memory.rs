@@ -1,6 +1,9 @@
 //! Memory tier: moka, weighted by bytes.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+use moka::notification::RemovalCause;
 
 use super::{CacheKey, Entry};
 use crate::ids::OrthancId;
@@ -8,15 +11,23 @@ use crate::ids::OrthancId;
 #[derive(Clone)]
 pub struct MemoryCache {
     inner: moka::future::Cache<CacheKey, Arc<Entry>>,
+    evictions: Arc<AtomicU64>,
 }
 
 impl MemoryCache {
     pub fn new(capacity_bytes: u64) -> Self {
+        let evictions = Arc::new(AtomicU64::new(0));
+        let counted = evictions.clone();
         let inner = moka::future::Cache::builder()
             .max_capacity(capacity_bytes)
             .weigher(|_k: &CacheKey, v: &Arc<Entry>| v.weight())
+            .eviction_listener(move |_k, _v, cause| {
+                if cause == RemovalCause::Size {
+                    counted.fetch_add(1, Ordering::Relaxed);
+                }
+            })
             .build();
-        Self { inner }
+        Self { inner, evictions }
     }
 
     pub async fn get(&self, key: &CacheKey) -> Option<Arc<Entry>> {
@@ -49,5 +60,15 @@ impl MemoryCache {
     pub async fn weighted_size(&self) -> u64 {
         self.inner.run_pending_tasks().await;
         self.inner.weighted_size()
+    }
+
+    /// Entries currently held (approximate until pending maintenance runs).
+    pub fn entry_count(&self) -> u64 {
+        self.inner.entry_count()
+    }
+
+    /// Entries evicted to stay within the byte capacity, since start.
+    pub fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed)
     }
 }

@@ -90,14 +90,16 @@ impl TieredCache {
             let mut flights =
                 self.flights.lock().map_err(|_| AppError::Internal("flight map poisoned".into()))?;
             match flights.get(key) {
-                Some(f) => f.clone(),
+                Some(f) => (f.clone(), Some(crate::telemetry::metrics::flight_joined())),
                 None => {
                     let f = self.start_flight(key.clone(), fill);
                     flights.insert(key.clone(), f.clone());
-                    f
+                    (f, None)
                 }
             }
         };
+        // Held while waiting: the waiter gauge drops even if this request is cancelled.
+        let (flight, _waiter) = flight;
         tokio::time::timeout(self.flight_wait, flight).await.unwrap_or(Err(AppError::FlightTimeout))
     }
 

@@ -3,8 +3,8 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::conditional::image_response;
 use super::extract::{get, parse_query};
+use super::previews::{image_reply, note_principal};
 use crate::auth::{Principal, Resource, Scope};
 use crate::catalog::UidKind;
 use crate::error::AppError;
@@ -47,6 +47,7 @@ pub async fn image(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
+    note_principal(&req, &principal);
     let info = req.match_info();
     let (study_uid, series_uid) = (info.get("study").unwrap_or(""), info.get("series").unwrap_or(""));
     let instance_uid = info.get("instance");
@@ -96,9 +97,8 @@ pub async fn image(
     let spec =
         PreviewSpec { instance, frame: 0, output: Output::Edge { rendering: Rendering::Preview, variant } };
     let served = state.previews.get(&spec).await?;
-    tracing::Span::current().record("cache", served.status.as_str());
     let vary = get(&query, "accept").is_none().then_some("Accept");
-    Ok(image_response(&req, &served, &state.cache_control, vary))
+    Ok(image_reply(&req, &state, &served, vary))
 }
 
 #[cfg(test)]

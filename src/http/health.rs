@@ -10,8 +10,13 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(json!({"status": "ok"}))
 }
 
-/// Caches are open and Orthanc answers with the service credentials.
+/// Caches are open, Orthanc answers with the service credentials, and the edge is not draining.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if state.lifecycle.is_draining() {
+        return HttpResponse::ServiceUnavailable()
+            .insert_header(("cache-control", "no-store"))
+            .json(json!({"status": "draining"}));
+    }
     let orthanc = state.upstream.ping().await;
     let body = json!({
         "status": if orthanc.is_ok() { "ready" } else { "unready" },

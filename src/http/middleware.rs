@@ -1,16 +1,32 @@
-//! Per-request context: request id, a tracing span carrying route/status/cache/timings, one log line.
+//! Per-request context: request id, a tracing span, admission while shutting down, metrics, one access log line.
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use actix_web::body::MessageBody;
+use actix_web::body::{BodySize, EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::Error;
+use actix_web::{web, Error, HttpMessage, ResponseError};
 use tracing::field::Empty;
 use tracing::Instrument;
 
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::telemetry;
+
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
+
+/// What a handler learned that the access line reports (put in the request's extensions).
+#[derive(Debug, Clone, Default)]
+pub struct AccessRecord {
+    /// The credential's configured name, never the secret.
+    pub principal: Option<Arc<str>>,
+    pub cache: Option<&'static str>,
+    pub upstream: Duration,
+    pub transform: Duration,
+}
 
 /// Accept a caller's request id only if it is short and plain; otherwise make one.
 fn request_id(req: &ServiceRequest) -> String {
@@ -26,17 +42,41 @@ fn request_id(req: &ServiceRequest) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
 }
 
+/// Probes keep answering while shutting down: liveness stays 200, readiness says 503.
+fn is_probe(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz")
+}
+
+/// Methods as metric labels: the standard ones, anything else `other` (label values stay bounded).
+fn metric_method(m: &str) -> &'static str {
+    match m {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        "PATCH" => "PATCH",
+        _ => "other",
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
 pub async fn request_context(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
     let id = request_id(&req);
     // The path only: query strings may carry credentials in later versions of the API.
     let path: String = req.path().chars().take(200).collect();
+    let method = req.method().as_str().to_owned();
     let span = tracing::info_span!(
         "request",
         request_id = %id,
-        method = %req.method(),
+        method = %method,
         path = %path,
         route = Empty,
         principal = Empty,
@@ -46,14 +86,57 @@ pub async fn request_context(
         elapsed_ms = Empty,
     );
     let started = Instant::now();
-    let mut res = next.call(req).instrument(span.clone()).await?;
+    let refusing = req.app_data::<web::Data<AppState>>().is_some_and(|s| s.lifecycle.is_refusing());
+    let mut res = if refusing && !is_probe(req.path()) {
+        let (http_req, _) = req.into_parts();
+        ServiceResponse::new(http_req, AppError::ShuttingDown.error_response()).map_into_right_body()
+    } else {
+        next.call(req).instrument(span.clone()).await?.map_into_left_body()
+    };
+    let elapsed = started.elapsed();
     let route = res.request().match_pattern().unwrap_or_else(|| "-".to_owned());
+    let status = res.status().as_u16();
+    let code = res.response().error().and_then(|e| e.as_error::<AppError>()).map(|e| {
+        if let AppError::Auth(a) = e {
+            telemetry::auth_denied(a.code());
+        }
+        e.code()
+    });
+    telemetry::metrics::request(&route, metric_method(&method), status, elapsed);
     span.record("route", route.as_str());
-    span.record("status", res.status().as_u16());
-    span.record("elapsed_ms", started.elapsed().as_secs_f64() * 1000.0);
+    span.record("status", status);
+    span.record("elapsed_ms", ms(elapsed));
+    let record = res.request().extensions().get::<AccessRecord>().cloned().unwrap_or_default();
+    let bytes = match res.response().body().size() {
+        BodySize::Sized(n) => n,
+        _ => 0,
+    };
+    let headers = res.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&id) {
-        res.headers_mut().insert(REQUEST_ID, v);
+        headers.insert(REQUEST_ID, v);
     }
-    tracing::info!(parent: &span, "request");
+    // One header value: some clients read only the first of repeated headers.
+    if let Some(timing) = headers.get(&SERVER_TIMING).and_then(|v| v.to_str().ok()) {
+        if let Ok(v) = HeaderValue::from_str(&format!("{timing}, total;dur={}", ms(elapsed))) {
+            headers.insert(SERVER_TIMING, v);
+        }
+    }
+    tracing::info!(
+        target: "orthanc_edge::access",
+        parent: None,
+        request_id = %id,
+        method = %method,
+        path = %path,
+        route = %route,
+        status,
+        code = code.unwrap_or("-"),
+        principal = record.principal.as_deref().unwrap_or("-"),
+        cache = record.cache.unwrap_or("-"),
+        bytes,
+        upstream_ms = ms(record.upstream),
+        transform_ms = ms(record.transform),
+        elapsed_ms = ms(elapsed),
+        "request"
+    );
     Ok(res)
 }

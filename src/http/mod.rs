@@ -1,5 +1,6 @@
-//! HTTP surface: the route table, extractors, handlers, conditional responses, request middleware.
+//! HTTP surface: the route tables (public, admin), extractors, handlers, conditional responses, request middleware.
 
+mod admin;
 mod auth;
 pub mod conditional;
 mod cors;
@@ -16,4 +17,4 @@ mod warm;
 pub use cors::{cors, Cors};
 pub use extract::PreviewRequest;
 pub use middleware::request_context;
-pub use routes::configure;
+pub use routes::{configure, configure_admin};

@@ -1,11 +1,14 @@
 //! Preview handlers: parse, authorize, ask the preview service, shape the response.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::http::header::HeaderValue;
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 
 use super::conditional::image_response;
+use super::middleware::{AccessRecord, SERVER_TIMING};
 use super::PreviewRequest;
 use crate::auth::{Principal, Resource, Scope};
 use crate::error::AppError;
+use crate::previews::Served;
 use crate::state::AppState;
 
 pub async fn preview(
@@ -14,9 +17,48 @@ pub async fn preview(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
+    note_principal(&req, &principal);
     state.auth.authorize(&principal, Scope::Preview, Resource::Instance(&spec.instance)).await?;
     let served = state.previews.get(&spec).await?;
+    Ok(image_reply(&req, &state, &served, negotiated.then_some("Accept")))
+}
+
+/// Put the principal's name on the request's access line.
+pub fn note_principal(req: &HttpRequest, principal: &Principal) {
+    req.extensions_mut()
+        .insert(AccessRecord { principal: Some(principal.name.clone()), ..AccessRecord::default() });
+}
+
+/// The image response (conditional), with the cache outcome and timings on the access line
+/// and in `Server-Timing`.
+pub fn image_reply(
+    req: &HttpRequest,
+    state: &AppState,
+    served: &Served,
+    vary: Option<&'static str>,
+) -> HttpResponse {
     tracing::Span::current().record("cache", served.status.as_str());
-    let vary = negotiated.then_some("Accept");
-    Ok(image_response(&req, &served, &state.cache_control, vary))
+    if let Some(rec) = req.extensions_mut().get_mut::<AccessRecord>() {
+        rec.cache = Some(served.status.as_str());
+        rec.upstream = served.upstream;
+        rec.transform = served.transform;
+    }
+    let mut resp = image_response(req, served, &state.cache_control, vary);
+    if let Ok(v) = HeaderValue::from_str(&server_timing(served)) {
+        resp.headers_mut().insert(SERVER_TIMING, v);
+    }
+    resp
+}
+
+/// `cache;desc=miss, upstream;dur=12.1, transform;dur=3.4` (ms); the middleware appends `total`.
+fn server_timing(served: &Served) -> String {
+    let ms = |d: std::time::Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
+    let mut v = format!("cache;desc={}", served.status.as_str());
+    if !served.upstream.is_zero() {
+        v.push_str(&format!(", upstream;dur={}", ms(served.upstream)));
+    }
+    if !served.transform.is_zero() {
+        v.push_str(&format!(", transform;dur={}", ms(served.transform)));
+    }
+    v
 }

@@ -1,9 +1,9 @@
-//! The whole URL map. Anything not listed here is a JSON 404: the edge is not a proxy.
+//! The whole URL map, public and admin. Anything not listed here is a JSON 404: the edge is not a proxy.
 
 use actix_web::dev::Handler;
 use actix_web::{web, FromRequest, HttpResponse, Resource, Responder};
 
-use super::{auth, dicomweb, health, previews, purge, studies, warm};
+use super::{admin, auth, dicomweb, health, previews, purge, studies, warm};
 use crate::error::AppError;
 
 /// A resource answering GET and HEAD with `handler`, and 405 to anything else.
@@ -74,6 +74,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .default_service(web::to(method_not_allowed)),
         )
         // Probes.
+        .service(web::resource("/healthz").route(web::get().to(health::healthz)))
+        .service(web::resource("/readyz").route(web::get().to(health::readyz)))
+        .default_service(web::to(no_route));
+}
+
+/// The admin listener (`server.admin_listen`): metrics and probes, nothing that serves images.
+pub fn configure_admin(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/metrics").route(web::get().to(admin::metrics)))
         .service(web::resource("/healthz").route(web::get().to(health::healthz)))
         .service(web::resource("/readyz").route(web::get().to(health::readyz)))
         .default_service(web::to(no_route));

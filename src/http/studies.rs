@@ -4,8 +4,9 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
-use super::conditional::{image_response, none_match};
+use super::conditional::none_match;
 use super::extract::{parse_query, path_id};
+use super::previews::{image_reply, note_principal};
 use super::PreviewRequest;
 use std::collections::HashSet;
 
@@ -22,12 +23,12 @@ pub async fn series_preview(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
+    note_principal(&req, &principal);
     let series = spec.instance.clone();
     state.auth.authorize(&principal, Scope::Preview, Resource::Series(&series)).await?;
     spec.instance = state.catalog.representative(&series).await?;
     let served = state.previews.get(&spec).await?;
-    tracing::Span::current().record("cache", served.status.as_str());
-    Ok(image_response(&req, &served, &state.cache_control, negotiated.then_some("Accept")))
+    Ok(image_reply(&req, &state, &served, negotiated.then_some("Accept")))
 }
 
 #[derive(Serialize)]
@@ -83,6 +84,7 @@ async fn load_grid(
     principal: &Principal,
     state: &AppState,
 ) -> Result<std::sync::Arc<StudyGrid>, AppError> {
+    note_principal(req, principal);
     let study = path_id(req, "id")?;
     parse_query(req.query_string(), &[])?;
     state.auth.authorize(principal, Scope::Preview, Resource::Study(&study)).await?;

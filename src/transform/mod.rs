@@ -68,11 +68,17 @@ impl TransformPool {
         F: FnOnce() -> Result<T, TransformError> + Send + 'static,
         T: Send + 'static,
     {
-        let _admitted = self.admitted.clone().try_acquire_owned().map_err(|_| TransformError::Overloaded)?;
+        let started = std::time::Instant::now();
+        let _admitted = self.admitted.clone().try_acquire_owned().map_err(|_| {
+            crate::telemetry::metrics::transform_rejected();
+            TransformError::Overloaded
+        })?;
         let _running = self.running.acquire().await.map_err(|_| TransformError::Overloaded)?;
-        tokio::task::spawn_blocking(job)
+        let out = tokio::task::spawn_blocking(job)
             .await
-            .map_err(|e| TransformError::Encode(format!("transform task failed: {e}")))?
+            .map_err(|e| TransformError::Encode(format!("transform task failed: {e}")))?;
+        crate::telemetry::metrics::transform(started.elapsed());
+        out
     }
 
     /// Jobs admitted (running or queued), for metrics.

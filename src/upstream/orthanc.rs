@@ -179,6 +179,22 @@ impl OrthancClient {
         mime: &str,
         magic: impl Fn(&[u8]) -> bool,
     ) -> Result<(Bytes, Duration), UpstreamError> {
+        let queued = Instant::now();
+        let result = self.fetch_image_inner(url, mime, magic).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.code(),
+        };
+        crate::telemetry::metrics::upstream("image", outcome, queued.elapsed());
+        result
+    }
+
+    async fn fetch_image_inner(
+        &self,
+        url: &str,
+        mime: &str,
+        magic: impl Fn(&[u8]) -> bool,
+    ) -> Result<(Bytes, Duration), UpstreamError> {
         let _permit = self
             .renders
             .acquire()
@@ -274,14 +290,16 @@ impl OrthancClient {
 
     /// Is Orthanc answering with our credentials? (`GET /system`)
     pub async fn ping(&self) -> Result<(), UpstreamError> {
-        let resp = self
-            .http
-            .get(format!("{}/system", self.base))
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await
-            .map_err(classify)?;
-        check_status(resp.status())
+        let started = Instant::now();
+        let result =
+            match self.http.get(format!("{}/system", self.base)).timeout(Duration::from_secs(2)).send().await
+            {
+                Ok(resp) => check_status(resp.status()),
+                Err(e) => Err(classify(e)),
+            };
+        let outcome = result.as_ref().map_or_else(|e| e.code(), |_| "ok");
+        crate::telemetry::metrics::upstream("ping", outcome, started.elapsed());
+        result
     }
 
     async fn read_capped(&self, mut resp: reqwest::Response) -> Result<Bytes, UpstreamError> {

@@ -251,7 +251,8 @@ async fn fake_preview(
         Mode::WrongType => HttpResponse::Ok().content_type("text/html").body(body),
         Mode::Huge(n) => {
             let mut big = body;
-            big.extend(std::iter::repeat(0u8).take(n));
+            // resize is a memset: an iterator extend of 70 MB takes seconds unoptimized under load.
+            big.resize(big.len() + n, 0);
             HttpResponse::Ok().content_type(ct).body(big)
         }
         Mode::Slow(d) => {
@@ -270,6 +271,7 @@ pub fn test_config(orthanc_url: &str, cache_dir: &Path, env: &[(&str, &str)]) ->
         r#"
 [server]
 listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
 workers = 2
 flight_wait_ms = 5000
 [orthanc]
@@ -315,8 +317,11 @@ scopes = ["mint"]
 /// The real edge app, in process, on an ephemeral port.
 pub struct TestEdge {
     pub url: String,
+    /// The admin listener (metrics, probes).
+    pub admin_url: String,
     pub state: AppState,
     handle: ServerHandle,
+    admin: ServerHandle,
 }
 
 impl TestEdge {
@@ -341,12 +346,18 @@ impl TestEdge {
         let server = orthanc_edge::start(state.clone(), listener).unwrap();
         let handle = server.handle();
         actix_web::rt::spawn(server);
-        Self { url, state, handle }
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let admin_url = format!("http://{}", listener.local_addr().unwrap());
+        let server = orthanc_edge::start_admin(state.clone(), listener).unwrap();
+        let admin = server.handle();
+        actix_web::rt::spawn(server);
+        Self { url, admin_url, state, handle, admin }
     }
 
     /// Graceful stop; flushes and releases the disk tier.
     pub async fn stop(self) {
         self.handle.stop(true).await;
+        self.admin.stop(true).await;
         let disk = self.state.cache.disk().clone();
         tokio::task::spawn_blocking(move || disk.flush().unwrap()).await.unwrap();
     }

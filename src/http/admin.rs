@@ -1,0 +1,38 @@
+//! Admin listener handlers: Prometheus `/metrics` (probes are shared with the public listener).
+
+use actix_web::{web, HttpResponse};
+
+use crate::state::AppState;
+use crate::telemetry::metrics::{self, StateSnapshot};
+
+/// Read the state-derived values now: cache sizes, disk counters, queue depth, draining.
+pub async fn snapshot(state: &AppState) -> StateSnapshot {
+    let memory = state.cache.memory();
+    let memory_bytes = memory.weighted_size().await;
+    let disk = state.cache.disk().clone();
+    // sled's len() walks a tree: keep it off the executor.
+    let (disk_entries, disk_bytes) =
+        tokio::task::spawn_blocking(move || (disk.len() as u64, disk.used_bytes())).await.unwrap_or((0, 0));
+    let stats = &state.cache.disk().stats;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    StateSnapshot {
+        memory_bytes,
+        memory_entries: memory.entry_count(),
+        memory_evictions: memory.evictions(),
+        disk_bytes,
+        disk_entries,
+        disk_evictions: load(&stats.evictions),
+        checksum_failures: load(&stats.checksum_failures),
+        disk_write_errors: load(&stats.write_errors),
+        transform_in_flight: state.previews.transform_in_flight() as u64,
+        draining: state.lifecycle.is_draining(),
+    }
+}
+
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let body = metrics::render(&snapshot(&state).await);
+    HttpResponse::Ok()
+        .content_type(metrics::CONTENT_TYPE)
+        .insert_header(("cache-control", "no-store"))
+        .body(body)
+}
