@@ -10,10 +10,19 @@ use crate::upstream::{OrthancClient, UpstreamError};
 /// they are only evicted for size.
 const ENTRIES: u64 = 500_000;
 
+/// Where an instance sits.
+#[derive(Debug)]
+pub struct Lineage {
+    pub series: OrthancId,
+    pub study: OrthancId,
+}
+
 #[derive(Clone)]
 pub struct Parents {
     upstream: OrthancClient,
-    series_of: moka::future::Cache<OrthancId, OrthancId>,
+    /// instance → its series and study: one lookup on the hot path.
+    lineage: moka::future::Cache<OrthancId, Arc<Lineage>>,
+    /// series → study, so the other instances of a series cost one Orthanc request, not two.
     study_of: moka::future::Cache<OrthancId, OrthancId>,
 }
 
@@ -21,22 +30,24 @@ impl Parents {
     pub fn new(upstream: OrthancClient) -> Self {
         Self {
             upstream,
-            series_of: moka::future::Cache::new(ENTRIES),
-            study_of: moka::future::Cache::new(ENTRIES),
+            lineage: moka::future::Cache::new(ENTRIES),
+            study_of: moka::future::Cache::new(ENTRIES / 10),
         }
     }
 
-    /// The series of `instance` (concurrent first lookups share one Orthanc request).
-    pub async fn series_of(&self, instance: &OrthancId) -> Result<OrthancId, UpstreamError> {
-        let up = &self.upstream;
-        self.series_of
-            .try_get_with_by_ref(instance, async move { up.instance_parent(instance).await })
+    /// The series and study of `instance` (concurrent first lookups share the Orthanc requests).
+    pub async fn lineage(&self, instance: &OrthancId) -> Result<Arc<Lineage>, UpstreamError> {
+        self.lineage
+            .try_get_with_by_ref(instance, async move {
+                let series = self.upstream.instance_parent(instance).await?;
+                let study = self.study_of(&series).await?;
+                Ok(Arc::new(Lineage { series, study }))
+            })
             .await
             .map_err(|e: Arc<UpstreamError>| (*e).clone())
     }
 
-    /// The study of `series`.
-    pub async fn study_of(&self, series: &OrthancId) -> Result<OrthancId, UpstreamError> {
+    async fn study_of(&self, series: &OrthancId) -> Result<OrthancId, UpstreamError> {
         let up = &self.upstream;
         self.study_of
             .try_get_with_by_ref(series, async move { up.series_parent(series).await })
@@ -44,24 +55,18 @@ impl Parents {
             .map_err(|e: Arc<UpstreamError>| (*e).clone())
     }
 
-    /// Is `instance` in `set`: listed itself, or its series, or its study? Looks up only as far
-    /// as the set needs. An instance Orthanc does not know is outside every set.
+    /// Is `instance` in `set`: listed itself, or its series, or its study? An instance Orthanc
+    /// does not know is outside every set.
     pub async fn within(&self, set: &ResourceSet, instance: &OrthancId) -> Result<(), AuthError> {
         if set.instances.contains(instance) {
             return Ok(());
         }
         if set.series.is_empty() && set.studies.is_empty() {
+            // Instance-only credentials need no lookup at all.
             return Err(AuthError::OutOfScope);
         }
-        let series = self.series_of(instance).await.map_err(not_found_is_out)?;
-        if set.series.contains(&series) {
-            return Ok(());
-        }
-        if set.studies.is_empty() {
-            return Err(AuthError::OutOfScope);
-        }
-        let study = self.study_of(&series).await.map_err(not_found_is_out)?;
-        if set.studies.contains(&study) {
+        let l = self.lineage(instance).await.map_err(not_found_is_out)?;
+        if set.series.contains(&l.series) || set.studies.contains(&l.study) {
             Ok(())
         } else {
             Err(AuthError::OutOfScope)

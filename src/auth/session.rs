@@ -358,7 +358,7 @@ impl SessionKeys {
             scopes,
             restriction,
             via: Via::Session {
-                token: Secret::new(token),
+                token: Arc::new(Secret::new(token)),
                 exp: claims.exp,
             },
         })
