@@ -116,7 +116,9 @@ pub async fn sign(
             instances: HashSet::from([id.clone()]),
             ..Default::default()
         };
-        let minted = minter.mint(sub, lifetime, Some(&scope))?;
+        let minted = minter
+            .mint(sub, lifetime, Some(&scope))
+            .map_err(|e| AppError::Internal(format!("minting a link token: {e}")))?;
         expires_at = minted.exp;
         for size in &sizes {
             let query = match size {
@@ -172,7 +174,9 @@ pub async fn session(
                     None
                 };
             let sub = req.sub.as_deref().unwrap_or(&principal.name);
-            let m = minter.mint(sub, lifetime, restriction.as_ref())?;
+            let m = minter
+                .mint(sub, lifetime, restriction.as_ref())
+                .map_err(|e| AppError::Internal(format!("minting a session token: {e}")))?;
             (m.token, m.exp)
         }
     };
