@@ -15,6 +15,9 @@
 # (benches/nginx-auth.conf.template) and target/release/orthanc-edge; checks every target returns
 # Orthanc's exact bytes; warms the caches; then runs wrk against each target, interleaved, ROUNDS
 # times. Everything it starts is stopped on exit; its files live in a temp dir.
+# Besides req/s, each run records the CPU time the servers used (edge, nginx, gunicorn and their
+# children, from /proc): requests per server CPU-second is the cost per request, which other work
+# on a shared machine does not inflate the way it cuts req/s.
 #
 # Environment (defaults in brackets):
 #   DURATION [8]      seconds per wrk run        CONNECTIONS [16]  wrk connections (-t1)
@@ -208,19 +211,49 @@ for u in "http://127.0.0.1:$auth_port$path" "http://127.0.0.1:$edge_port$path"; 
 done
 
 # --- measure --------------------------------------------------------------------------------------
-run() { # name round → req/s on stdout, wrk output kept
-  local n=$1 r=$2 out=$tmp/wrk-$1-$2.txt
+# CPU time (clock ticks) used so far by the given processes and all their descendants: the
+# servers' cost per request, which other work on a shared machine does not inflate.
+tree_ticks() {
+  python3 - "$@" <<'PY'
+import os, sys
+stats = {}
+for d in os.listdir("/proc"):
+    if d.isdigit():
+        try:
+            s = open(f"/proc/{d}/stat").read()
+        except OSError:
+            continue
+        f = s[s.rindex(")") + 2:].split()
+        stats[int(d)] = (int(f[1]), int(f[11]) + int(f[12]))  # ppid, utime + stime
+todo, seen, total = [int(p) for p in sys.argv[1:]], set(), 0
+while todo:
+    p = todo.pop()
+    if p in seen or p not in stats:
+        continue
+    seen.add(p)
+    total += stats[p][1]
+    todo += [c for c, (pp, _) in stats.items() if pp == p]
+print(total)
+PY
+}
+hz=$(getconf CLK_TCK)
+run() { # name round → "req/s requests-per-server-CPU-second" on stdout, wrk output kept
+  local n=$1 r=$2 out=$tmp/wrk-$1-$2.txt t0 t1
+  t0=$(tree_ticks "${pids[@]}")
   "${wrk_cpu[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -H "${hdr[$n]}" "${url[$n]}" >"$out"
+  t1=$(tree_ticks "${pids[@]}")
   if grep -q 'Non-2xx' "$out"; then cat "$out" >&2; die "$n: non-2xx answers under load"; fi
-  awk '/Requests\/sec/ {print $2}' "$out"
+  awk -v t="$((t1 - t0))" -v hz="$hz" '/Requests\/sec/ {rps = $2} / requests in / {req = $1}
+    END {printf "%s %.0f\n", rps, (t > 0 ? req / (t / hz) : 0)}' "$out"
 }
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-declare -A results
+declare -A results eff
 for ((r = 1; r <= ROUNDS; r++)); do
   for n in "${names[@]}"; do
-    rps=$(run "$n" "$r")
+    read -r rps rpc < <(run "$n" "$r")
     results[$n]+="$rps "
-    log "round $r $n: $rps req/s"
+    eff[$n]+="$rpc "
+    log "round $r $n: $rps req/s, $rpc requests per server CPU-second"
   done
 done
 
@@ -231,16 +264,22 @@ latency() { # name rps → "avg p99" of that run
   f=$(grep -l "Requests/sec: *$rps" "$tmp"/wrk-"$n"-*.txt | head -n1)
   printf '%s %s\n' "$(awk '/^    Latency/ {print $2}' "$f")" "$(awk '/^ +99%/ {print $2}' "$f")"
 }
-declare -A med
-for n in "${names[@]}"; do med[$n]=$(echo "${results[$n]}" | median); done
+declare -A med mef
+for n in "${names[@]}"; do
+  med[$n]=$(echo "${results[$n]}" | median)
+  mef[$n]=$(echo "${eff[$n]}" | median)
+done
 base=${med[nginx-authreq]}
 api=${med[edge-apikey]}
-printf '| target | req/s (median of %s) | runs | avg latency | p99 | × nginx+auth_request | vs edge API key |\n' "$ROUNDS"
-printf '|---|---:|---|---:|---:|---:|---:|\n'
+ebase=${mef[nginx-authreq]}
+eapi=${mef[edge-apikey]}
+printf '| target | req/s (median of %s) | runs | avg latency | p99 | × nginx+auth_request | vs edge API key | requests per server CPU-s | × nginx+auth_request | vs edge API key |\n' "$ROUNDS"
+printf '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n'
 for n in "${names[@]}"; do
   read -r avg p99 < <(latency "$n" "${med[$n]}")
   awk -v n="$n" -v m="${med[$n]}" -v runs="${results[$n]% }" -v avg="$avg" -v p99="$p99" -v b="$base" -v a="$api" \
-    'BEGIN { printf "| %s | %.0f | %s | %s | %s | %.1f× | %+.1f%% |\n", n, m, runs, avg, p99, m/b, (m/a-1)*100 }'
+    -v e="${mef[$n]}" -v eb="$ebase" -v ea="$eapi" \
+    'BEGIN { printf "| %s | %.0f | %s | %s | %s | %.1f× | %+.1f%% | %.0f | %.1f× | %+.1f%% |\n", n, m, runs, avg, p99, m/b, (m/a-1)*100, e, e/eb, (e/ea-1)*100 }'
 done
 echo
 echo "wrk -t1 -c$CONNECTIONS -d${DURATION}s, $ROUNDS interleaved rounds, PIN=$PIN (servers on CPU 0, wrk on CPU 1 when 1), NICE=$NICE, $(nproc) CPUs; nginx $("$nginx_bin" -v 2>&1 | sed 's|.*/||'), Django $(python3 -c 'import django; print(django.get_version())'), gunicorn $(python3 -c 'import gunicorn; print(gunicorn.__version__)') (3 sync workers), load average before/after: $load_before / $load_after (other work on the machine shows here), Orthanc $(curl -s -u "$ORTHANC_EDGE_IT_USER:$ORTHANC_EDGE_IT_PASSWORD" "$ORTHANC_EDGE_IT_URL/system" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Version"])')."

@@ -61,7 +61,7 @@ if want browser; then
   apt_install "${base[@]}" chromium
   command -v node >/dev/null 2>&1 || apt_install nodejs npm
   node_major=$(node -p 'process.versions.node.split(".")[0]')
-  [[ $node_major -ge 18 ]] || die "node >= 18 needed for tests/browser (found $(node --version))"
+  [[ $node_major -ge 20 ]] || die "node >= 20 needed for tests/browser (playwright-core; found $(node --version))"
   browser_dir=$(cd "$(dirname "$0")/../tests/browser" && pwd)
   if [[ ! -d $browser_dir/node_modules/playwright-core ]]; then
     log "npm ci in tests/browser"

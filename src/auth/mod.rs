@@ -66,7 +66,7 @@ pub enum Via {
     ApiKey,
     /// A session token; kept (redacted in Debug) so `/auth/session` can turn it into a cookie.
     Session {
-        token: Secret,
+        token: Arc<Secret>,
         exp: u64,
     },
     /// Decided per resource by the validator (`auth.delegate`).

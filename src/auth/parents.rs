@@ -10,10 +10,19 @@ use crate::upstream::{OrthancClient, UpstreamError};
 /// they are only evicted for size.
 const ENTRIES: u64 = 500_000;
 
+/// Where an instance sits.
+#[derive(Debug)]
+pub struct Lineage {
+    pub series: OrthancId,
+    pub study: OrthancId,
+}
+
 #[derive(Clone)]
 pub struct Parents {
     upstream: OrthancClient,
-    series_of: moka::future::Cache<OrthancId, OrthancId>,
+    /// instance → its series and study: one lookup on the hot path.
+    lineage: moka::future::Cache<OrthancId, Arc<Lineage>>,
+    /// series → study, so the other instances of a series cost one Orthanc request, not two.
     study_of: moka::future::Cache<OrthancId, OrthancId>,
 }
 
@@ -21,22 +30,24 @@ impl Parents {
     pub fn new(upstream: OrthancClient) -> Self {
         Self {
             upstream,
-            series_of: moka::future::Cache::new(ENTRIES),
-            study_of: moka::future::Cache::new(ENTRIES),
+            lineage: moka::future::Cache::new(ENTRIES),
+            study_of: moka::future::Cache::new(ENTRIES / 10),
         }
     }
 
-    /// The series of `instance` (concurrent first lookups share one Orthanc request).
-    pub async fn series_of(&self, instance: &OrthancId) -> Result<OrthancId, UpstreamError> {
-        let up = &self.upstream;
-        self.series_of
-            .try_get_with_by_ref(instance, async move { up.instance_parent(instance).await })
+    /// The series and study of `instance` (concurrent first lookups share the Orthanc requests).
+    pub async fn lineage(&self, instance: &OrthancId) -> Result<Arc<Lineage>, UpstreamError> {
+        self.lineage
+            .try_get_with_by_ref(instance, async move {
+                let series = self.upstream.instance_parent(instance).await?;
+                let study = self.study_of(&series).await?;
+                Ok(Arc::new(Lineage { series, study }))
+            })
             .await
             .map_err(|e: Arc<UpstreamError>| (*e).clone())
     }
 
-    /// The study of `series`.
-    pub async fn study_of(&self, series: &OrthancId) -> Result<OrthancId, UpstreamError> {
+    async fn study_of(&self, series: &OrthancId) -> Result<OrthancId, UpstreamError> {
         let up = &self.upstream;
         self.study_of
             .try_get_with_by_ref(series, async move { up.series_parent(series).await })
@@ -44,38 +55,42 @@ impl Parents {
             .map_err(|e: Arc<UpstreamError>| (*e).clone())
     }
 
-    /// Is `instance` in `set`: listed itself, or its series, or its study? Looks up only as far
-    /// as the set needs. An instance Orthanc does not know is outside every set.
-    /// Is `id` (an instance, series or study, as `level` says) inside `set`, directly or
-    /// through its series or study?
+    /// Is `id` (an instance, series or study, as `level` says) in `set`: listed itself, or its
+    /// series, or its study? Looks up only as far as the set needs. An id Orthanc does not know is
+    /// outside every set.
     pub async fn within(&self, set: &ResourceSet, id: &OrthancId, level: Level) -> Result<(), AuthError> {
-        let series = match level {
+        match level {
             Level::Instance => {
                 if set.instances.contains(id) {
                     return Ok(());
                 }
                 if set.series.is_empty() && set.studies.is_empty() {
+                    // Instance-only credentials need no lookup at all.
                     return Err(AuthError::OutOfScope);
                 }
-                self.series_of(id).await.map_err(not_found_is_out)?
+                let l = self.lineage(id).await.map_err(not_found_is_out)?;
+                if set.series.contains(&l.series) || set.studies.contains(&l.study) {
+                    return Ok(());
+                }
             }
-            Level::Series => id.clone(),
+            Level::Series => {
+                if set.series.contains(id) {
+                    return Ok(());
+                }
+                if !set.studies.is_empty() {
+                    let study = self.study_of(id).await.map_err(not_found_is_out)?;
+                    if set.studies.contains(&study) {
+                        return Ok(());
+                    }
+                }
+            }
             Level::Study => {
-                return if set.studies.contains(id) { Ok(()) } else { Err(AuthError::OutOfScope) };
+                if set.studies.contains(id) {
+                    return Ok(());
+                }
             }
-        };
-        if set.series.contains(&series) {
-            return Ok(());
         }
-        if set.studies.is_empty() {
-            return Err(AuthError::OutOfScope);
-        }
-        let study = self.study_of(&series).await.map_err(not_found_is_out)?;
-        if set.studies.contains(&study) {
-            Ok(())
-        } else {
-            Err(AuthError::OutOfScope)
-        }
+        Err(AuthError::OutOfScope)
     }
 }
 

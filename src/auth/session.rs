@@ -330,7 +330,7 @@ impl SessionKeys {
             name: format!("jwt:{sub}").into(),
             scopes,
             restriction,
-            via: Via::Session { token: Secret::new(token), exp: claims.exp },
+            via: Via::Session { token: Arc::new(Secret::new(token)), exp: claims.exp },
         })
     }
 }
@@ -428,7 +428,7 @@ impl Minter {
         sub: &str,
         lifetime: u64,
         resources: Option<&ResourceSet>,
-    ) -> Result<Minted, AuthError> {
+    ) -> Result<Minted, jsonwebtoken::errors::Error> {
         let now = jsonwebtoken::get_current_timestamp();
         let exp = now + lifetime;
         fn list(s: &HashSet<OrthancId>) -> Vec<&str> {
@@ -446,8 +446,7 @@ impl Minter {
             series: resources.map(|r| list(&r.series)),
             instances: resources.map(|r| list(&r.instances)),
         };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.key)
-            .map_err(|_| AuthError::MintingDisabled)?;
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.key)?;
         Ok(Minted { token, exp })
     }
 }

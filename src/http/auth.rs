@@ -102,7 +102,9 @@ pub async fn sign(
     for raw in &req.instances {
         let id = parse_id(raw, "instances")?;
         let scope = ResourceSet { instances: HashSet::from([id.clone()]), ..Default::default() };
-        let minted = minter.mint(sub, lifetime, Some(&scope))?;
+        let minted = minter
+            .mint(sub, lifetime, Some(&scope))
+            .map_err(|e| AppError::Internal(format!("minting a link token: {e}")))?;
         expires_at = minted.exp;
         for size in &sizes {
             let query = match size {
@@ -154,7 +156,9 @@ pub async fn session(
                 None
             };
             let sub = req.sub.as_deref().unwrap_or(&principal.name);
-            let m = minter.mint(sub, lifetime, restriction.as_ref())?;
+            let m = minter
+                .mint(sub, lifetime, restriction.as_ref())
+                .map_err(|e| AppError::Internal(format!("minting a session token: {e}")))?;
             (m.token, m.exp)
         }
     };
