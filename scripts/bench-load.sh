@@ -160,6 +160,7 @@ edge_port=$(free_port)
 cat >"$tmp/edge.toml" <<TOML
 [server]
 listen = "127.0.0.1:$edge_port"
+admin_listen = "127.0.0.1:0"
 workers = $WORKERS
 
 [orthanc]

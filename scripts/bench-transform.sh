@@ -12,11 +12,12 @@ if ! python3 -c 'import pyvips' 2>/dev/null; then
   pip install -q pyvips
 fi
 
+inputs=$(mktemp -d /tmp/bench-transform.XXXXXX)
+# Set before sourcing it-orthanc.sh, which chains its own stop onto this trap.
+trap 'rm -rf "$inputs"' EXIT
 export IT_ORTHANC_LARGE=1
 # shellcheck source=scripts/it-orthanc.sh
 source scripts/it-orthanc.sh
-inputs=$(mktemp -d /tmp/bench-transform.XXXXXX)
-trap 'rm -rf "$inputs"' EXIT
 fetch() { # manifest-name output-name
   local id
   id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["instances"][sys.argv[2]]["instance"])' \

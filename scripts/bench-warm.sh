@@ -8,18 +8,20 @@ scripts/setup-deps.sh orthanc python
 cargo build --release --quiet
 
 export IT_ORTHANC_SLICES=${SLICES:-240} IT_ORTHANC_CT_SERIES=20 IT_ORTHANC_CT_SIZE=512
-# shellcheck source=scripts/it-orthanc.sh
-source scripts/it-orthanc.sh
 work=$(mktemp -d /tmp/bench-warm.XXXXXX)
 edge_pid=
 cleanup() { [[ -n $edge_pid ]] && kill "$edge_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+# Set before sourcing it-orthanc.sh, which chains its own stop onto this trap.
 trap cleanup EXIT
+# shellcheck source=scripts/it-orthanc.sh
+source scripts/it-orthanc.sh
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 bin=target/release/orthanc-edge
 cat > "$work/edge.toml" <<TOML
 [server]
 listen = "127.0.0.1:$port"
+admin_listen = "127.0.0.1:0"
 [orthanc]
 url = "$ORTHANC_EDGE_IT_URL"
 username = "$ORTHANC_EDGE_IT_USER"

@@ -37,6 +37,7 @@ printf '%s\n' "$ORTHANC_EDGE_IT_PASSWORD" >"$work/orthanc-password"
 cat >"$work/edge.toml" <<TOML
 [server]
 listen = "127.0.0.1:$edge_port"
+admin_listen = "127.0.0.1:0"
 workers = 2
 [orthanc]
 url = "$ORTHANC_EDGE_IT_URL"
