@@ -22,10 +22,15 @@ pub enum AppError {
     Transform(#[from] TransformError),
     #[error("no such route")]
     NoRoute,
+    /// Carries the methods the route does allow (the `Allow` header).
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed(&'static str),
     #[error("waited too long for the same image being fetched by another request")]
     FlightTimeout,
+    #[error("request URL longer than {0} bytes")]
+    UriTooLong(usize),
+    #[error("request headers larger than {0} bytes in all")]
+    HeadersTooLarge(usize),
     #[error("internal error")]
     Internal(String),
 }
@@ -46,9 +51,20 @@ impl AppError {
             AppError::Upstream(e) => e.code(),
             AppError::Transform(e) => e.code(),
             AppError::NoRoute => "no-route",
-            AppError::MethodNotAllowed => "method-not-allowed",
+            AppError::MethodNotAllowed(_) => "method-not-allowed",
             AppError::FlightTimeout => "upstream-timeout",
+            AppError::UriTooLong(_) => "uri-too-long",
+            AppError::HeadersTooLarge(_) => "headers-too-large",
             AppError::Internal(_) => "internal",
+        }
+    }
+
+    /// `Retry-After` seconds: on every 503 and 504, and on 502s that a retry may cure.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            AppError::Upstream(e) => e.retry_after(),
+            AppError::FlightTimeout | AppError::Transform(TransformError::Overloaded) => Some(1),
+            _ => None,
         }
     }
 
@@ -73,6 +89,7 @@ impl ResponseError for AppError {
                 UpstreamError::NotFound => StatusCode::NOT_FOUND,
                 UpstreamError::Unsupported => StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 UpstreamError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+                UpstreamError::CircuitOpen(_) | UpstreamError::Busy => StatusCode::SERVICE_UNAVAILABLE,
                 UpstreamError::Auth(_)
                 | UpstreamError::Unavailable(_)
                 | UpstreamError::BadResponse(_)
@@ -85,8 +102,10 @@ impl ResponseError for AppError {
                 TransformError::Encode(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
             AppError::NoRoute => StatusCode::NOT_FOUND,
-            AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            AppError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             AppError::FlightTimeout => StatusCode::GATEWAY_TIMEOUT,
+            AppError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
+            AppError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -98,13 +117,11 @@ impl ResponseError for AppError {
         }
         let mut resp = HttpResponse::build(status);
         resp.insert_header((header::CACHE_CONTROL, "no-store"));
-        if matches!(
-            self,
-            AppError::Upstream(UpstreamError::Timeout | UpstreamError::Unavailable(_))
-                | AppError::FlightTimeout
-                | AppError::Transform(TransformError::Overloaded)
-        ) {
-            resp.insert_header((header::RETRY_AFTER, "1"));
+        if let AppError::MethodNotAllowed(allow) = self {
+            resp.insert_header((header::ALLOW, *allow));
+        }
+        if let Some(secs) = self.retry_after() {
+            resp.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
         // Deliberately no WWW-Authenticate on 401: that header makes browsers prompt.
         resp.json(ErrorBody { code: self.code(), message: self.message() })

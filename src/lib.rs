@@ -13,6 +13,7 @@ pub mod transform;
 pub mod upstream;
 
 use std::net::TcpListener;
+use std::time::Duration;
 
 use actix_web::{middleware::from_fn, web, App, HttpServer};
 
@@ -24,6 +25,7 @@ pub fn start(state: AppState, listener: TcpListener) -> std::io::Result<actix_we
         0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         n => n,
     };
+    let limits = &state.config.server;
     let data = web::Data::new(state.clone());
     let auth = web::Data::new(state.auth.clone());
     let server = HttpServer::new(move || {
@@ -34,6 +36,11 @@ pub fn start(state: AppState, listener: TcpListener) -> std::io::Result<actix_we
             .configure(http::configure)
     })
     .workers(workers)
+    // Slow or idle clients cannot hold connections (slowloris); connections per worker are capped.
+    .client_request_timeout(Duration::from_millis(limits.request_timeout_ms))
+    .client_disconnect_timeout(Duration::from_secs(1))
+    .keep_alive(Duration::from_secs(limits.keep_alive_s))
+    .max_connections(limits.max_connections)
     .listen(listener)?
     .run();
     Ok(server)
@@ -44,6 +51,7 @@ pub async fn serve(state: AppState) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&state.config.server.listen)?;
     tracing::info!(listen = %listener.local_addr()?, orthanc = %state.config.orthanc.url, "orthanc-edge serving");
     start(state.clone(), listener)?.await?;
+    state.cache.settle_writes(Duration::from_secs(5)).await;
     let disk = state.cache.disk().clone();
     tokio::task::spawn_blocking(move || disk.flush()).await??;
     tracing::info!("stopped");
