@@ -19,7 +19,14 @@ const LOW_WATERMARK: f64 = 0.9;
 pub struct DiskStats {
     pub checksum_failures: AtomicU64,
     pub evictions: AtomicU64,
+    /// Writes that failed (disk full, I/O error): the image was served from memory anyway.
     pub write_errors: AtomicU64,
+    /// Writes not attempted because too many were already pending (a slow or stuck disk).
+    pub writes_skipped: AtomicU64,
+    /// Reads that failed or took too long: treated as misses.
+    pub read_errors: AtomicU64,
+    /// Entries whose checksum the start-up scan verified.
+    pub verified: AtomicU64,
 }
 
 pub struct DiskCache {
@@ -125,6 +132,24 @@ impl DiskCache {
                 Ok(None)
             }
         }
+    }
+
+    /// Verify every entry's checksum (run once after start, off the request path). Damaged entries
+    /// are removed and counted. Returns (good, damaged).
+    pub fn verify_all(&self) -> Result<(u64, u64), CacheError> {
+        let (mut good, mut bad) = (0u64, 0u64);
+        for item in self.entries.iter() {
+            let (key, raw) = item?;
+            if Entry::decode(&raw).is_ok() {
+                good += 1;
+                self.stats.verified.fetch_add(1, Ordering::Relaxed);
+            } else {
+                bad += 1;
+                self.stats.checksum_failures.fetch_add(1, Ordering::Relaxed);
+                self.remove(&key)?;
+            }
+        }
+        Ok((good, bad))
     }
 
     /// Store an entry, then evict least recently used entries if over capacity.
@@ -302,6 +327,24 @@ mod tests {
         assert!(c.get(b"k\x01").unwrap().is_none(), "least recently used entry evicted");
         assert!(c.get(b"k\x07").unwrap().is_some(), "newest entry kept");
         assert!(c.stats.evictions.load(Ordering::Relaxed) > 0);
+    }
+
+    #[test]
+    fn verify_all_drops_damaged_entries_after_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = DiskCache::open(dir.path(), 1 << 20).unwrap();
+            for i in 0..10u8 {
+                c.put(&[b'k', i], &entry(100, i)).unwrap();
+            }
+            assert!(c.corrupt_for_test(&[b'k', 3]).unwrap());
+            c.flush().unwrap();
+        }
+        let c = DiskCache::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(c.verify_all().unwrap(), (9, 1));
+        assert_eq!(c.len(), 9);
+        assert!(c.get(&[b'k', 3]).unwrap().is_none());
+        assert_eq!(c.stats.checksum_failures.load(Ordering::Relaxed), 1);
     }
 
     #[test]

@@ -280,6 +280,7 @@ impl TestEdge {
     /// Graceful stop; flushes and releases the disk tier.
     pub async fn stop(self) {
         self.handle.stop(true).await;
+        self.state.cache.settle_writes(Duration::from_secs(5)).await;
         let disk = self.state.cache.disk().clone();
         tokio::task::spawn_blocking(move || disk.flush().unwrap()).await.unwrap();
     }
