@@ -68,8 +68,12 @@ fn bench(c: &mut Criterion) {
         let cached = Pixels::from_pam(&pam, u64::MAX).expect("pam").compress();
         let mut group = c.benchmark_group(format!("transform/{name}"));
         group.sample_size(20).throughput(Throughput::Elements(1));
-        group.bench_function(BenchmarkId::new("edge", "jpeg"), |b| b.iter(|| edge_from_pam(&pam, OutputFormat::Jpeg)));
-        group.bench_function(BenchmarkId::new("edge", "webp"), |b| b.iter(|| edge_from_pam(&pam, OutputFormat::Webp)));
+        group.bench_function(BenchmarkId::new("edge", "jpeg"), |b| {
+            b.iter(|| edge_from_pam(&pam, OutputFormat::Jpeg))
+        });
+        group.bench_function(BenchmarkId::new("edge", "webp"), |b| {
+            b.iter(|| edge_from_pam(&pam, OutputFormat::Webp))
+        });
         group.bench_function(BenchmarkId::new("edge-cached-source", "jpeg"), |b| {
             b.iter(|| render(&cached, &spec(OutputFormat::Jpeg), false).expect("render"))
         });
