@@ -8,6 +8,8 @@
 #       python   pydicom, numpy, pillow for scripts/gen_dicom.py (pip; Debian's python3-pydicom,
 #                python3-numpy, python3-pil when python3 is an externally managed system Python)
 #       demo     Debian: nginx, wrk, chromium
+#       fuzz     schemathesis (PyPI, pinned) for scripts/schemathesis.sh: pip, or a venv in
+#                /opt/orthanc-edge-st when python3 is an externally managed system Python
 # apt-get update runs at most once, and only when a Debian package is missing. Needs root to
 # install (prints what is missing otherwise). Package services that apt may start (orthanc on
 # 8042, nginx on 80) are not used: scripts/orthanc.sh runs its own Orthanc on random ports.
@@ -17,10 +19,10 @@ log() { echo "setup-deps.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 groups=("$@")
-[[ ${#groups[@]} -gt 0 ]] || groups=(orthanc python demo)
+[[ ${#groups[@]} -gt 0 ]] || groups=(orthanc python demo fuzz)
 want() { local g; for g in "${groups[@]}"; do [[ $g == "$1" ]] && return 0; done; return 1; }
 for g in "${groups[@]}"; do
-  case $g in orthanc | python | demo) ;; *) die "unknown group '$g' (orthanc, python, demo)" ;; esac
+  case $g in orthanc | python | demo | fuzz) ;; *) die "unknown group '$g' (orthanc, python, demo, fuzz)" ;; esac
 done
 
 apt_log=$(mktemp /tmp/setup-deps.XXXXXX.log)
@@ -68,6 +70,23 @@ if want python; then
         die "pip install pydicom numpy pillow failed"
     fi
     python3 -c "$check" || die "python3 still cannot import pydicom, numpy and PIL"
+  fi
+fi
+
+SCHEMATHESIS_VERSION=4.32.5
+if want fuzz; then
+  have_st() { "$1" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; }
+  if ! have_st schemathesis && ! have_st /opt/orthanc-edge-st/bin/schemathesis; then
+    command -v python3 >/dev/null 2>&1 || apt_install python3
+    managed=$(python3 -c 'import os, sysconfig; print(int(os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED"))))')
+    log "pip installing schemathesis==$SCHEMATHESIS_VERSION"
+    export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+    if [[ $managed == 1 ]]; then
+      python3 -m venv /opt/orthanc-edge-st >/dev/null 2>&1 || { apt_install python3-venv; python3 -m venv /opt/orthanc-edge-st; }
+      /opt/orthanc-edge-st/bin/pip install --quiet "schemathesis==$SCHEMATHESIS_VERSION" || die "pip install schemathesis failed"
+    else
+      python3 -m pip install --quiet "schemathesis==$SCHEMATHESIS_VERSION" || die "pip install schemathesis failed"
+    fi
   fi
 fi
 
