@@ -78,6 +78,7 @@ pub struct CacheConfig {
     pub dir: PathBuf,
     pub memory_bytes: u64,
     pub disk_bytes: u64,
+    pub disk_page_cache_bytes: u64,
     pub negative_ttl_s: u64,
 }
 
@@ -252,6 +253,7 @@ impl Config {
             ("orthanc.max_body_bytes", self.orthanc.max_body_bytes),
             ("cache.memory_bytes", self.cache.memory_bytes),
             ("cache.disk_bytes", self.cache.disk_bytes),
+            ("cache.disk_page_cache_bytes", self.cache.disk_page_cache_bytes),
         ] {
             if value == 0 {
                 return Err(invalid(key, "must be greater than 0"));

@@ -31,7 +31,8 @@ impl AppState {
     pub fn build(config: Config) -> anyhow::Result<Self> {
         let password = config.orthanc_password()?;
         let upstream = OrthancClient::new(&config.orthanc, &password)?;
-        let disk = Arc::new(DiskCache::open(&config.cache.dir, config.cache.disk_bytes)?);
+        let c = &config.cache;
+        let disk = Arc::new(DiskCache::open_with_page_cache(&c.dir, c.disk_bytes, c.disk_page_cache_bytes)?);
         verify_in_background(disk.clone());
         let memory = MemoryCache::new(config.cache.memory_bytes);
         let cache = TieredCache::new(memory, disk, Duration::from_millis(config.server.flight_wait_ms));

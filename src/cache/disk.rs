@@ -14,6 +14,8 @@ use super::{CacheError, Entry};
 
 /// Evict down to this share of capacity, so eviction runs in batches, not per insert.
 const LOW_WATERMARK: f64 = 0.9;
+/// sled's in-memory page cache when not configured (sled's own default is 1 GiB).
+pub const DEFAULT_PAGE_CACHE_BYTES: u64 = 16 << 20;
 
 #[derive(Debug, Default)]
 pub struct DiskStats {
@@ -65,7 +67,12 @@ type TxResult<T> = Result<T, TransactionError<()>>;
 impl DiskCache {
     /// Open the cache folder; if sled cannot read it, move it aside and start empty.
     pub fn open(dir: &Path, capacity: u64) -> Result<Self, CacheError> {
-        match Self::try_open(dir, capacity) {
+        Self::open_with_page_cache(dir, capacity, DEFAULT_PAGE_CACHE_BYTES)
+    }
+
+    /// As `open`, with sled keeping at most about `page_cache` bytes of pages in memory.
+    pub fn open_with_page_cache(dir: &Path, capacity: u64, page_cache: u64) -> Result<Self, CacheError> {
+        match Self::try_open(dir, capacity, page_cache) {
             Ok(c) => Ok(c),
             Err(CacheError::Open { why, .. }) if why.contains("lock") => Err(CacheError::Open {
                 path: dir.display().to_string(),
@@ -82,15 +89,15 @@ impl DiskCache {
                     path: dir.display().to_string(),
                     why: format!("cannot open ({e}) nor move aside ({re})"),
                 })?;
-                Self::try_open(dir, capacity)
+                Self::try_open(dir, capacity, page_cache)
             }
         }
     }
 
-    fn try_open(dir: &Path, capacity: u64) -> Result<Self, CacheError> {
+    fn try_open(dir: &Path, capacity: u64, page_cache: u64) -> Result<Self, CacheError> {
         let open_err = |why: String| CacheError::Open { path: dir.display().to_string(), why };
         std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
-        let cfg = sled::Config::new().path(dir).flush_every_ms(Some(200));
+        let cfg = sled::Config::new().path(dir).flush_every_ms(Some(200)).cache_capacity(page_cache);
         // sled may panic rather than err on some damaged files; the cache is disposable either way.
         let db = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cfg.open()))
             .map_err(|_| open_err("sled panicked while opening".into()))?
