@@ -22,6 +22,7 @@
 #                          there are at least 2 CPUs; 0: no pinning. Orthanc is never pinned.
 #   SAMPLE [ct16]          the sample instance (a stem of scripts/gen_dicom.py), e.g. cr_large
 #                          (2048x2500; then ORTHANC_DURATION should be longer: ~3 renders/s)
+#   SKIP_BUILD [0]         1: use the existing target/release/orthanc-edge, do not run cargo build
 #   KEEP_TMP [0]           1: keep the temp dir (configs, logs, wrk outputs) for inspection
 # Needs: Orthanc + pydicom/numpy (scripts/setup-deps.sh orthanc python), nginx, wrk, curl,
 # python3, cargo. Total time with the defaults: about 70 seconds after the build.
@@ -36,6 +37,7 @@ CONNECTIONS=${CONNECTIONS:-16}
 ROUNDS=${ROUNDS:-3}
 PIN=${PIN:-auto}
 KEEP_TMP=${KEEP_TMP:-0}
+SKIP_BUILD=${SKIP_BUILD:-0}
 SAMPLE=${SAMPLE:-ct16}
 API_KEY=bench-load-key
 
@@ -103,8 +105,12 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --- build, then Orthanc with the samples ---------------------------------------------------------
-log "building the release binary"
-cargo build --release --quiet >&2
+if [[ $SKIP_BUILD == 1 ]]; then
+  log "SKIP_BUILD=1: using the existing release binary"
+else
+  log "building the release binary"
+  cargo build --release --quiet >&2
+fi
 edge_bin=$root/target/release/orthanc-edge
 [[ -x $edge_bin ]] || die "$edge_bin not found after cargo build --release"
 
@@ -348,7 +354,7 @@ run_wrk() { # target round
   wrk_pct=$(awk -v a="$wrk_before" -v b="$wrk_after" -v e="$elapsed" 'BEGIN { printf "%.0f", (b - a) / e * 100 }')
   # Everything else the machine did meanwhile (kernel network work, other users): the noise.
   other_pct=$(awk -v b=$((busy_after - busy_before)) -v hz="$clk_tck" -v e="$elapsed" -v s="$pct" -v w="$wrk_pct" \
-    'BEGIN { printf "%.0f", b / hz / e * 100 - (s == "-" ? 0 : s) - w }')
+    'BEGIN { o = b / hz / e * 100 - (s == "-" ? 0 : s) - w; printf "%.0f", (o < 0 ? 0 : o) }')
   log "$(printf '%-8s round %d: %10s req/s  p50 %8.3f ms  p99 %8.3f ms  server %s us/req (%s%% CPU)  wrk %s%%  other %s%%' \
     "$t" "$r" "$rps" "$p50" "$p99" "$cpu" "$pct" "$wrk_pct" "$other_pct")"
   results+=("$t $r $rps $p50 $p99 $reqs $cpu $pct $wrk_pct $other_pct")

@@ -5,6 +5,8 @@
 #   scripts/orthanc.sh start DIR    # → DIR/orthanc.env (export ORTHANC_EDGE_IT_URL/USER/PASSWORD)
 #   scripts/orthanc.sh stop DIR     # TERM, bounded wait, then KILL
 #   scripts/orthanc.sh status DIR   # exit 0 if the instance of DIR is up and answering
+#   scripts/orthanc.sh pause DIR    # stop it but keep its ports and password (fault tests) ...
+#   scripts/orthanc.sh resume DIR   # ... and start it again on the same ports, same password
 #
 # DIR gets orthanc.json, orthanc.log, orthanc.pid, orthanc.env and storage/ (kept across runs,
 # so a restart keeps the uploaded instances). Never uses the system service or /etc/orthanc.
@@ -215,6 +217,35 @@ do_status() {
   )
 }
 
+do_pause() {
+  [[ -f $dir/orthanc.env ]] || die "not started: $dir/orthanc.env missing"
+  cp "$dir/orthanc.env" "$dir/orthanc.env.paused"
+  do_stop
+  log "paused (config kept in $dir/orthanc.json)"
+}
+
+do_resume() {
+  [[ -f $dir/orthanc.env.paused && -f $dir/orthanc.json ]] || die "nothing paused in $dir"
+  local bin pid code deadline timeout=${ORTHANC_IT_START_TIMEOUT:-30}
+  bin=$(orthanc_bin) || die "Orthanc binary not found"
+  # shellcheck disable=SC1091
+  source "$dir/orthanc.env.paused"
+  "$bin" --logfile="$dir/orthanc.log" "$dir/orthanc.json" </dev/null >>"$dir/orthanc.stderr" 2>&1 &
+  pid=$!
+  echo "$pid" >"$dir/orthanc.pid"
+  code=000
+  deadline=$((SECONDS + timeout))
+  while ((SECONDS < deadline)); do
+    kill -0 "$pid" 2>/dev/null || break
+    code=$(http_status "$ORTHANC_EDGE_IT_URL/system" "$ORTHANC_EDGE_IT_USER" "$ORTHANC_EDGE_IT_PASSWORD")
+    [[ $code == 200 ]] && break
+    sleep 0.1
+  done
+  [[ $code == 200 ]] || { do_stop; die "resumed Orthanc did not answer (last status $code)"; }
+  mv "$dir/orthanc.env.paused" "$dir/orthanc.env"
+  log "resumed at $ORTHANC_EDGE_IT_URL (pid $pid)"
+}
+
 if [[ $cmd == start ]]; then
   mkdir -p "$dir"
 elif [[ ! -d $dir ]]; then
@@ -228,5 +259,7 @@ case $cmd in
   start) do_start ;;
   stop) do_stop ;;
   status) do_status ;;
+  pause) do_pause ;;
+  resume) do_resume ;;
   *) usage ;;
 esac

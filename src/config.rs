@@ -60,6 +60,11 @@ pub struct ServerConfig {
     pub flight_wait_ms: u64,
     pub drain_delay_ms: u64,
     pub shutdown_grace_s: u64,
+    pub request_timeout_ms: u64,
+    pub keep_alive_s: u64,
+    pub max_connections: usize,
+    pub max_uri_bytes: usize,
+    pub max_header_bytes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -73,7 +78,10 @@ pub struct OrthancConfig {
     pub password_file: Option<PathBuf>,
     pub timeout_ms: u64,
     pub max_concurrency: usize,
+    pub max_waiting: usize,
     pub max_body_bytes: u64,
+    pub breaker_failures: u32,
+    pub breaker_probe_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -82,6 +90,7 @@ pub struct CacheConfig {
     pub dir: PathBuf,
     pub memory_bytes: u64,
     pub disk_bytes: u64,
+    pub disk_page_cache_bytes: u64,
     pub negative_ttl_s: u64,
     pub metadata_ttl_s: u64,
 }
@@ -405,11 +414,17 @@ impl Config {
             _ => {}
         }
         for (key, value) in [
+            ("server.request_timeout_ms", self.server.request_timeout_ms),
+            ("server.max_connections", self.server.max_connections as u64),
+            ("server.max_uri_bytes", self.server.max_uri_bytes as u64),
+            ("server.max_header_bytes", self.server.max_header_bytes as u64),
+            ("orthanc.breaker_probe_ms", self.orthanc.breaker_probe_ms),
             ("orthanc.timeout_ms", self.orthanc.timeout_ms),
             ("orthanc.max_concurrency", self.orthanc.max_concurrency as u64),
             ("orthanc.max_body_bytes", self.orthanc.max_body_bytes),
             ("cache.memory_bytes", self.cache.memory_bytes),
             ("cache.disk_bytes", self.cache.disk_bytes),
+            ("cache.disk_page_cache_bytes", self.cache.disk_page_cache_bytes),
         ] {
             if value == 0 {
                 return Err(invalid(key, "must be greater than 0"));

@@ -24,14 +24,19 @@ pub enum AppError {
     NoRoute,
     #[error("{0}")]
     NotFound(&'static str),
+    /// Carries the methods the route does allow (the `Allow` header).
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed(&'static str),
     #[error("this origin is not in cors.allowed_origins")]
     OriginNotAllowed,
     #[error("waited too long for the same image being fetched by another request")]
     FlightTimeout,
     #[error("the edge is shutting down; retry on another replica")]
     ShuttingDown,
+    #[error("request URL longer than {0} bytes")]
+    UriTooLong(usize),
+    #[error("request headers larger than {0} bytes in all")]
+    HeadersTooLarge(usize),
     #[error("internal error")]
     Internal(String),
 }
@@ -53,11 +58,26 @@ impl AppError {
             AppError::Transform(e) => e.code(),
             AppError::NoRoute => "no-route",
             AppError::NotFound(_) => "not-found",
-            AppError::MethodNotAllowed => "method-not-allowed",
+            AppError::MethodNotAllowed(_) => "method-not-allowed",
             AppError::OriginNotAllowed => "origin-not-allowed",
             AppError::FlightTimeout => "upstream-timeout",
             AppError::ShuttingDown => "shutting-down",
+            AppError::UriTooLong(_) => "uri-too-long",
+            AppError::HeadersTooLarge(_) => "headers-too-large",
             AppError::Internal(_) => "internal",
+        }
+    }
+
+    /// `Retry-After` seconds: on every 503 and 504, and on 502s that a retry may cure.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            AppError::Upstream(e) | AppError::Auth(AuthError::Upstream(e)) => e.retry_after(),
+            AppError::Auth(AuthError::RateLimited { retry_after_s }) => Some(*retry_after_s),
+            AppError::FlightTimeout
+            | AppError::Transform(TransformError::Overloaded)
+            | AppError::Auth(AuthError::Unavailable)
+            | AppError::ShuttingDown => Some(1),
+            _ => None,
         }
     }
 
@@ -92,10 +112,12 @@ impl ResponseError for AppError {
             },
             AppError::Upstream(e) => upstream_status(e),
             AppError::NoRoute | AppError::NotFound(_) => StatusCode::NOT_FOUND,
-            AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            AppError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             AppError::OriginNotAllowed => StatusCode::FORBIDDEN,
             AppError::FlightTimeout => StatusCode::GATEWAY_TIMEOUT,
             AppError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
+            AppError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -107,19 +129,11 @@ impl ResponseError for AppError {
         }
         let mut resp = HttpResponse::build(status);
         resp.insert_header((header::CACHE_CONTROL, "no-store"));
-        match self {
-            AppError::Upstream(UpstreamError::Timeout | UpstreamError::Unavailable(_))
-            | AppError::Auth(AuthError::Upstream(UpstreamError::Timeout | UpstreamError::Unavailable(_)))
-            | AppError::Auth(AuthError::Unavailable)
-            | AppError::Transform(TransformError::Overloaded)
-            | AppError::ShuttingDown
-            | AppError::FlightTimeout => {
-                resp.insert_header((header::RETRY_AFTER, "1"));
-            }
-            AppError::Auth(AuthError::RateLimited { retry_after_s }) => {
-                resp.insert_header((header::RETRY_AFTER, retry_after_s.to_string()));
-            }
-            _ => {}
+        if let AppError::MethodNotAllowed(allow) = self {
+            resp.insert_header((header::ALLOW, *allow));
+        }
+        if let Some(secs) = self.retry_after() {
+            resp.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
         if matches!(self, AppError::ShuttingDown) {
             // A keep-alive client must reconnect, and so reach a replica that is not stopping.
@@ -135,6 +149,7 @@ fn upstream_status(e: &UpstreamError) -> StatusCode {
         UpstreamError::NotFound => StatusCode::NOT_FOUND,
         UpstreamError::Unsupported => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         UpstreamError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        UpstreamError::CircuitOpen(_) | UpstreamError::Busy => StatusCode::SERVICE_UNAVAILABLE,
         UpstreamError::Auth(_)
         | UpstreamError::Unavailable(_)
         | UpstreamError::BadResponse(_)

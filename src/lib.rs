@@ -30,6 +30,7 @@ pub fn start(state: AppState, listener: TcpListener) -> std::io::Result<actix_we
         n => n,
     };
     let grace = state.config.server.shutdown_grace_s;
+    let limits = &state.config.server;
     let data = web::Data::new(state.clone());
     let auth = web::Data::new(state.auth.clone());
     let cors = web::Data::new(state.cors.clone());
@@ -46,6 +47,11 @@ pub fn start(state: AppState, listener: TcpListener) -> std::io::Result<actix_we
     .workers(workers)
     .disable_signals()
     .shutdown_timeout(grace)
+    // Slow or idle clients cannot hold connections (slowloris); connections per worker are capped.
+    .client_request_timeout(Duration::from_millis(limits.request_timeout_ms))
+    .client_disconnect_timeout(Duration::from_secs(1))
+    .keep_alive(Duration::from_secs(limits.keep_alive_s))
+    .max_connections(limits.max_connections)
     .listen(listener)?
     .run();
     Ok(server)
@@ -109,6 +115,7 @@ pub async fn serve(state: AppState) -> anyhow::Result<()> {
     if let Some(f) = follower {
         f.abort();
     }
+    state.cache.settle_writes(Duration::from_secs(5)).await;
     let disk = state.cache.disk().clone();
     tokio::task::spawn_blocking(move || disk.flush()).await??;
     tracing::info!("stopped: in-flight requests drained, disk tier flushed");

@@ -40,7 +40,9 @@ impl AppState {
     pub fn build(config: Config) -> anyhow::Result<Self> {
         let password = config.orthanc_password()?;
         let upstream = OrthancClient::new(&config.orthanc, &password)?;
-        let disk = Arc::new(DiskCache::open(&config.cache.dir, config.cache.disk_bytes)?);
+        let c = &config.cache;
+        let disk = Arc::new(DiskCache::open_with_page_cache(&c.dir, c.disk_bytes, c.disk_page_cache_bytes)?);
+        verify_in_background(disk.clone());
         let memory = MemoryCache::new(config.cache.memory_bytes);
         let cache = TieredCache::new(memory, disk, Duration::from_millis(config.server.flight_wait_ms));
         let t = &config.transform;
@@ -107,5 +109,27 @@ impl AppState {
             presets: w.presets.clone(),
             poll: Duration::from_millis(w.poll_ms),
         })
+    }
+}
+
+/// After a restart (a crash included) every surviving entry's checksum is checked once, on a
+/// thread of its own; reads verify each entry anyway, so serving starts at once.
+fn verify_in_background(disk: Arc<DiskCache>) {
+    let spawned = std::thread::Builder::new().name("disk-verify".into()).spawn(move || {
+        let started = std::time::Instant::now();
+        match disk.verify_all() {
+            Ok((good, 0)) => tracing::info!(
+                entries = good,
+                ms = started.elapsed().as_millis() as u64,
+                "disk cache verified"
+            ),
+            Ok((good, bad)) => {
+                tracing::warn!(entries = good, dropped = bad, "disk cache verified; damaged entries dropped")
+            }
+            Err(e) => tracing::warn!(error = %e, "disk cache verification stopped"),
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start disk cache verification; entries are still verified on read");
     }
 }

@@ -291,6 +291,8 @@ async fn corrupted_disk_entry_is_never_served() {
     let edge = TestEdge::start(cfg.clone()).await;
     assert_eq!(get(&edge.preview_url(ID), Some(PREVIEW_KEY)).await.status(), 200);
     let key = format!("p/{ID}/0/png");
+    // Disk writes happen after the response.
+    edge.state.cache.settle_writes(Duration::from_secs(5)).await;
     assert!(edge.state.cache.disk().corrupt_for_test(key.as_bytes()).unwrap());
     edge.stop().await;
 

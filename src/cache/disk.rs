@@ -14,12 +14,21 @@ use super::{CacheError, Entry};
 
 /// Evict down to this share of capacity, so eviction runs in batches, not per insert.
 const LOW_WATERMARK: f64 = 0.9;
+/// sled's in-memory page cache when not configured (sled's own default is 1 GiB).
+pub const DEFAULT_PAGE_CACHE_BYTES: u64 = 16 << 20;
 
 #[derive(Debug, Default)]
 pub struct DiskStats {
     pub checksum_failures: AtomicU64,
     pub evictions: AtomicU64,
+    /// Writes that failed (disk full, I/O error): the image was served from memory anyway.
     pub write_errors: AtomicU64,
+    /// Writes not attempted because too many were already pending (a slow or stuck disk).
+    pub writes_skipped: AtomicU64,
+    /// Reads that failed or took too long: treated as misses.
+    pub read_errors: AtomicU64,
+    /// Entries whose checksum the start-up scan verified.
+    pub verified: AtomicU64,
 }
 
 pub struct DiskCache {
@@ -59,7 +68,12 @@ type TxResult<T> = Result<T, TransactionError<()>>;
 impl DiskCache {
     /// Open the cache folder; if sled cannot read it, move it aside and start empty.
     pub fn open(dir: &Path, capacity: u64) -> Result<Self, CacheError> {
-        match Self::try_open(dir, capacity) {
+        Self::open_with_page_cache(dir, capacity, DEFAULT_PAGE_CACHE_BYTES)
+    }
+
+    /// As `open`, with sled keeping at most about `page_cache` bytes of pages in memory.
+    pub fn open_with_page_cache(dir: &Path, capacity: u64, page_cache: u64) -> Result<Self, CacheError> {
+        match Self::try_open(dir, capacity, page_cache) {
             Ok(c) => Ok(c),
             Err(CacheError::Open { why, .. }) if why.contains("lock") => Err(CacheError::Open {
                 path: dir.display().to_string(),
@@ -76,15 +90,15 @@ impl DiskCache {
                     path: dir.display().to_string(),
                     why: format!("cannot open ({e}) nor move aside ({re})"),
                 })?;
-                Self::try_open(dir, capacity)
+                Self::try_open(dir, capacity, page_cache)
             }
         }
     }
 
-    fn try_open(dir: &Path, capacity: u64) -> Result<Self, CacheError> {
+    fn try_open(dir: &Path, capacity: u64, page_cache: u64) -> Result<Self, CacheError> {
         let open_err = |why: String| CacheError::Open { path: dir.display().to_string(), why };
         std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
-        let cfg = sled::Config::new().path(dir).flush_every_ms(Some(200));
+        let cfg = sled::Config::new().path(dir).flush_every_ms(Some(200)).cache_capacity(page_cache);
         // sled may panic rather than err on some damaged files; the cache is disposable either way.
         let db = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cfg.open()))
             .map_err(|_| open_err("sled panicked while opening".into()))?
@@ -128,6 +142,24 @@ impl DiskCache {
                 Ok(None)
             }
         }
+    }
+
+    /// Verify every entry's checksum (run once after start, off the request path). Damaged entries
+    /// are removed and counted. Returns (good, damaged).
+    pub fn verify_all(&self) -> Result<(u64, u64), CacheError> {
+        let (mut good, mut bad) = (0u64, 0u64);
+        for item in self.entries.iter() {
+            let (key, raw) = item?;
+            if Entry::decode(&raw).is_ok() {
+                good += 1;
+                self.stats.verified.fetch_add(1, Ordering::Relaxed);
+            } else {
+                bad += 1;
+                self.stats.checksum_failures.fetch_add(1, Ordering::Relaxed);
+                self.remove(&key)?;
+            }
+        }
+        Ok((good, bad))
     }
 
     /// Store an entry, then evict least recently used entries if over capacity.
@@ -356,6 +388,24 @@ mod tests {
         assert!(bytes > 200);
         assert_eq!(c.len(), 2);
         assert_eq!(c.remove_prefix(b"p/a/").unwrap(), (0, 0), "a second purge is a no-op");
+    }
+
+    #[test]
+    fn verify_all_drops_damaged_entries_after_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = DiskCache::open(dir.path(), 1 << 20).unwrap();
+            for i in 0..10u8 {
+                c.put(&[b'k', i], &entry(100, i)).unwrap();
+            }
+            assert!(c.corrupt_for_test(&[b'k', 3]).unwrap());
+            c.flush().unwrap();
+        }
+        let c = DiskCache::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(c.verify_all().unwrap(), (9, 1));
+        assert_eq!(c.len(), 9);
+        assert!(c.get(&[b'k', 3]).unwrap().is_none());
+        assert_eq!(c.stats.checksum_failures.load(Ordering::Relaxed), 1);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,6 +37,11 @@ impl fmt::Display for CacheStatus {
     }
 }
 
+/// Disk writes queued at once; beyond, a write is skipped (counted) rather than queued without bound.
+const MAX_PENDING_WRITES: usize = 64;
+/// A disk read slower than this is treated as a miss: a sick disk never holds a request.
+const DISK_READ_WAIT: Duration = Duration::from_secs(2);
+
 type Outcome = Result<(Arc<Entry>, CacheStatus), AppError>;
 type Flight = Shared<BoxFuture<'static, Outcome>>;
 
@@ -45,11 +51,63 @@ pub struct TieredCache {
     disk: Arc<DiskCache>,
     flights: Arc<Mutex<HashMap<CacheKey, Flight>>>,
     flight_wait: Duration,
+    pending_writes: Arc<AtomicUsize>,
+}
+
+/// Releases one pending-write slot when the write ends, however it ends.
+struct PendingWrite(Arc<AtomicUsize>);
+
+impl Drop for PendingWrite {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl TieredCache {
     pub fn new(memory: MemoryCache, disk: Arc<DiskCache>, flight_wait: Duration) -> Self {
-        Self { memory, disk, flights: Arc::default(), flight_wait }
+        Self { memory, disk, flights: Arc::default(), flight_wait, pending_writes: Arc::default() }
+    }
+
+    /// Fills in progress (distinct keys being made right now).
+    pub fn in_flight(&self) -> usize {
+        self.flights.lock().map(|f| f.len()).unwrap_or(0)
+    }
+
+    /// Disk writes queued or running.
+    pub fn pending_writes(&self) -> usize {
+        self.pending_writes.load(Ordering::Acquire)
+    }
+
+    /// Wait (at most `max`) for queued disk writes to finish: before a flush at shutdown.
+    pub async fn settle_writes(&self, max: Duration) {
+        let deadline = tokio::time::Instant::now() + max;
+        while self.pending_writes.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Write to disk in the background: the response never waits for the disk, a full or failing
+    /// disk costs a counter and a (thinned) log line, and a stuck one at most MAX_PENDING_WRITES.
+    fn store_on_disk(&self, key: &CacheKey, entry: Arc<Entry>) {
+        let pending = self.pending_writes.clone();
+        if pending.fetch_add(1, Ordering::AcqRel) >= MAX_PENDING_WRITES {
+            pending.fetch_sub(1, Ordering::AcqRel);
+            self.disk.stats.writes_skipped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let slot = PendingWrite(pending);
+        let disk = self.disk.clone();
+        let raw_key = key.to_bytes();
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            if let Err(e) = disk.put(&raw_key, &entry) {
+                let n = disk.stats.write_errors.fetch_add(1, Ordering::Relaxed) + 1;
+                // 1st, 2nd, 4th, 8th... failure: a full disk does not flood the log.
+                if n.is_power_of_two() {
+                    tracing::warn!(error = %e, failures = n, "disk cache write failed; serving from memory");
+                }
+            }
+        });
     }
 
     pub fn disk(&self) -> &Arc<DiskCache> {
@@ -135,33 +193,31 @@ impl TieredCache {
         }
         let disk = self.disk.clone();
         let raw_key = key.to_bytes();
-        let from_disk = tokio::task::spawn_blocking(move || disk.get(&raw_key)).await;
+        let from_disk =
+            tokio::time::timeout(DISK_READ_WAIT, tokio::task::spawn_blocking(move || disk.get(&raw_key)))
+                .await;
         match from_disk {
-            Ok(Ok(Some(entry))) => {
+            Ok(Ok(Ok(Some(entry)))) => {
                 let entry = Arc::new(entry);
                 self.memory.insert(key.clone(), entry.clone()).await;
                 return Ok((entry, CacheStatus::HitDisk));
             }
-            Ok(Ok(None)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "disk cache read failed; treating as a miss"),
-            Err(e) => tracing::warn!(error = %e, "disk cache read task failed; treating as a miss"),
+            Ok(Ok(Ok(None))) => {}
+            failed => {
+                let n = self.disk.stats.read_errors.fetch_add(1, Ordering::Relaxed) + 1;
+                if n.is_power_of_two() {
+                    let why = match failed {
+                        Ok(Ok(Err(e))) => e.to_string(),
+                        Ok(Err(e)) => e.to_string(),
+                        _ => format!("slower than {DISK_READ_WAIT:?}"),
+                    };
+                    tracing::warn!(error = %why, failures = n, "disk cache read failed; treating as a miss");
+                }
+            }
         }
         let entry = Arc::new(fill().await?);
         self.memory.insert(key.clone(), entry.clone()).await;
-        let disk = self.disk.clone();
-        let raw_key = key.to_bytes();
-        let stored = entry.clone();
-        let written = tokio::task::spawn_blocking(move || disk.put(&raw_key, &stored)).await;
-        if !matches!(written, Ok(Ok(()))) {
-            self.disk.stats.write_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            match written {
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "disk cache write failed; serving from memory")
-                }
-                Err(e) => tracing::warn!(error = %e, "disk cache write task failed"),
-                Ok(Ok(())) => {}
-            }
-        }
+        self.store_on_disk(key, entry.clone());
         Ok((entry, CacheStatus::Miss))
     }
 }

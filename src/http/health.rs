@@ -22,6 +22,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         "status": if orthanc.is_ok() { "ready" } else { "unready" },
         "orthanc": match &orthanc { Ok(()) => "ok", Err(e) => e.code() },
         "cache": "open",
+        "circuit": state.upstream.breaker().state().as_str(),
     });
     let mut resp = if orthanc.is_ok() { HttpResponse::Ok() } else { HttpResponse::ServiceUnavailable() };
     resp.insert_header(("cache-control", "no-store")).json(body)

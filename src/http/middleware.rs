@@ -1,4 +1,4 @@
-//! Per-request context: request id, a tracing span, admission while shutting down, metrics, one access log line.
+//! Per-request context: size limits, request id, a tracing span, admission while shutting down, metrics, one access log line.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -65,6 +65,17 @@ fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
+/// URL and header block within `server.max_uri_bytes` / `server.max_header_bytes`?
+fn too_large(req: &ServiceRequest) -> Option<AppError> {
+    let server = &req.app_data::<web::Data<AppState>>()?.config.server;
+    let uri = req.uri().path_and_query().map(|pq| pq.as_str().len()).unwrap_or(0);
+    if uri > server.max_uri_bytes {
+        return Some(AppError::UriTooLong(server.max_uri_bytes));
+    }
+    let headers: usize = req.headers().iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
+    (headers > server.max_header_bytes).then_some(AppError::HeadersTooLarge(server.max_header_bytes))
+}
+
 pub async fn request_context(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -90,6 +101,8 @@ pub async fn request_context(
     let mut res = if refusing && !is_probe(req.path()) {
         let (http_req, _) = req.into_parts();
         ServiceResponse::new(http_req, AppError::ShuttingDown.error_response()).map_into_right_body()
+    } else if let Some(refusal) = too_large(&req) {
+        req.into_response(refusal.error_response()).map_into_right_body()
     } else {
         next.call(req).instrument(span.clone()).await?.map_into_left_body()
     };

@@ -16,7 +16,7 @@ where
     web::resource(path)
         .route(web::get().to(handler.clone()))
         .route(web::head().to(handler))
-        .default_service(web::to(method_not_allowed))
+        .default_service(only("GET, HEAD"))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -45,45 +45,37 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             dicomweb::image,
         ))
         // Minting session tokens and signed links (scope `mint`).
-        .service(
-            web::resource("/auth/sign")
-                .route(web::post().to(auth::sign))
-                .default_service(web::to(method_not_allowed)),
-        )
+        .service(web::resource("/auth/sign").route(web::post().to(auth::sign)).default_service(only("POST")))
         .service(
             web::resource("/auth/session")
                 .route(web::post().to(auth::session))
                 .route(web::delete().to(auth::end_session))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(only("POST, DELETE")),
         )
         // Warm-up jobs and purges.
-        .service(
-            web::resource("/warm")
-                .route(web::post().to(warm::start))
-                .default_service(web::to(method_not_allowed)),
-        )
+        .service(web::resource("/warm").route(web::post().to(warm::start)).default_service(only("POST")))
         .service(
             web::resource("/warm/{job}")
                 .route(web::get().to(warm::progress))
                 .route(web::delete().to(warm::cancel))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(only("GET, DELETE")),
         )
         .service(
             web::resource("/cache/{level:instances|series|studies}/{id}")
                 .route(web::delete().to(purge::purge))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(only("DELETE")),
         )
         // Probes.
-        .service(web::resource("/healthz").route(web::get().to(health::healthz)))
-        .service(web::resource("/readyz").route(web::get().to(health::readyz)))
+        .service(web::resource("/healthz").route(web::get().to(health::healthz)).default_service(only("GET")))
+        .service(web::resource("/readyz").route(web::get().to(health::readyz)).default_service(only("GET")))
         .default_service(web::to(no_route));
 }
 
 /// The admin listener (`server.admin_listen`): metrics and probes, nothing that serves images.
 pub fn configure_admin(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/metrics").route(web::get().to(admin::metrics)))
-        .service(web::resource("/healthz").route(web::get().to(health::healthz)))
-        .service(web::resource("/readyz").route(web::get().to(health::readyz)))
+        .service(web::resource("/healthz").route(web::get().to(health::healthz)).default_service(only("GET")))
+        .service(web::resource("/readyz").route(web::get().to(health::readyz)).default_service(only("GET")))
         .default_service(web::to(no_route));
 }
 
@@ -91,6 +83,7 @@ async fn no_route() -> Result<HttpResponse, AppError> {
     Err(AppError::NoRoute)
 }
 
-async fn method_not_allowed() -> Result<HttpResponse, AppError> {
-    Err(AppError::MethodNotAllowed)
+/// The default service of a resource: 405 with `Allow: methods`.
+fn only(methods: &'static str) -> actix_web::Route {
+    web::to(move || async move { Err::<HttpResponse, AppError>(AppError::MethodNotAllowed(methods)) })
 }

@@ -16,6 +16,10 @@ pub struct Geometry {
     pub crop: (f64, f64, f64, f64),
 }
 
+/// Largest output side whatever the request (WebP's limit; JPEG's is 65535): bounds upscaling
+/// when only one side of the box is given.
+pub const MAX_SIDE: u32 = 16383;
+
 fn round_dim(x: f64) -> u32 {
     (x.round() as u32).max(1)
 }
@@ -48,6 +52,7 @@ pub fn geometry(sw: u32, sh: u32, spec: &VariantSpec, allow_upscale: bool) -> Ge
             if !allow_upscale {
                 scale = scale.min(1.0);
             }
+            scale = scale.min(f64::from(MAX_SIDE) / swf.max(shf));
             // The binding side gets exactly the requested size; the other follows the aspect.
             let (out_w, out_h) = if scale == sx && w.is_some() {
                 (w.unwrap_or(sw), round_dim(shf * scale))

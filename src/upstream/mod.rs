@@ -1,9 +1,11 @@
 //! Everything that speaks to Orthanc, and the errors it can answer with.
 
+mod breaker;
 pub mod model;
 mod orthanc;
 
-pub use orthanc::{ImageFormat, OrthancClient, Priority, Rendering, UpstreamImage, Window};
+pub use breaker::{Breaker, BreakerStats, CircuitState};
+pub use orthanc::{ImageFormat, OrthancClient, Priority, Rendering, UpstreamImage, UpstreamStats, Window};
 
 /// A failed Orthanc request, already classified for the client.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -22,6 +24,10 @@ pub enum UpstreamError {
     BadResponse(String),
     #[error("Orthanc answered with an unexpected status")]
     Status(u16),
+    #[error("Orthanc is failing; the edge is not sending it requests until it recovers")]
+    CircuitOpen(u64),
+    #[error("too many requests are already waiting for Orthanc")]
+    Busy,
 }
 
 impl UpstreamError {
@@ -34,6 +40,27 @@ impl UpstreamError {
             UpstreamError::Unavailable(_) => "upstream-unavailable",
             UpstreamError::BadResponse(_) => "upstream-bad-response",
             UpstreamError::Status(_) => "upstream-error",
+            UpstreamError::CircuitOpen(_) => "upstream-circuit-open",
+            UpstreamError::Busy => "upstream-busy",
+        }
+    }
+
+    /// Does this failure say Orthanc is down or sick (and count towards opening the circuit)?
+    pub fn is_upstream_failure(&self) -> bool {
+        match self {
+            UpstreamError::Timeout | UpstreamError::Unavailable(_) => true,
+            UpstreamError::Status(s) => *s >= 500,
+            _ => false,
+        }
+    }
+
+    /// Seconds a client should wait before trying again, for errors where retrying makes sense.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            UpstreamError::CircuitOpen(s) => Some((*s).max(1)),
+            UpstreamError::Timeout | UpstreamError::Unavailable(_) | UpstreamError::Busy => Some(1),
+            UpstreamError::Status(s) if *s >= 500 => Some(1),
+            _ => None,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Typed Orthanc client: service credentials, pooling, timeouts, a render semaphore, answer classification.
 
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,6 +10,7 @@ use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, ACCEPT_ENCODING, AUTHORIZA
 use reqwest::StatusCode;
 use tokio::sync::Semaphore;
 
+use super::breaker::Breaker;
 use super::model::{Changes, InstanceInfo, LookupHit, SeriesInfo, StudyInfo};
 use super::UpstreamError;
 use crate::config::{OrthancConfig, Secret};
@@ -78,6 +80,17 @@ pub struct UpstreamImage {
     pub elapsed: Duration,
 }
 
+/// Counters of requests the client refused or gave up on, for logs now and metrics later.
+#[derive(Debug, Default)]
+pub struct UpstreamStats {
+    /// Refused at once: `max_concurrency` renders running and `max_waiting` already queued.
+    pub busy: AtomicU64,
+    /// Gave up waiting for a render slot within `timeout_ms`.
+    pub queue_timeouts: AtomicU64,
+    /// Requests that failed in a way that counts against Orthanc (timeout, unreachable, 5xx).
+    pub failures: AtomicU64,
+}
+
 /// The only code that talks to Orthanc. Cheap to clone.
 #[derive(Clone)]
 pub struct OrthancClient {
@@ -86,7 +99,32 @@ pub struct OrthancClient {
     renders: Arc<Semaphore>,
     /// Extra gate for background (warm-up) renders: one slot always stays for interactive ones.
     background: Arc<Semaphore>,
+    /// Requests waiting for a render slot, bounded by `max_waiting`.
+    waiting: Arc<AtomicUsize>,
+    max_waiting: usize,
+    /// Bound on one image request, queueing for a slot included.
+    timeout: Duration,
     max_body: u64,
+    breaker: Arc<Breaker>,
+    pub stats: Arc<UpstreamStats>,
+}
+
+/// Holds one place in the render queue while it waits.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn enter(count: &'a AtomicUsize, max: usize) -> Option<Self> {
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .ok()
+            .map(|_| Waiting(count))
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl std::fmt::Debug for OrthancClient {
@@ -122,8 +160,18 @@ impl OrthancClient {
             base: cfg.url.trim_end_matches('/').into(),
             renders: Arc::new(Semaphore::new(cfg.max_concurrency)),
             background: Arc::new(Semaphore::new(cfg.max_concurrency.saturating_sub(1).max(1))),
+            waiting: Arc::default(),
+            max_waiting: cfg.max_waiting,
+            timeout: Duration::from_millis(cfg.timeout_ms),
             max_body: cfg.max_body_bytes,
+            breaker: Breaker::new(cfg.breaker_failures, Duration::from_millis(cfg.breaker_probe_ms)),
+            stats: Arc::default(),
         })
+    }
+
+    /// The circuit breaker (state and counters).
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
     }
 
     /// Orthanc's `/preview` of one frame, in `format` (JPEG `quality` 1..=100 when given).
@@ -172,7 +220,8 @@ impl OrthancClient {
         self.fetch_image(&url, PAM_MIME, |b| b.starts_with(b"P7\n")).await
     }
 
-    /// One image request under the render semaphore, classified and checked.
+    /// One image request: refused at once while the circuit is open or the render queue is full;
+    /// otherwise under the render semaphore, within `timeout_ms` all told, classified and checked.
     async fn fetch_image(
         &self,
         url: &str,
@@ -195,12 +244,49 @@ impl OrthancClient {
         mime: &str,
         magic: impl Fn(&[u8]) -> bool,
     ) -> Result<(Bytes, Duration), UpstreamError> {
-        let _permit = self
-            .renders
-            .acquire()
-            .await
-            .map_err(|_| UpstreamError::Unavailable("render semaphore closed".into()))?;
+        if let Some(retry_after) = self.breaker.refuse() {
+            return Err(UpstreamError::CircuitOpen(retry_after));
+        }
         let started = Instant::now();
+        let deadline = tokio::time::Instant::from_std(started + self.timeout);
+        let _permit = match self.renders.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                let Some(_place) = Waiting::enter(&self.waiting, self.max_waiting) else {
+                    self.stats.busy.fetch_add(1, Ordering::Relaxed);
+                    return Err(UpstreamError::Busy);
+                };
+                match tokio::time::timeout_at(deadline, self.renders.clone().acquire_owned()).await {
+                    Ok(Ok(p)) => p,
+                    Ok(Err(_)) => return Err(UpstreamError::Unavailable("render semaphore closed".into())),
+                    Err(_) => {
+                        self.stats.queue_timeouts.fetch_add(1, Ordering::Relaxed);
+                        return Err(UpstreamError::Timeout);
+                    }
+                }
+            }
+        };
+        let result = tokio::time::timeout_at(deadline, self.request(url, mime, magic))
+            .await
+            .unwrap_or(Err(UpstreamError::Timeout));
+        match &result {
+            Err(e) if e.is_upstream_failure() => {
+                self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                if self.breaker.failure() {
+                    self.spawn_probe();
+                }
+            }
+            _ => self.breaker.success(),
+        }
+        result.map(|body| (body, started.elapsed()))
+    }
+
+    async fn request(
+        &self,
+        url: &str,
+        mime: &str,
+        magic: impl Fn(&[u8]) -> bool,
+    ) -> Result<Bytes, UpstreamError> {
         let resp = self.http.get(url).header(ACCEPT, mime).send().await.map_err(classify)?;
         check_status(resp.status())?;
         let claimed = resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
@@ -213,7 +299,29 @@ impl OrthancClient {
         if !magic(&body) {
             return Err(UpstreamError::BadResponse(format!("body is not {mime}")));
         }
-        Ok((body, started.elapsed()))
+        Ok(body)
+    }
+
+    /// While the circuit is open: ping Orthanc every `breaker_probe_ms` until it answers, then close.
+    fn spawn_probe(&self) {
+        let this = self.clone();
+        let probe = async move {
+            loop {
+                tokio::time::sleep(this.breaker.probe_every()).await;
+                let ok = this.ping().await.is_ok();
+                this.breaker.probed(ok);
+                if ok {
+                    break;
+                }
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(probe);
+            }
+            // No runtime to probe from: never leave the circuit open for good.
+            Err(_) => self.breaker.probed(true),
+        }
     }
 
     /// `GET /studies/{id}`.
@@ -291,12 +399,16 @@ impl OrthancClient {
     /// Is Orthanc answering with our credentials? (`GET /system`)
     pub async fn ping(&self) -> Result<(), UpstreamError> {
         let started = Instant::now();
-        let result =
-            match self.http.get(format!("{}/system", self.base)).timeout(Duration::from_secs(2)).send().await
-            {
-                Ok(resp) => check_status(resp.status()),
-                Err(e) => Err(classify(e)),
-            };
+        let result = match self
+            .http
+            .get(format!("{}/system", self.base))
+            .timeout(self.timeout.min(Duration::from_secs(2)))
+            .send()
+            .await
+        {
+            Ok(resp) => check_status(resp.status()),
+            Err(e) => Err(classify(e)),
+        };
         let outcome = result.as_ref().map_or_else(|e| e.code(), |_| "ok");
         crate::telemetry::metrics::upstream("ping", outcome, started.elapsed());
         result

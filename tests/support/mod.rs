@@ -358,6 +358,7 @@ impl TestEdge {
     pub async fn stop(self) {
         self.handle.stop(true).await;
         self.admin.stop(true).await;
+        self.state.cache.settle_writes(Duration::from_secs(5)).await;
         let disk = self.state.cache.disk().clone();
         tokio::task::spawn_blocking(move || disk.flush().unwrap()).await.unwrap();
     }
