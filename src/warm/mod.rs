@@ -16,6 +16,7 @@ use crate::catalog::Catalog;
 use crate::error::AppError;
 use crate::ids::OrthancId;
 use crate::previews::{Output, PreviewService, PreviewSpec};
+use crate::telemetry::metrics;
 use crate::transform::spec::{self, FormatChoice, Limits, OutputFormat, Preset, VariantParams};
 use crate::upstream::{Priority, Rendering};
 
@@ -236,6 +237,7 @@ impl Warmer {
         let job = self.jobs.lock().ok()?.get(id).cloned()?;
         job.cancelled.store(true, Ordering::Relaxed);
         job.set_state(JobState::Cancelled);
+        self.publish_job_counts();
         Some(job.progress())
     }
 
@@ -321,16 +323,41 @@ impl Warmer {
                         Ok(served) => {
                             if served.status != CacheStatus::Miss {
                                 job.skipped.fetch_add(1, Ordering::Relaxed);
+                                metrics::warm_item("skipped");
+                            } else {
+                                metrics::warm_item("made");
                             }
                             job.bytes.fetch_add(served.entry.body.len() as u64, Ordering::Relaxed);
                             job.done.fetch_add(1, Ordering::Relaxed);
                         }
-                        Err(e) => job.fail(spec.instance.as_str(), &e),
+                        Err(e) => {
+                            metrics::warm_item("failed");
+                            job.fail(spec.instance.as_str(), &e);
+                        }
                     }
                 }
             })
             .await;
         job.set_state(JobState::Done);
+        self.publish_job_counts();
+    }
+
+    /// Jobs by state, for the `warm_jobs` gauge.
+    fn publish_job_counts(&self) {
+        let Ok(jobs) = self.jobs.lock() else { return };
+        let mut counts = [0i64; 4];
+        for j in jobs.values() {
+            let i = match j.state.lock().map(|s| *s).unwrap_or(JobState::Running) {
+                JobState::Listing => 0,
+                JobState::Running => 1,
+                JobState::Done => 2,
+                JobState::Cancelled => 3,
+            };
+            counts[i] += 1;
+        }
+        for (state, n) in ["listing", "running", "done", "cancelled"].into_iter().zip(counts) {
+            metrics::warm_jobs(state, n);
+        }
     }
 }
 
