@@ -17,7 +17,8 @@
 #   ORTHANC_DURATION [4]   seconds of each wrk run on Orthanc direct (it is slow)
 #   CONNECTIONS [16]       wrk connections (one wrk thread: -t1)
 #   ROUNDS [3]             runs per target, interleaved (edge, nginx, orthanc, edge, ...); the
-#                          summary shows each target's median run by req/s (the better of two)
+#                          summary shows the quietest round (least CPU taken by other processes
+#                          during its edge and nginx runs) and the edge/nginx ratio of every round
 #   PIN [auto]             1: servers on CPU 0, wrk on CPU 1 (taskset); auto: when WORKERS=1 and
 #                          there are at least 2 CPUs; 0: no pinning. Orthanc is never pinned.
 #   SAMPLE [ct16]          the sample instance (a stem of scripts/gen_dicom.py), e.g. cr_large
@@ -367,20 +368,33 @@ for ((round = 1; round <= ROUNDS; round++)); do
 done
 
 # --- report -------------------------------------------------------------------------------------
-pick() { # target → its median run by req/s (of an even number, the better middle one)
-  printf '%s\n' "${results[@]}" | awk -v t="$1" '$1 == t' | sort -k3,3g |
-    awk '{ l[NR] = $0 } END { print l[int(NR / 2) + 1] }'
-}
+# On a shared machine the rounds differ mostly by what else ran meanwhile: show the quietest one,
+# and the edge/nginx ratio of each round (edge and nginx run back to back, so a round pairs them).
+quietest=$(printf '%s\n' "${results[@]}" | awk '$1 == "edge" || $1 == "nginx" { o[$2] += $10 }
+  END { for (r = 1; r in o; r++) if (best == "" || o[r] < o[best]) best = r; print best }')
+pick() { printf '%s\n' "${results[@]}" | awk -v t="$1" -v r="$quietest" '$1 == t && $2 == r'; }
 read -r _ _ e_rps e_p50 e_p99 _ e_cpu e_pct e_wrk e_oth <<<"$(pick edge)"
 read -r _ _ n_rps n_p50 n_p99 _ n_cpu n_pct n_wrk n_oth <<<"$(pick nginx)"
 read -r _ _ o_rps o_p50 o_p99 _ o_cpu o_pct o_wrk o_oth <<<"$(pick orthanc)"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+per_round=$(printf '%s\n' "${results[@]}" | awk '
+  $1 == "edge"  { e[$2] = $3; ec[$2] = $7; eo[$2] = $10 }
+  $1 == "nginx" { n[$2] = $3; nc[$2] = $7; no[$2] = $10 }
+  END {
+    for (r = 1; r in e; r++) {
+      cpu = (nc[r] > 0 && ec[r] > 0) ? sprintf("%.2f", ec[r] / nc[r]) : "-"
+      printf "| %d | %.2f | %s | %d %% |\n", r, e[r] / n[r], cpu, eo[r] + no[r]
+    }
+  }')
+median_ratio=$(printf '%s\n' "${results[@]}" | awk '$1 == "edge" { e[$2] = $3 } $1 == "nginx" { n[$2] = $3 }
+  END { for (r = 1; r in e; r++) print e[r] / n[r] }' | sort -g |
+  awk '{ v[NR] = $1 } END { printf "%.2f", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }')
 
 cat <<MD
 ### Load benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')
 
 \`GET $path\` ($SAMPLE, ${sample_w}x${sample_h} $sample_modality, PNG, $body_bytes bytes); wrk -t1 -c$CONNECTIONS --latency;
-workers=$WORKERS for the edge and nginx; $ROUNDS round(s), interleaved, each target's median run shown; edge and nginx
+workers=$WORKERS for the edge and nginx; $ROUNDS round(s), interleaved; below, round $quietest (the quietest); edge and nginx
 ${DURATION}s per run, Orthanc ${ORTHANC_DURATION}s; CPU pinning: $( [[ $PIN == 1 ]] && echo "servers on CPU 0, wrk on CPU 1" || echo none).
 Load average before the runs: $load_before. $ncpu CPU(s): $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo); $("$nginx_bin" -v 2>&1 | sed 's/^nginx version: //'); Orthanc $(curl -s --max-time 5 -u "$ORTHANC_EDGE_IT_USER:$ORTHANC_EDGE_IT_PASSWORD" "$ORTHANC_EDGE_IT_URL/system" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Version"])' 2>/dev/null || echo '?').
 
@@ -390,12 +404,19 @@ Load average before the runs: $load_before. $ncpu CPU(s): $(awk -F': ' '/^model 
 | nginx proxy_cache hit | $n_rps | $n_p50 ms | $n_p99 ms | $n_cpu µs | $n_pct % | $n_wrk % | $n_oth % |
 | Orthanc direct | $o_rps | $o_p50 ms | $o_p99 ms | $o_cpu µs | $o_pct % | $o_wrk % | $o_oth % |
 
-req/s ratios: **edge/nginx = $(ratio "$e_rps" "$n_rps")**, edge/Orthanc = $(ratio "$e_rps" "$o_rps").
+req/s ratios (round $quietest): **edge/nginx = $(ratio "$e_rps" "$n_rps")**, edge/Orthanc = $(ratio "$e_rps" "$o_rps").
 Server CPU per request, edge/nginx = $(ratio "$e_cpu" "$n_cpu") (below 1: the edge spends less CPU per request).
+Median of the per-round edge/nginx req/s ratios: $median_ratio.
 CPU columns are % of one core over the run (the machine has $((ncpu * 100)) %); "other" is everything else
 the machine did meanwhile: kernel network work not charged to a process, and other users of the
 box (noise). A server well below 100 % while wrk is near 100 % means wrk set the pace; when
 others take much CPU the request rates are unreliable and CPU per request is the steadier number.
+
+Each round (edge and nginx run back to back):
+
+| round | edge/nginx req/s | edge/nginx CPU per request | other CPU during both |
+|---:|---:|---:|---:|
+$per_round
 
 All runs:
 
