@@ -72,6 +72,7 @@ fi
 tmp=
 edge_pid=
 nginx_pid=
+wrk_pid=
 
 stop_pid() { # pid name: TERM, up to 10 s, then KILL
   local pid=$1 name=$2 i
@@ -91,6 +92,8 @@ stop_pid() { # pid name: TERM, up to 10 s, then KILL
 
 cleanup() {
   # Never fails: under `set -e` a failing step here would skip it-orthanc.sh's cleanup chained after.
+  stop_pid "$wrk_pid" wrk
+  wrk_pid=
   stop_pid "$edge_pid" orthanc-edge
   edge_pid=
   stop_pid "$nginx_pid" nginx
@@ -118,6 +121,10 @@ edge_bin=$root/target/release/orthanc-edge
 scripts/setup-deps.sh orthanc python >&2
 
 tmp=$(mktemp -d /tmp/orthanc-edge-bench.XXXXXX)
+# Orthanc's storage, both caches and the logs need little, but a full disk fails in odd ways
+# (truncated nginx answers, empty wrk output): refuse to start below 200 MB.
+free_kb=$(df -k --output=avail "$tmp" | tail -n 1 | tr -d ' ')
+((free_kb >= 200000)) || die "only $((free_kb / 1024)) MB free in /tmp: need 200 MB"
 log "starting Orthanc with the sample DICOM files"
 # it-orthanc.sh puts its files under $WORKDIR when set (and then keeps them): use its own temp dir.
 unset WORKDIR
@@ -144,6 +151,8 @@ path=/instances/$sample_id/preview
 orthanc_hostport=${ORTHANC_EDGE_IT_URL#http://}
 orthanc_hostport=${orthanc_hostport%/}
 basic=$(printf '%s:%s' "$ORTHANC_EDGE_IT_USER" "$ORTHANC_EDGE_IT_PASSWORD" | base64 -w0)
+
+space_left() { df -h --output=avail "$tmp" 2>/dev/null | tail -n 1 | tr -d ' '; }
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
@@ -231,8 +240,8 @@ orthanc_url=$ORTHANC_EDGE_IT_URL$path
 fetch() { # name url out_prefix [curl args...]: body → OUT.body, headers → OUT.head; prints status
   local name=$1 url=$2 out=$3
   shift 3
-  curl -s --max-time 30 -o "$out.body" -D "$out.head" -w '%{http_code}' "$@" "$url" ||
-    die "$name: request to $url failed"
+  curl -sS --max-time 30 -o "$out.body" -D "$out.head" -w '%{http_code}' "$@" "$url" ||
+    die "$name: request to $url failed ($(space_left) free in $tmp)"
 }
 header() { # file name → value (case-insensitive, last occurrence)
   tr -d '\r' <"$1" | awk -v n="$(tr '[:upper:]' '[:lower:]' <<<"$2")" -F': ' \
@@ -330,14 +339,26 @@ run_wrk() { # target round
   wrk_before=$child_cpu_s
   busy_before=$(machine_busy)
   started=$(date +%s.%N)
+  # In the background and waited for, so that INT/TERM stop the script at once, not after the run.
   timeout $((dur_of[$t] + 30)) "${wrk_cpu[@]}" wrk -t1 -c"$CONNECTIONS" -d"${dur_of[$t]}s" --latency \
-    "${hdr[@]}" "${url_of[$t]}" >"$out" 2>&1 || { cat "$out" >&2; die "wrk on $t failed"; }
+    "${hdr[@]}" "${url_of[$t]}" >"$out" 2>&1 &
+  wrk_pid=$!
+  if ! wait "$wrk_pid"; then
+    wrk_pid=
+    cat "$out" >&2
+    die "wrk on $t failed"
+  fi
+  wrk_pid=
   after=$(cpu_ticks "${pid_of[$t]}")
   elapsed=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
   busy_after=$(machine_busy)
   child_cpu
   wrk_after=$child_cpu_s
   read -r rps p50 p99 reqs non2xx errs < <(parse_wrk "$out")
+  if [[ ! -s $out ]]; then
+    # wrk ignores write errors: an empty output with exit status 0 is a full disk.
+    die "wrk on $t wrote no output ($(space_left) free in $tmp)"
+  fi
   [[ -n $rps && $rps != 0 ]] || { cat "$out" >&2; die "could not read wrk output for $t"; }
   ((non2xx == 0)) || { cat "$out" >&2; die "$t: $non2xx non-2xx answers under load"; }
   if ((errs > 0)); then
