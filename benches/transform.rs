@@ -45,7 +45,7 @@ fn edge_from_pam(pam: &[u8], format: OutputFormat) -> Vec<u8> {
     let pixels = Pixels::from_pam(pam, u64::MAX).expect("pam");
     let spec = spec(format);
     let g = geometry(pixels.width, pixels.height, &spec, false);
-    encode(&resize(pixels, &g).expect("resize"), format, spec.q).expect("encode")
+    encode(&resize(&pixels, &g).expect("resize"), format, spec.q).expect("encode")
 }
 
 /// The `image` crate alone: decode PAM, `imageops::resize` (Lanczos3), its JPEG encoder.

@@ -6,7 +6,15 @@ use super::source::Pixels;
 use super::spec::OutputFormat;
 use super::TransformError;
 
+/// Encode `p`. The result has no spare capacity: it is cached as is, and the memory tier weighs
+/// entries by their length.
 pub fn encode(p: &Pixels, format: OutputFormat, quality: Option<u8>) -> Result<Vec<u8>, TransformError> {
+    let mut out = encode_inner(p, format, quality)?;
+    out.shrink_to_fit();
+    Ok(out)
+}
+
+fn encode_inner(p: &Pixels, format: OutputFormat, quality: Option<u8>) -> Result<Vec<u8>, TransformError> {
     let err = |e: &dyn std::fmt::Display| TransformError::Encode(format!("{}: {e}", format.name()));
     let q = quality.unwrap_or(80).clamp(1, 100);
     match format {

@@ -35,12 +35,39 @@ impl TransformError {
     }
 }
 
-/// Decompress the source, resample, encode: the whole CPU path of one variant. Blocking.
+/// Resample and encode every variant of one source, resampling once per distinct geometry (a
+/// WebP and a JPEG of the same size share one resize). Blocking. One result per spec, in order.
+pub fn render_all(
+    pixels: &Pixels,
+    specs: &[VariantSpec],
+    allow_upscale: bool,
+) -> Vec<Result<Vec<u8>, TransformError>> {
+    let mut resized: Vec<(resize::Geometry, Result<std::borrow::Cow<'_, Pixels>, TransformError>)> =
+        Vec::new();
+    specs
+        .iter()
+        .map(|spec| {
+            let g = resize::geometry(pixels.width, pixels.height, spec, allow_upscale);
+            let i = match resized.iter().position(|(done, _)| *done == g) {
+                Some(i) => i,
+                None => {
+                    resized.push((g, resize::resize(pixels, &g)));
+                    resized.len() - 1
+                }
+            };
+            match &resized[i].1 {
+                Ok(out) => encode::encode(out, spec.format, spec.q),
+                Err(e) => Err(e.clone()),
+            }
+        })
+        .collect()
+}
+
+/// Decompress a cached source, resample, encode: the whole CPU path of one variant. Blocking.
 pub fn render(source: &[u8], spec: &VariantSpec, allow_upscale: bool) -> Result<Vec<u8>, TransformError> {
     let pixels = Pixels::decompress(source)?;
-    let g = resize::geometry(pixels.width, pixels.height, spec, allow_upscale);
-    let out = resize::resize(pixels, &g)?;
-    encode::encode(&out, spec.format, spec.q)
+    let mut out = render_all(&pixels, std::slice::from_ref(spec), allow_upscale);
+    out.pop().unwrap_or_else(|| Err(TransformError::Encode("no output".into())))
 }
 
 /// A bounded pool for CPU work: `workers` jobs run at once, `queue` more may wait; beyond that,

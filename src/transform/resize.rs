@@ -1,5 +1,7 @@
 //! Output geometry (fit rules, no upscaling unless allowed) and SIMD resampling with fast_image_resize.
 
+use std::borrow::Cow;
+
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 
@@ -66,13 +68,13 @@ pub fn geometry(sw: u32, sh: u32, spec: &VariantSpec, allow_upscale: bool) -> Ge
     }
 }
 
-/// Resample `src` to `g`. Returns the source untouched when nothing changes.
-pub fn resize(src: Pixels, g: &Geometry) -> Result<Pixels, TransformError> {
+/// Resample `src` to `g`. Borrows the source when nothing changes.
+pub fn resize<'a>(src: &'a Pixels, g: &Geometry) -> Result<Cow<'a, Pixels>, TransformError> {
     let untouched = g.out_w == src.width
         && g.out_h == src.height
         && g.crop == (0.0, 0.0, f64::from(src.width), f64::from(src.height));
     if untouched {
-        return Ok(src);
+        return Ok(Cow::Borrowed(src));
     }
     let pt = if src.channels == 1 { PixelType::U8 } else { PixelType::U8x3 };
     let view = ImageRef::new(src.width, src.height, &src.data, pt)
@@ -83,7 +85,7 @@ pub fn resize(src: Pixels, g: &Geometry) -> Result<Pixels, TransformError> {
     Resizer::new()
         .resize(&view, &mut dst, &opts)
         .map_err(|e| TransformError::Encode(format!("resize: {e}")))?;
-    Ok(Pixels { width: g.out_w, height: g.out_h, channels: src.channels, data: dst.into_vec() })
+    Ok(Cow::Owned(Pixels { width: g.out_w, height: g.out_h, channels: src.channels, data: dst.into_vec() }))
 }
 
 #[cfg(test)]
@@ -128,7 +130,7 @@ mod tests {
                 data: vec![200; (w * h) as usize * channels as usize],
             };
             let g = geometry(w, h, &spec(Some(16), None, Fit::Contain), false);
-            let out = resize(src, &g).unwrap();
+            let out = resize(&src, &g).unwrap();
             assert_eq!((out.width, out.height, out.channels), (16, 8, channels));
             assert_eq!(out.data.len(), 16 * 8 * channels as usize);
             assert!(out.data.iter().all(|&v| v == 200), "flat stays flat");
