@@ -47,4 +47,5 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && 
 
 python3 benches/warm_bench.py --edge "http://127.0.0.1:$port" --warm-key bench-warm-key \
   --preview-key bench-preview-key --orthanc "$ORTHANC_EDGE_IT_URL" --user "$ORTHANC_EDGE_IT_USER" \
-  --password "$ORTHANC_EDGE_IT_PASSWORD" --manifest "$ORTHANC_EDGE_IT_MANIFEST"
+  --password "$ORTHANC_EDGE_IT_PASSWORD" --manifest "$ORTHANC_EDGE_IT_MANIFEST" \
+  --orthanc-pid "$(cat "$ORTHANC_EDGE_IT_DIR/orthanc.pid")" --edge-pid "$edge_pid" "$@"

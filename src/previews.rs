@@ -1,15 +1,15 @@
 //! The get-or-make service: request → cache key → memory → disk → single flight → source → transform → store.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
-use crate::cache::{CacheKey, CacheStatus, Entry, TieredCache};
+use crate::cache::{CacheKey, CacheStatus, Entry, TieredCache, Tiers};
 use crate::error::AppError;
 use crate::ids::OrthancId;
-use crate::transform::{self, Pixels, TransformPool, VariantSpec, SOURCE_CONTENT_TYPE};
+use crate::transform::{self, Pixels, TransformError, TransformPool, VariantSpec, SOURCE_CONTENT_TYPE};
 use crate::upstream::{ImageFormat, OrthancClient, Priority, Rendering, UpstreamError};
 
 /// What to serve: one frame of one instance, in one output. Built only from validated input.
@@ -88,6 +88,8 @@ impl Timings {
 pub struct MakeLimits {
     pub max_source_pixels: u64,
     pub allow_upscale: bool,
+    /// Keep sources in the disk tier too, not only in memory.
+    pub sources_on_disk: bool,
 }
 
 #[derive(Clone)]
@@ -129,6 +131,51 @@ impl PreviewService {
 
     /// `get`, with the Orthanc priority of a miss (warm-up jobs use `Background`).
     pub async fn get_with(&self, spec: &PreviewSpec, priority: Priority) -> Result<Served, AppError> {
+        let served = self.get_inner(spec, priority, Arc::default()).await;
+        if let Ok(s) = &served {
+            crate::telemetry::metrics::cache_lookup(s.status.as_str());
+        }
+        served
+    }
+
+    /// Warm-up: every variant of one frame, from one source fetch, one decode and one resize per
+    /// size. One result per variant, in order; `Miss` means made now.
+    pub async fn warm(
+        &self,
+        instance: &OrthancId,
+        rendering: Rendering,
+        variants: &[VariantSpec],
+        priority: Priority,
+    ) -> Vec<Result<Served, AppError>> {
+        let mut made = Vec::new();
+        let mut out = Vec::with_capacity(variants.len());
+        for (i, variant) in variants.iter().enumerate() {
+            let spec = PreviewSpec {
+                instance: instance.clone(),
+                frame: 0,
+                output: Output::Edge { rendering, variant: variant.clone() },
+            };
+            let siblings = Arc::new(Siblings { variants: variants[i + 1..].to_vec(), ..Siblings::default() });
+            let mut served = self.get_inner(&spec, priority, siblings.clone()).await;
+            if let Ok(s) = &mut served {
+                // Made by an earlier variant's fill: a memory hit now, but new work of this call.
+                if made.contains(&spec.cache_key()) {
+                    s.status = CacheStatus::Miss;
+                }
+                crate::telemetry::metrics::cache_lookup(s.status.as_str());
+            }
+            made.extend(siblings.take_made());
+            out.push(served);
+        }
+        out
+    }
+
+    async fn get_inner(
+        &self,
+        spec: &PreviewSpec,
+        priority: Priority,
+        siblings: Arc<Siblings>,
+    ) -> Result<Served, AppError> {
         let miss_key = (spec.instance.clone(), spec.frame);
         if let Some(answer) = match &self.not_found {
             Some(nf) => nf.get(&miss_key).await,
@@ -144,19 +191,16 @@ impl PreviewService {
         let result = self
             .cache
             .get_or_fill(&spec.cache_key(), move || async move {
-                this.make(&fetch, priority, &t).instrument(span).await
+                this.make(&fetch, priority, &t, &siblings).instrument(span).await
             })
             .await;
         match result {
-            Ok((entry, status)) => {
-                crate::telemetry::metrics::cache_lookup(status.as_str());
-                Ok(Served {
-                    entry,
-                    status,
-                    upstream: Timings::get(&timings.upstream_us),
-                    transform: Timings::get(&timings.transform_us),
-                })
-            }
+            Ok((entry, status)) => Ok(Served {
+                entry,
+                status,
+                upstream: Timings::get(&timings.upstream_us),
+                transform: Timings::get(&timings.transform_us),
+            }),
             Err(AppError::Upstream(UpstreamError::NotFound)) => {
                 // Orthanc never reports deletions: a 404 is how we learn of one.
                 if let Err(e) = self.purge_instance(&spec.instance).await {
@@ -190,12 +234,13 @@ impl PreviewService {
         self.cache.purge_instance(instance).await
     }
 
-    /// Make the image of a cache miss.
+    /// Make the image of a cache miss (and any of `siblings` not cached yet, in the same job).
     async fn make(
         &self,
         spec: &PreviewSpec,
         priority: Priority,
         timings: &Arc<Timings>,
+        siblings: &Siblings,
     ) -> Result<Entry, AppError> {
         match &spec.output {
             Output::Orthanc { format, quality } => {
@@ -205,18 +250,56 @@ impl PreviewService {
                 Ok(Entry::new(img.format.mime(), img.body))
             }
             Output::Edge { rendering, variant } => {
-                let source = self.source(&spec.instance, spec.frame, rendering, priority, timings).await?;
+                let (source, decoded) =
+                    self.source(&spec.instance, spec.frame, rendering, priority, timings).await?;
                 let mime = variant.format.mime();
-                let (variant, upscale) = (variant.clone(), self.limits.allow_upscale);
+                let others: Vec<(VariantSpec, CacheKey)> = siblings
+                    .variants
+                    .iter()
+                    .map(|v| {
+                        let output = Output::Edge { rendering: *rendering, variant: v.clone() };
+                        let key = PreviewSpec { output, ..spec.clone() }.cache_key();
+                        (v.clone(), key)
+                    })
+                    .collect();
+                let (variant, upscale, cache) =
+                    (variant.clone(), self.limits.allow_upscale, self.cache.clone());
                 let started = Instant::now();
-                let bytes = self.pool.run(move || transform::render(&source.body, &variant, upscale)).await?;
+                let (main, extra) = self
+                    .pool
+                    .run(move || {
+                        let pixels = match decoded {
+                            Some(p) => p,
+                            None => Pixels::decompress(&source.body)?,
+                        };
+                        let todo: Vec<_> =
+                            others.into_iter().filter(|(_, k)| !cache.contains_blocking(k)).collect();
+                        let specs: Vec<VariantSpec> =
+                            std::iter::once(variant).chain(todo.iter().map(|(v, _)| v.clone())).collect();
+                        let mut outs = transform::render_all(&pixels, &specs, upscale).into_iter();
+                        let main =
+                            outs.next().unwrap_or_else(|| Err(TransformError::Encode("no output".into())))?;
+                        // A sibling that fails is simply not stored: its own request will report why.
+                        let extra: Vec<(CacheKey, Entry)> = todo
+                            .into_iter()
+                            .zip(outs)
+                            .filter_map(|((v, k), r)| Some((k, Entry::new(v.format.mime(), r.ok()?.into()))))
+                            .collect();
+                        Ok((main, extra))
+                    })
+                    .await?;
                 Timings::add(&timings.transform_us, started.elapsed());
-                Ok(Entry::new(mime, bytes.into()))
+                for (key, entry) in extra {
+                    self.cache.put(&key, Arc::new(entry)).await;
+                    siblings.note_made(key);
+                }
+                Ok(Entry::new(mime, main.into()))
             }
         }
     }
 
-    /// The lossless source of one frame: cached like any image, fetched once however many variants follow.
+    /// The lossless source of one frame: cached like any image, fetched once however many variants
+    /// follow. With it, its decoded pixels when this call fetched it (no need to decompress again).
     async fn source(
         &self,
         instance: &OrthancId,
@@ -224,29 +307,62 @@ impl PreviewService {
         rendering: &Rendering,
         priority: Priority,
         timings: &Arc<Timings>,
-    ) -> Result<Arc<Entry>, AppError> {
+    ) -> Result<(Arc<Entry>, Option<Pixels>), AppError> {
         let timings = timings.clone();
         let upstream = self.upstream.clone();
         let pool = self.pool.clone();
         let max_pixels = self.limits.max_source_pixels;
         let (id, r) = (instance.clone(), *rendering);
         let span = tracing::Span::current();
+        let decoded: Arc<Mutex<Option<Pixels>>> = Arc::default();
+        let slot = decoded.clone();
+        let tiers = if self.limits.sources_on_disk { Tiers::Both } else { Tiers::MemoryOnly };
         let (entry, _) = self
             .cache
-            .get_or_fill(&source_key(instance, frame, rendering), move || async move {
+            .get_or_fill_in(&source_key(instance, frame, rendering), tiers, move || async move {
                 let (pam, elapsed) = upstream.pixels(&id, frame, &r, priority).await?;
                 span.record("upstream_ms", elapsed.as_millis() as u64);
                 Timings::add(&timings.upstream_us, elapsed);
                 let started = Instant::now();
-                let packed = pool.run(move || Ok(Pixels::from_pam(&pam, max_pixels)?.compress())).await?;
+                let (pixels, packed) = pool
+                    .run(move || {
+                        let pixels = Pixels::from_pam(&pam, max_pixels)?;
+                        let packed = pixels.compress();
+                        Ok((pixels, packed))
+                    })
+                    .await?;
                 Timings::add(&timings.transform_us, started.elapsed());
+                if let Ok(mut slot) = slot.lock() {
+                    *slot = Some(pixels);
+                }
                 Ok(Entry::new(SOURCE_CONTENT_TYPE, packed))
             })
             .await?;
         if entry.content_type != SOURCE_CONTENT_TYPE {
             return Err(AppError::Internal("source key holds a non-source entry".into()));
         }
-        Ok(entry)
+        let pixels = decoded.lock().ok().and_then(|mut p| p.take());
+        Ok((entry, pixels))
+    }
+}
+
+/// Other variants of the same frame that a fill makes in the same job when they are not cached
+/// (warm-up asks for a preset's WebP and JPEG together), and the keys it made.
+#[derive(Default)]
+struct Siblings {
+    variants: Vec<VariantSpec>,
+    made: Mutex<Vec<CacheKey>>,
+}
+
+impl Siblings {
+    fn note_made(&self, key: CacheKey) {
+        if let Ok(mut made) = self.made.lock() {
+            made.push(key);
+        }
+    }
+
+    fn take_made(&self) -> Vec<CacheKey> {
+        self.made.lock().map(|mut m| std::mem::take(&mut *m)).unwrap_or_default()
     }
 }
 

@@ -15,7 +15,7 @@ use crate::cache::CacheStatus;
 use crate::catalog::Catalog;
 use crate::error::AppError;
 use crate::ids::OrthancId;
-use crate::previews::{Output, PreviewService, PreviewSpec};
+use crate::previews::PreviewService;
 use crate::telemetry::metrics;
 use crate::transform::spec::{self, FormatChoice, Limits, OutputFormat, Preset, VariantParams};
 use crate::upstream::{Priority, Rendering};
@@ -299,40 +299,40 @@ impl Warmer {
             .filter_map(|p| self.presets.get(p))
             .flat_map(|p| preset_outputs(p, &self.limits))
             .collect();
-        let work: Vec<PreviewSpec> = instances
-            .iter()
-            .flat_map(|i| {
-                variants.iter().map(move |v| PreviewSpec {
-                    instance: i.clone(),
-                    frame: 0,
-                    output: Output::Edge { rendering: Rendering::Preview, variant: v.clone() },
-                })
-            })
-            .collect();
-        job.total.store(work.len() as u64 + job.failed.load(Ordering::Relaxed), Ordering::Relaxed);
+        job.total.store(
+            (instances.len() * variants.len()) as u64 + job.failed.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
         job.set_state(JobState::Running);
-        stream::iter(work)
-            .for_each_concurrent(self.concurrency, |spec| {
-                let job = job.clone();
+        // One item per instance: its variants share one source fetch, decode and resize.
+        stream::iter(instances)
+            .for_each_concurrent(self.concurrency, |instance| {
+                let (job, variants) = (job.clone(), &variants);
                 async move {
                     if job.cancelled.load(Ordering::Relaxed) {
                         return;
                     }
-                    // Background priority: warm-up never takes Orthanc's last render slot.
-                    match self.previews.get_with(&spec, Priority::Background).await {
-                        Ok(served) => {
-                            if served.status != CacheStatus::Miss {
-                                job.skipped.fetch_add(1, Ordering::Relaxed);
-                                metrics::warm_item("skipped");
-                            } else {
-                                metrics::warm_item("made");
+                    // Background priority: a waiting person gets the next Orthanc slot first.
+                    let results = self
+                        .previews
+                        .warm(&instance, Rendering::Preview, variants, Priority::Background)
+                        .await;
+                    for result in results {
+                        match result {
+                            Ok(served) => {
+                                if served.status != CacheStatus::Miss {
+                                    job.skipped.fetch_add(1, Ordering::Relaxed);
+                                    metrics::warm_item("skipped");
+                                } else {
+                                    metrics::warm_item("made");
+                                }
+                                job.bytes.fetch_add(served.entry.body.len() as u64, Ordering::Relaxed);
+                                job.done.fetch_add(1, Ordering::Relaxed);
                             }
-                            job.bytes.fetch_add(served.entry.body.len() as u64, Ordering::Relaxed);
-                            job.done.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Err(e) => {
-                            metrics::warm_item("failed");
-                            job.fail(spec.instance.as_str(), &e);
+                            Err(e) => {
+                                metrics::warm_item("failed");
+                                job.fail(instance.as_str(), &e);
+                            }
                         }
                     }
                 }
