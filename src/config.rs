@@ -91,6 +91,7 @@ pub struct CacheConfig {
     pub memory_bytes: u64,
     pub disk_bytes: u64,
     pub disk_page_cache_bytes: u64,
+    pub sources_on_disk: bool,
     pub negative_ttl_s: u64,
     pub metadata_ttl_s: u64,
 }

@@ -54,7 +54,11 @@ impl AppState {
             cache.clone(),
             upstream.clone(),
             TransformPool::new(workers, t.queue),
-            MakeLimits { max_source_pixels: t.max_source_pixels, allow_upscale: t.allow_upscale },
+            MakeLimits {
+                max_source_pixels: t.max_source_pixels,
+                allow_upscale: t.allow_upscale,
+                sources_on_disk: config.cache.sources_on_disk,
+            },
             Duration::from_secs(config.cache.negative_ttl_s),
         );
         let limits = Limits {

@@ -144,6 +144,11 @@ impl DiskCache {
         }
     }
 
+    /// Whether an entry is stored (not verified: `get` does that).
+    pub fn contains(&self, key: &[u8]) -> Result<bool, CacheError> {
+        Ok(self.entries.contains_key(key)?)
+    }
+
     /// Verify every entry's checksum (run once after start, off the request path). Damaged entries
     /// are removed and counted. Returns (good, damaged).
     pub fn verify_all(&self) -> Result<(u64, u64), CacheError> {
@@ -164,22 +169,35 @@ impl DiskCache {
 
     /// Store an entry, then evict least recently used entries if over capacity.
     pub fn put(&self, key: &[u8], entry: &Entry) -> Result<(), CacheError> {
-        let raw = entry.encode();
-        let size = (raw.len() + key.len()) as u64;
-        let seq = self.db.generate_id()?;
-        let old: TxResult<Option<u64>> = (&self.entries, &self.meta, &self.lru).transaction(|(e, m, l)| {
-            let old = m.get(key)?.and_then(|v| parse_meta(&v));
-            if let Some((old_seq, _)) = old {
-                l.remove(lru_key(old_seq, key))?;
+        self.put_many(&[(key, entry)])
+    }
+
+    /// Store several entries in one transaction (all or none survive a crash), then evict least
+    /// recently used entries if over capacity. One transaction per batch, not per entry: sled's
+    /// cost is mostly per transaction.
+    pub fn put_many(&self, items: &[(&[u8], &Entry)]) -> Result<(), CacheError> {
+        let mut rows = Vec::with_capacity(items.len());
+        for (key, entry) in items {
+            let raw = entry.encode();
+            let size = (raw.len() + key.len()) as u64;
+            rows.push((*key, raw, size, self.db.generate_id()?));
+        }
+        let old: TxResult<u64> = (&self.entries, &self.meta, &self.lru).transaction(|(e, m, l)| {
+            let mut replaced = 0;
+            for (key, raw, size, seq) in &rows {
+                if let Some((old_seq, old_size)) = m.get(key)?.and_then(|v| parse_meta(&v)) {
+                    l.remove(lru_key(old_seq, key))?;
+                    replaced += old_size;
+                }
+                e.insert(*key, raw.as_slice())?;
+                m.insert(*key, &meta_value(*seq, *size)[..])?;
+                l.insert(lru_key(*seq, key), &[][..])?;
             }
-            e.insert(key, raw.as_slice())?;
-            m.insert(key, &meta_value(seq, size)[..])?;
-            l.insert(lru_key(seq, key), &[][..])?;
-            Ok::<_, ConflictableTransactionError<()>>(old.map(|(_, s)| s))
+            Ok::<_, ConflictableTransactionError<()>>(replaced)
         });
-        let old_size = old.map_err(tx_err)?.unwrap_or(0);
-        self.used.fetch_add(size, Ordering::Relaxed);
-        self.used.fetch_sub(old_size, Ordering::Relaxed);
+        let replaced = old.map_err(tx_err)?;
+        self.used.fetch_add(rows.iter().map(|r| r.2).sum(), Ordering::Relaxed);
+        self.used.fetch_sub(replaced.min(self.used.load(Ordering::Relaxed)), Ordering::Relaxed);
         if self.used.load(Ordering::Relaxed) > self.capacity {
             self.evict()?;
         }

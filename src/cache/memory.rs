@@ -34,6 +34,10 @@ impl MemoryCache {
         self.inner.get(key).await
     }
 
+    pub fn contains(&self, key: &CacheKey) -> bool {
+        self.inner.contains_key(key)
+    }
+
     pub async fn insert(&self, key: CacheKey, entry: Arc<Entry>) {
         self.inner.insert(key, entry).await;
     }

@@ -10,7 +10,7 @@ pub use disk::{DiskCache, DiskStats};
 pub use entry::{Entry, EntryError};
 pub use key::CacheKey;
 pub use memory::MemoryCache;
-pub use tiered::{CacheStatus, TieredCache};
+pub use tiered::{CacheStatus, TieredCache, Tiers};
 
 /// The disk tier could not do what was asked. Never shown to clients: the request goes on without it.
 #[derive(Debug, thiserror::Error)]

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -38,9 +39,19 @@ impl fmt::Display for CacheStatus {
 }
 
 /// Disk writes queued at once; beyond, a write is skipped (counted) rather than queued without bound.
-const MAX_PENDING_WRITES: usize = 64;
+const MAX_PENDING_WRITES: usize = 256;
+/// Most entries the disk writer stores in one transaction.
+const MAX_WRITE_BATCH: usize = 64;
 /// A disk read slower than this is treated as a miss: a sick disk never holds a request.
 const DISK_READ_WAIT: Duration = Duration::from_secs(2);
+
+/// Where a filled entry is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tiers {
+    Both,
+    /// Memory only: neither read from nor written to disk.
+    MemoryOnly,
+}
 
 type Outcome = Result<(Arc<Entry>, CacheStatus), AppError>;
 type Flight = Shared<BoxFuture<'static, Outcome>>;
@@ -52,6 +63,15 @@ pub struct TieredCache {
     flights: Arc<Mutex<HashMap<CacheKey, Flight>>>,
     flight_wait: Duration,
     pending_writes: Arc<AtomicUsize>,
+    /// The disk writer's queue; `None` if its thread could not be started (writes are skipped).
+    writes: Option<SyncSender<Write>>,
+}
+
+/// One queued disk write.
+struct Write {
+    key: Vec<u8>,
+    entry: Arc<Entry>,
+    _slot: PendingWrite,
 }
 
 /// Releases one pending-write slot when the write ends, however it ends.
@@ -65,7 +85,14 @@ impl Drop for PendingWrite {
 
 impl TieredCache {
     pub fn new(memory: MemoryCache, disk: Arc<DiskCache>, flight_wait: Duration) -> Self {
-        Self { memory, disk, flights: Arc::default(), flight_wait, pending_writes: Arc::default() }
+        let writes = match spawn_writer(disk.clone()) {
+            Ok(tx) => Some(tx),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the disk writer; the disk tier is read-only");
+                None
+            }
+        };
+        Self { memory, disk, flights: Arc::default(), flight_wait, pending_writes: Arc::default(), writes }
     }
 
     /// Fills in progress (distinct keys being made right now).
@@ -90,24 +117,23 @@ impl TieredCache {
     /// disk costs a counter and a (thinned) log line, and a stuck one at most MAX_PENDING_WRITES.
     fn store_on_disk(&self, key: &CacheKey, entry: Arc<Entry>) {
         let pending = self.pending_writes.clone();
-        if pending.fetch_add(1, Ordering::AcqRel) >= MAX_PENDING_WRITES {
-            pending.fetch_sub(1, Ordering::AcqRel);
+        pending.fetch_add(1, Ordering::AcqRel);
+        let write = Write { key: key.to_bytes(), entry, _slot: PendingWrite(pending) };
+        // A full queue (or no writer) drops the write, and with it its pending slot.
+        if self.writes.as_ref().is_none_or(|tx| tx.try_send(write).is_err()) {
             self.disk.stats.writes_skipped.fetch_add(1, Ordering::Relaxed);
-            return;
         }
-        let slot = PendingWrite(pending);
-        let disk = self.disk.clone();
-        let raw_key = key.to_bytes();
-        tokio::task::spawn_blocking(move || {
-            let _slot = slot;
-            if let Err(e) = disk.put(&raw_key, &entry) {
-                let n = disk.stats.write_errors.fetch_add(1, Ordering::Relaxed) + 1;
-                // 1st, 2nd, 4th, 8th... failure: a full disk does not flood the log.
-                if n.is_power_of_two() {
-                    tracing::warn!(error = %e, failures = n, "disk cache write failed; serving from memory");
-                }
-            }
-        });
+    }
+
+    /// Whether `key` is in either tier. Blocking (reads the disk index): call from a blocking task.
+    pub fn contains_blocking(&self, key: &CacheKey) -> bool {
+        self.memory.contains(key) || self.disk.contains(&key.to_bytes()).unwrap_or(false)
+    }
+
+    /// Store an entry made outside `get_or_fill` (a fill's by-products): memory now, disk soon.
+    pub async fn put(&self, key: &CacheKey, entry: Arc<Entry>) {
+        self.memory.insert(key.clone(), entry.clone()).await;
+        self.store_on_disk(key, entry);
     }
 
     pub fn disk(&self) -> &Arc<DiskCache> {
@@ -141,6 +167,15 @@ impl TieredCache {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<Entry, AppError>> + Send + 'static,
     {
+        self.get_or_fill_in(key, Tiers::Both, fill).await
+    }
+
+    /// `get_or_fill`, keeping the entry in `tiers`.
+    pub async fn get_or_fill_in<F, Fut>(&self, key: &CacheKey, tiers: Tiers, fill: F) -> Outcome
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Entry, AppError>> + Send + 'static,
+    {
         if let Some(e) = self.memory.get(key).await {
             return Ok((e, CacheStatus::HitMemory));
         }
@@ -150,7 +185,7 @@ impl TieredCache {
             match flights.get(key) {
                 Some(f) => (f.clone(), Some(crate::telemetry::metrics::flight_joined())),
                 None => {
-                    let f = self.start_flight(key.clone(), fill);
+                    let f = self.start_flight(key.clone(), tiers, fill);
                     flights.insert(key.clone(), f.clone());
                     (f, None)
                 }
@@ -161,14 +196,14 @@ impl TieredCache {
         tokio::time::timeout(self.flight_wait, flight).await.unwrap_or(Err(AppError::FlightTimeout))
     }
 
-    fn start_flight<F, Fut>(&self, key: CacheKey, fill: F) -> Flight
+    fn start_flight<F, Fut>(&self, key: CacheKey, tiers: Tiers, fill: F) -> Flight
     where
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<Entry, AppError>> + Send + 'static,
     {
         let this = self.clone();
         let task = tokio::spawn(async move {
-            let outcome = this.lookup_or_fill(&key, fill).await;
+            let outcome = this.lookup_or_fill(&key, tiers, fill).await;
             if let Ok(mut flights) = this.flights.lock() {
                 flights.remove(&key);
             }
@@ -182,7 +217,7 @@ impl TieredCache {
         .shared()
     }
 
-    async fn lookup_or_fill<F, Fut>(&self, key: &CacheKey, fill: F) -> Outcome
+    async fn lookup_or_fill<F, Fut>(&self, key: &CacheKey, tiers: Tiers, fill: F) -> Outcome
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Entry, AppError>>,
@@ -190,6 +225,11 @@ impl TieredCache {
         // A flight that just finished may have filled memory between our check and our start.
         if let Some(e) = self.memory.get(key).await {
             return Ok((e, CacheStatus::HitMemory));
+        }
+        if tiers == Tiers::MemoryOnly {
+            let entry = Arc::new(fill().await?);
+            self.memory.insert(key.clone(), entry.clone()).await;
+            return Ok((entry, CacheStatus::Miss));
         }
         let disk = self.disk.clone();
         let raw_key = key.to_bytes();
@@ -216,8 +256,34 @@ impl TieredCache {
             }
         }
         let entry = Arc::new(fill().await?);
-        self.memory.insert(key.clone(), entry.clone()).await;
-        self.store_on_disk(key, entry.clone());
+        self.put(key, entry.clone()).await;
         Ok((entry, CacheStatus::Miss))
     }
+}
+
+/// The disk writer: one thread storing queued entries in batches, so that a burst of fills (a
+/// warm-up job) costs one sled transaction per batch instead of one per entry. It ends when the
+/// last `TieredCache` clone is dropped.
+fn spawn_writer(disk: Arc<DiskCache>) -> std::io::Result<SyncSender<Write>> {
+    let (tx, rx) = mpsc::sync_channel::<Write>(MAX_PENDING_WRITES);
+    std::thread::Builder::new().name("disk-writer".into()).spawn(move || {
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_WRITE_BATCH {
+                match rx.try_recv() {
+                    Ok(w) => batch.push(w),
+                    Err(_) => break,
+                }
+            }
+            let items: Vec<(&[u8], &Entry)> = batch.iter().map(|w| (w.key.as_slice(), &*w.entry)).collect();
+            if let Err(e) = disk.put_many(&items) {
+                let n = disk.stats.write_errors.fetch_add(batch.len() as u64, Ordering::Relaxed) + 1;
+                // Logged about once per power of two failures: a full disk does not flood the log.
+                if (n..n + batch.len() as u64).any(u64::is_power_of_two) {
+                    tracing::warn!(error = %e, failures = n, "disk cache write failed; serving from memory");
+                }
+            }
+        }
+    })?;
+    Ok(tx)
 }
