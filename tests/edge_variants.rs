@@ -280,7 +280,7 @@ async fn a_burst_beyond_pool_and_queue_gets_quick_503s() {
 }
 
 #[actix_web::test]
-async fn background_work_leaves_orthanc_a_slot_for_people() {
+async fn a_person_gets_the_next_orthanc_slot_before_queued_background_work() {
     use orthanc_edge::previews::{Output, PreviewSpec};
     use orthanc_edge::transform::spec::{Fit, OutputFormat, VariantSpec};
     use orthanc_edge::upstream::{Priority, Rendering};
@@ -300,21 +300,37 @@ async fn background_work_leaves_orthanc_a_slot_for_people() {
         frame: 0,
         output: Output::Edge { rendering: Rendering::Preview, variant: variant.clone() },
     };
-    let background: Vec<_> = (1..=4)
+    // Six background renders for two slots: two run, four queue.
+    let background: Vec<_> = (1..=6)
         .map(|n| {
             let (svc, s) = (edge.state.previews.clone(), spec(n));
-            tokio::spawn(async move { svc.get_with(&s, Priority::Background).await.is_ok() })
+            tokio::spawn(async move {
+                let ok = svc.get_with(&s, Priority::Background).await.is_ok();
+                (ok, Instant::now())
+            })
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(fake.max_in_flight(), 2, "with nobody waiting, background work uses every slot");
     let started = Instant::now();
     let person = get(&format!("{}?w=40&format=jpeg", edge.preview_url(ID)), "*/*").await;
     assert_eq!(person.status(), 200);
-    assert!(started.elapsed() < Duration::from_millis(700), "interactive waited {:?}", started.elapsed());
+    let person_done = Instant::now();
+    // One render to wait for a slot, one for the person's own: never behind the queued four.
+    assert!(started.elapsed() < Duration::from_millis(900), "interactive waited {:?}", started.elapsed());
+    let mut finished_after_person = 0;
     for b in background {
-        assert!(b.await.unwrap());
+        let (ok, at) = b.await.unwrap();
+        assert!(ok);
+        if at > person_done {
+            finished_after_person += 1;
+        }
     }
-    assert_eq!(fake.max_in_flight(), 2, "background used one slot, the person the other");
+    assert!(
+        finished_after_person >= 3,
+        "queued background work went after the person ({finished_after_person})"
+    );
+    assert_eq!(fake.max_in_flight(), 2, "never more than orthanc.max_concurrency renders");
     edge.stop().await;
     fake.stop().await;
 }

@@ -1,6 +1,7 @@
 //! Everything that speaks to Orthanc, and the errors it can answer with.
 
 mod breaker;
+mod gate;
 pub mod model;
 mod orthanc;
 

@@ -8,9 +8,9 @@ use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::StatusCode;
-use tokio::sync::Semaphore;
 
 use super::breaker::Breaker;
+use super::gate::RenderGate;
 use super::model::{Changes, InstanceInfo, LookupHit, SeriesInfo, StudyInfo};
 use super::UpstreamError;
 use crate::config::{OrthancConfig, Secret};
@@ -96,9 +96,7 @@ pub struct UpstreamStats {
 pub struct OrthancClient {
     http: reqwest::Client,
     base: Arc<str>,
-    renders: Arc<Semaphore>,
-    /// Extra gate for background (warm-up) renders: one slot always stays for interactive ones.
-    background: Arc<Semaphore>,
+    renders: RenderGate,
     /// Requests waiting for a render slot, bounded by `max_waiting`.
     waiting: Arc<AtomicUsize>,
     max_waiting: usize,
@@ -158,8 +156,7 @@ impl OrthancClient {
         Ok(Self {
             http,
             base: cfg.url.trim_end_matches('/').into(),
-            renders: Arc::new(Semaphore::new(cfg.max_concurrency)),
-            background: Arc::new(Semaphore::new(cfg.max_concurrency.saturating_sub(1).max(1))),
+            renders: RenderGate::new(cfg.max_concurrency),
             waiting: Arc::default(),
             max_waiting: cfg.max_waiting,
             timeout: Duration::from_millis(cfg.timeout_ms),
@@ -186,7 +183,8 @@ impl OrthancClient {
         if let (ImageFormat::Jpeg, Some(q)) = (format, quality) {
             url.push_str(&format!("?quality={q}"));
         }
-        let (body, elapsed) = self.fetch_image(&url, format.mime(), |b| format.matches_magic(b)).await?;
+        let (body, elapsed) =
+            self.fetch_image(&url, format.mime(), |b| format.matches_magic(b), Priority::Interactive).await?;
         Ok(UpstreamImage { format, body, elapsed })
     }
 
@@ -198,15 +196,6 @@ impl OrthancClient {
         rendering: &Rendering,
         priority: Priority,
     ) -> Result<(Bytes, Duration), UpstreamError> {
-        let _background = match priority {
-            Priority::Background => Some(
-                self.background
-                    .acquire()
-                    .await
-                    .map_err(|_| UpstreamError::Unavailable("render semaphore closed".into()))?,
-            ),
-            Priority::Interactive => None,
-        };
         let url = match rendering {
             Rendering::Preview => format!("{}/instances/{}/frames/{}/preview", self.base, id, frame),
             Rendering::Rendered { window: None } => {
@@ -217,7 +206,7 @@ impl OrthancClient {
                 self.base, id, frame, w.center, w.width
             ),
         };
-        self.fetch_image(&url, PAM_MIME, |b| b.starts_with(b"P7\n")).await
+        self.fetch_image(&url, PAM_MIME, |b| b.starts_with(b"P7\n"), priority).await
     }
 
     /// One image request: refused at once while the circuit is open or the render queue is full;
@@ -227,9 +216,10 @@ impl OrthancClient {
         url: &str,
         mime: &str,
         magic: impl Fn(&[u8]) -> bool,
+        priority: Priority,
     ) -> Result<(Bytes, Duration), UpstreamError> {
         let queued = Instant::now();
-        let result = self.fetch_image_inner(url, mime, magic).await;
+        let result = self.fetch_image_inner(url, mime, magic, priority).await;
         let outcome = match &result {
             Ok(_) => "ok",
             Err(e) => e.code(),
@@ -243,22 +233,30 @@ impl OrthancClient {
         url: &str,
         mime: &str,
         magic: impl Fn(&[u8]) -> bool,
+        priority: Priority,
     ) -> Result<(Bytes, Duration), UpstreamError> {
         if let Some(retry_after) = self.breaker.refuse() {
             return Err(UpstreamError::CircuitOpen(retry_after));
         }
         let started = Instant::now();
         let deadline = tokio::time::Instant::from_std(started + self.timeout);
-        let _permit = match self.renders.clone().try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
-                let Some(_place) = Waiting::enter(&self.waiting, self.max_waiting) else {
-                    self.stats.busy.fetch_add(1, Ordering::Relaxed);
-                    return Err(UpstreamError::Busy);
+        let _permit = match self.renders.try_acquire(priority) {
+            Some(p) => p,
+            None => {
+                // People queue within `max_waiting`; warm-up jobs are bounded by their own
+                // concurrency and never take a person's place in that queue.
+                let _place = match priority {
+                    Priority::Interactive => match Waiting::enter(&self.waiting, self.max_waiting) {
+                        Some(place) => Some(place),
+                        None => {
+                            self.stats.busy.fetch_add(1, Ordering::Relaxed);
+                            return Err(UpstreamError::Busy);
+                        }
+                    },
+                    Priority::Background => None,
                 };
-                match tokio::time::timeout_at(deadline, self.renders.clone().acquire_owned()).await {
-                    Ok(Ok(p)) => p,
-                    Ok(Err(_)) => return Err(UpstreamError::Unavailable("render semaphore closed".into())),
+                match tokio::time::timeout_at(deadline, self.renders.acquire(priority)).await {
+                    Ok(p) => p,
                     Err(_) => {
                         self.stats.queue_timeouts.fetch_add(1, Ordering::Relaxed);
                         return Err(UpstreamError::Timeout);
