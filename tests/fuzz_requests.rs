@@ -11,7 +11,7 @@
 mod support;
 
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::{middleware::from_fn, test as atest, web, App};
+use actix_web::test as atest;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PtConfig, TestRunner};
 use support::*;
@@ -148,14 +148,7 @@ fn arbitrary_requests_get_documented_answers() {
     let (fake, app) = sys.block_on(async {
         let fake = FakeOrthanc::start().await;
         let state = orthanc_edge::state::AppState::build(test_config(&fake.url, dir.path(), &[])).unwrap();
-        let app = atest::init_service(
-            App::new()
-                .app_data(web::Data::new(state.clone()))
-                .app_data(web::Data::new(state.auth.clone()))
-                .wrap(from_fn(orthanc_edge::http::request_context))
-                .configure(orthanc_edge::http::configure),
-        )
-        .await;
+        let app = in_process(state).await;
         (fake, app)
     });
     let mut runner = TestRunner::new(PtConfig { cases, failure_persistence: None, ..PtConfig::default() });
@@ -172,13 +165,7 @@ fn arbitrary_requests_get_documented_answers() {
                     req = req.insert_header((HeaderName::from_static(name), v));
                 }
             }
-            let (status, ct, body) = sys.block_on(async {
-                let resp = atest::call_service(&app, req.to_request()).await;
-                let status = resp.status().as_u16();
-                let ct =
-                    resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-                (status, ct, atest::read_body(resp).await)
-            });
+            let Reply { status, content_type: ct, body } = sys.block_on(app(req));
             *statuses.borrow_mut().entry(status).or_insert(0u32) += 1;
             prop_assert!(status < 500, "{c:?} → {status}: {}", String::from_utf8_lossy(&body));
             if status >= 400 && c.method != "HEAD" {
