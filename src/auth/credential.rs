@@ -203,8 +203,10 @@ mod tests {
             prop::sample::select(vec!["cookie", "authorization", "x-api-key"])
         }
 
-        /// Cookie values and what the parser must make of them (`None`: not a session cookie).
-        fn cookie_value() -> impl Strategy<Value = (Vec<u8>, Option<String>)> {
+        /// A cookie value as sent, and what the parser must read from it (`None`: nothing).
+        type CookieValue = (Vec<u8>, Option<String>);
+
+        fn cookie_value() -> impl Strategy<Value = CookieValue> {
             let token = "[A-Za-z0-9._-]{1,24}";
             prop_oneof![
                 Just((vec![], None)),
@@ -222,7 +224,7 @@ mod tests {
             ]
         }
 
-        fn cookie_header() -> impl Strategy<Value = Vec<(&'static str, (Vec<u8>, Option<String>))>> {
+        fn cookie_header() -> impl Strategy<Value = Vec<(&'static str, CookieValue)>> {
             let name = prop::sample::select(vec!["sess", "sess", "Sess", "sessx", "xsess", "a", ""]);
             prop::collection::vec((name, cookie_value()), 0..5)
         }
