@@ -431,6 +431,27 @@ pub struct CountingProxy {
 
 impl CountingProxy {
     pub async fn start(target: &str) -> Self {
+        let (proxy, server) = Self::bind(target);
+        actix_web::rt::spawn(server);
+        proxy
+    }
+
+    /// For tests without a runtime of their own (blocking clients): the proxy runs on its own
+    /// thread until the test process ends.
+    pub fn start_detached(target: &str) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let target = target.to_owned();
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let (proxy, server) = Self::bind(&target);
+                tx.send(proxy).unwrap();
+                server.await
+            })
+        });
+        rx.recv().unwrap()
+    }
+
+    fn bind(target: &str) -> (Self, actix_web::dev::Server) {
         let renders = Arc::new(AtomicUsize::new(0));
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -469,8 +490,7 @@ impl CountingProxy {
         .unwrap()
         .run();
         let handle = server.handle();
-        actix_web::rt::spawn(server);
-        Self { url, renders, handle }
+        (Self { url, renders, handle }, server)
     }
 
     pub fn renders(&self) -> usize {
