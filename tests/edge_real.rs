@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -12,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use image::GenericImageView;
 use serde_json::{json, Value};
+use support::{CountingProxy, RealOrthanc};
 
 const ID0: &str = "00000000-00000000-00000000-00000000-00000000";
 
@@ -41,36 +44,6 @@ fn now() -> u64 {
     jsonwebtoken::get_current_timestamp()
 }
 
-struct Real {
-    url: String,
-    user: String,
-    password: String,
-    manifest: Value,
-}
-
-fn real() -> Option<Real> {
-    let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
-    match (
-        var("ORTHANC_EDGE_IT_URL"),
-        var("ORTHANC_EDGE_IT_USER"),
-        var("ORTHANC_EDGE_IT_PASSWORD"),
-        var("ORTHANC_EDGE_IT_MANIFEST"),
-    ) {
-        (Some(url), Some(user), Some(password), Some(manifest)) => {
-            let manifest = serde_json::from_str(&std::fs::read_to_string(manifest).unwrap()).unwrap();
-            Some(Real { url, user, password, manifest })
-        }
-        _ => {
-            assert!(
-                var("ORTHANC_EDGE_IT_REQUIRED").as_deref() != Some("1"),
-                "ORTHANC_EDGE_IT_* not set: run through scripts/test.sh"
-            );
-            eprintln!("skipped: no real Orthanc (run scripts/test.sh)");
-            None
-        }
-    }
-}
-
 /// The edge binary as a child process, with its log captured.
 struct Edge {
     child: Child,
@@ -80,21 +53,21 @@ struct Edge {
 }
 
 impl Edge {
-    fn start(r: &Real) -> Edge {
+    fn start(r: &RealOrthanc) -> Edge {
         Edge::start_full(r, &r.url, "")
     }
 
     /// Start with `orthanc_url` as the Orthanc to talk to (e.g. a counting proxy in front of it).
-    fn start_via(r: &Real, orthanc_url: &str) -> Edge {
+    fn start_via(r: &RealOrthanc, orthanc_url: &str) -> Edge {
         Edge::start_full(r, orthanc_url, "")
     }
 
     /// Started with `extra` TOML appended to the test config (e.g. `[auth.jwt]` settings).
-    fn start_with(r: &Real, extra: &str) -> Edge {
+    fn start_with(r: &RealOrthanc, extra: &str) -> Edge {
         Edge::start_full(r, &r.url, extra)
     }
 
-    fn start_full(r: &Real, orthanc_url: &str, extra: &str) -> Edge {
+    fn start_full(r: &RealOrthanc, orthanc_url: &str, extra: &str) -> Edge {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let pw_file = dir.path().join("orthanc-password");
@@ -171,12 +144,12 @@ fn http() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder().no_gzip().build().unwrap()
 }
 
-fn instance<'a>(r: &'a Real, name: &str) -> &'a Value {
+fn instance<'a>(r: &'a RealOrthanc, name: &str) -> &'a Value {
     &r.manifest["instances"][name]
 }
 
 /// Orthanc's own answer for the same request (the reference).
-fn orthanc_direct(r: &Real, path: &str, accept: &str) -> (u16, Vec<u8>) {
+fn orthanc_direct(r: &RealOrthanc, path: &str, accept: &str) -> (u16, Vec<u8>) {
     let resp = http()
         .get(format!("{}{path}", r.url))
         .basic_auth(&r.user, Some(&r.password))
@@ -198,7 +171,7 @@ fn via_edge(edge: &Edge, path: &str, accept: &str) -> reqwest::blocking::Respons
 
 #[test]
 fn previews_match_orthanc_pixels_and_bytes() {
-    let Some(r) = real() else { return };
+    let Some(r) = RealOrthanc::from_env() else { return };
     let edge = Edge::start(&r);
     let cases = [
         ("ct16", image::ColorType::L8),
@@ -237,7 +210,7 @@ fn previews_match_orthanc_pixels_and_bytes() {
 
 #[test]
 fn frames_are_independent_and_out_of_range_is_404() {
-    let Some(r) = real() else { return };
+    let Some(r) = RealOrthanc::from_env() else { return };
     let edge = Edge::start(&r);
     let id = instance(&r, "multiframe3")["instance"].as_str().unwrap().to_owned();
     let mut seen = Vec::new();
@@ -261,7 +234,7 @@ fn frames_are_independent_and_out_of_range_is_404() {
 
 #[test]
 fn undecodable_transfer_syntax_is_415() {
-    let Some(r) = real() else { return };
+    let Some(r) = RealOrthanc::from_env() else { return };
     let edge = Edge::start(&r);
     let id = instance(&r, "j2k")["instance"].as_str().unwrap().to_owned();
     let resp = via_edge(&edge, &format!("/instances/{id}/preview"), "image/png");
@@ -272,7 +245,7 @@ fn undecodable_transfer_syntax_is_415() {
 
 #[test]
 fn scoped_tokens_use_real_parents() {
-    let Some(r) = real() else { return };
+    let Some(r) = RealOrthanc::from_env() else { return };
     let edge = Edge::start_with(&r, &auth_toml());
     let ct = instance(&r, "ct16");
     let rgb = instance(&r, "rgb8");
@@ -308,7 +281,7 @@ fn scoped_tokens_use_real_parents() {
 
 #[test]
 fn secrets_and_patient_names_stay_out_of_responses_and_logs() {
-    let Some(r) = real() else { return };
+    let Some(r) = RealOrthanc::from_env() else { return };
     let edge = Edge::start_with(&r, &auth_toml());
     let id = instance(&r, "ct16")["instance"].as_str().unwrap().to_owned();
     let good = token(json!({"sub": "user-7", "exp": now() + 300}));
@@ -385,70 +358,12 @@ fn secrets_and_patient_names_stay_out_of_responses_and_logs() {
     }
 }
 
-/// A pass-through proxy in front of the real Orthanc that counts image renders.
-struct CountingProxy {
-    url: String,
-    renders: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl CountingProxy {
-    fn start(orthanc: &str) -> CountingProxy {
-        use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-        let renders = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let (counter, target) = (renders.clone(), orthanc.to_owned());
-        std::thread::spawn(move || {
-            actix_web::rt::System::new().block_on(async move {
-                let client = reqwest::Client::new();
-                HttpServer::new(move || {
-                    let (counter, target, client) = (counter.clone(), target.clone(), client.clone());
-                    App::new().default_service(web::to(move |req: HttpRequest| {
-                        let (counter, target, client) = (counter.clone(), target.clone(), client.clone());
-                        async move {
-                            let path = req.uri().path();
-                            if path.ends_with("/preview") || path.ends_with("/rendered") {
-                                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                            }
-                            let mut fwd = client.get(format!("{target}{}", req.uri()));
-                            for name in ["authorization", "accept", "accept-encoding"] {
-                                if let Some(v) = req.headers().get(name) {
-                                    fwd = fwd.header(name, v.as_bytes());
-                                }
-                            }
-                            let resp = fwd.send().await.unwrap();
-                            let mut out = HttpResponse::build(
-                                actix_web::http::StatusCode::from_u16(resp.status().as_u16()).unwrap(),
-                            );
-                            if let Some(ct) = resp.headers().get("content-type") {
-                                out.insert_header(("content-type", ct.as_bytes()));
-                            }
-                            out.body(resp.bytes().await.unwrap())
-                        }
-                    }))
-                })
-                .workers(1)
-                .listen(listener)
-                .unwrap()
-                .run()
-                .await
-                .unwrap();
-            });
-        });
-        CountingProxy { url, renders }
-    }
-
-    fn renders(&self) -> usize {
-        self.renders.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
 const CHROME_ACCEPT: &str = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
 
 #[test]
 fn five_variants_cost_one_orthanc_render() {
-    let Some(r) = real() else { return };
-    let proxy = CountingProxy::start(&r.url);
+    let Some(r) = RealOrthanc::from_env() else { return };
+    let proxy = CountingProxy::start_detached(&r.url);
     let edge = Edge::start_via(&r, &proxy.url);
     let id = instance(&r, "ct16")["instance"].as_str().unwrap().to_owned();
     let base = format!("/instances/{id}/preview");
@@ -485,7 +400,7 @@ fn five_variants_cost_one_orthanc_render() {
 
 #[test]
 fn edge_made_pngs_have_orthancs_pixels() {
-    let Some(r) = real() else { return };
+    let Some(r) = RealOrthanc::from_env() else { return };
     let edge = Edge::start(&r);
     for name in ["ct16", "cr_mono1", "rgb8", "multiframe3"] {
         let id = instance(&r, name)["instance"].as_str().unwrap().to_owned();

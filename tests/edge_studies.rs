@@ -20,6 +20,28 @@ fn header(r: &reqwest::Response, name: &str) -> String {
     r.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
 }
 
+/// `POST /warm` with `key`.
+async fn post_warm(edge: &TestEdge, key: &str, body: &Value) -> reqwest::Response {
+    client().post(format!("{}/warm", edge.url)).header("X-Api-Key", key).json(body).send().await.unwrap()
+}
+
+/// Start a warm-up job (202); its id.
+async fn start_warm(edge: &TestEdge, body: Value) -> String {
+    let resp = post_warm(edge, WARM_KEY, &body).await;
+    assert_eq!(resp.status(), 202);
+    resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+}
+
+/// `DELETE /cache/studies/{study}` with `key`.
+async fn purge(edge: &TestEdge, study: &str, key: &str) -> reqwest::Response {
+    client()
+        .delete(format!("{}/cache/studies/{study}", edge.url))
+        .header("X-Api-Key", key)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn wait_job(edge: &TestEdge, id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -161,7 +183,6 @@ async fn warm_then_grid_costs_no_render_and_purge_makes_misses() {
     let dir = tempfile::tempdir().unwrap();
     let edge = TestEdge::start(r.config(&proxy.url, dir.path(), &[])).await;
     let study = r.manifest["study"].as_str().unwrap().to_owned();
-    let c = client();
     // Bad jobs first.
     let too_many: Vec<String> =
         (0..10_001).map(|i| format!("{i:08x}-00000000-00000000-00000000-00000000")).collect();
@@ -172,34 +193,13 @@ async fn warm_then_grid_costs_no_render_and_purge_makes_misses() {
         (json!({"studies": ["bad"], "presets": ["thumb"]}), 400),
         (json!({"studies": [study], "presets": ["thumb"], "extra": 1}), 400),
     ] {
-        let resp = c
-            .post(format!("{}/warm", edge.url))
-            .header("X-Api-Key", WARM_KEY)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), status);
+        assert_eq!(post_warm(&edge, WARM_KEY, &body).await.status(), status);
     }
-    let denied = c
-        .post(format!("{}/warm", edge.url))
-        .header("X-Api-Key", PREVIEW_KEY)
-        .json(&json!({"studies": [study], "presets": ["thumb"]}))
-        .send()
-        .await
-        .unwrap();
+    let thumbs = json!({"studies": [study], "presets": ["thumb"]});
+    let denied = post_warm(&edge, PREVIEW_KEY, &thumbs).await;
     assert_eq!(denied.status(), 403, "warming needs the warm scope");
 
-    let resp = c
-        .post(format!("{}/warm", edge.url))
-        .header("X-Api-Key", WARM_KEY)
-        .json(&json!({"studies": [study], "presets": ["thumb"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 202);
-    let id = resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
-    let p = wait_job(&edge, &id).await;
+    let p = wait_job(&edge, &start_warm(&edge, thumbs.clone()).await).await;
     let instances = r.manifest["instances"].as_object().unwrap().len() as u64;
     assert_eq!(p["state"], "done");
     // thumb is `auto`: WebP for browsers and JPEG for viewers, per instance.
@@ -232,51 +232,24 @@ async fn warm_then_grid_costs_no_render_and_purge_makes_misses() {
     assert_eq!(proxy.renders(), renders_after_warm, "grid after warm-up: zero Orthanc renders");
 
     // A second warm-up skips everything.
-    let resp = c
-        .post(format!("{}/warm", edge.url))
-        .header("X-Api-Key", WARM_KEY)
-        .json(&json!({"studies": [study], "presets": ["thumb"]}))
-        .send()
-        .await
-        .unwrap();
-    let id2 = resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
-    let p2 = wait_job(&edge, &id2).await;
+    let p2 = wait_job(&edge, &start_warm(&edge, thumbs).await).await;
     assert_eq!(
         p2["skipped"].as_u64().unwrap() + p2["failed"].as_u64().unwrap(),
         p2["total"].as_u64().unwrap()
     );
 
     // Purge the study: the next request is a miss; a second purge is a no-op.
-    let purge = c
-        .delete(format!("{}/cache/studies/{study}", edge.url))
-        .header("X-Api-Key", ADMIN_KEY)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(purge.status(), 200);
-    let purged: Value = purge.json().await.unwrap();
+    let first_purge = purge(&edge, &study, ADMIN_KEY).await;
+    assert_eq!(first_purge.status(), 200);
+    let purged: Value = first_purge.json().await.unwrap();
     assert!(purged["entries"].as_u64().unwrap() > 0, "{purged}");
     assert_eq!(purged["instances"].as_u64().unwrap(), instances);
-    let again: Value = c
-        .delete(format!("{}/cache/studies/{study}", edge.url))
-        .header("X-Api-Key", ADMIN_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let again: Value = purge(&edge, &study, ADMIN_KEY).await.json().await.unwrap();
     assert_eq!(again["entries"], 0);
     let first = grid["series"][0]["thumbnail"].as_str().unwrap();
     let t = get(&format!("{}{first}", edge.url), PREVIEW_KEY, CHROME_ACCEPT).await;
     assert_eq!(header(&t, "x-cache"), "miss");
-    let forbidden = c
-        .delete(format!("{}/cache/studies/{study}", edge.url))
-        .header("X-Api-Key", PREVIEW_KEY)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(forbidden.status(), 403);
+    assert_eq!(purge(&edge, &study, PREVIEW_KEY).await.status(), 403);
     edge.stop().await;
     proxy.stop().await;
 }
@@ -288,17 +261,13 @@ async fn cancel_stops_a_job() {
     let edge =
         TestEdge::start(r.config(&r.url, dir.path(), &[("ORTHANC_EDGE__WARM__CONCURRENCY", "1")])).await;
     let study = r.manifest["study"].as_str().unwrap().to_owned();
-    let c = client();
-    let resp = c
-        .post(format!("{}/warm", edge.url))
+    let id = start_warm(&edge, json!({"studies": [study], "presets": ["thumb", "grid"]})).await;
+    let cancelled = client()
+        .delete(format!("{}/warm/{id}", edge.url))
         .header("X-Api-Key", WARM_KEY)
-        .json(&json!({"studies": [study], "presets": ["thumb", "grid"]}))
         .send()
         .await
         .unwrap();
-    let id = resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
-    let cancelled =
-        c.delete(format!("{}/warm/{id}", edge.url)).header("X-Api-Key", WARM_KEY).send().await.unwrap();
     assert_eq!(cancelled.status(), 200);
     let p = wait_job(&edge, &id).await;
     assert_eq!(p["state"], "cancelled");

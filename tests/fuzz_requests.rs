@@ -1,17 +1,17 @@
 //! Property-based fuzzing of everything a request carries — path, id, frame, query, credentials
-//! (API key / bearer token), If-None-Match, Accept, cookies, request id — through the real app
-//! in process. Never a 5xx, never a panic; every refusal is JSON with a documented code.
+//! (API key, bearer, session token as bearer, cookie or `token` parameter), If-None-Match,
+//! Accept, cookies, request id — through the real app in process. Never a 5xx, never a panic;
+//! every refusal is JSON with a documented code.
 //!
-//! Bounded: FUZZ_CASES (default 600) cases, each a single in-process request.
-//! Hook for session tokens (JWT, being written on another branch): add their header/cookie forms
-//! to `credential()` below and their verifier's own property test beside it.
+//! Bounded: FUZZ_CASES (default 600) cases, each a single in-process request. The session-token
+//! verifier and signed links have their own properties in tests/fuzz_tokens.rs.
 
 #![allow(clippy::unwrap_used)]
 
 mod support;
 
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::{middleware::from_fn, test as atest, web, App};
+use actix_web::test as atest;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PtConfig, TestRunner};
 use support::*;
@@ -56,7 +56,7 @@ fn frame_segment() -> impl Strategy<Value = String> {
     prop_oneof![(0u32..5).prop_map(|n| n.to_string()), "[0-9+-]{0,8}", ".{0,12}".prop_map(|s| enc(&s))]
 }
 
-fn query() -> impl Strategy<Value = String> {
+fn query(token: String) -> impl Strategy<Value = String> {
     let key = prop_oneof![
         Just("w"),
         Just("h"),
@@ -67,6 +67,7 @@ fn query() -> impl Strategy<Value = String> {
         Just("preset"),
         Just("window-center"),
         Just("window-width"),
+        Just("token"),
         Just("zz"),
     ]
     .prop_map(str::to_owned);
@@ -80,6 +81,7 @@ fn query() -> impl Strategy<Value = String> {
         Just("NaN".to_owned()),
         Just("1e308".to_owned()),
         Just("-0".to_owned()),
+        Just(token),
         ".{0,20}",
     ];
     let raw = "[ -~]{0,40}".prop_map(|s| enc(&s));
@@ -91,9 +93,21 @@ fn query() -> impl Strategy<Value = String> {
     ]
 }
 
-fn credential() -> impl Strategy<Value = Vec<(&'static str, Vec<u8>)>> {
+/// A session token the edge accepts.
+fn session_token() -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &serde_json::json!({"sub": "fuzz", "exp": jsonwebtoken::get_current_timestamp() + 3600}),
+        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn credential(token: String) -> impl Strategy<Value = Vec<(&'static str, Vec<u8>)>> {
     prop_oneof![
         Just(vec![("x-api-key", PREVIEW_KEY.as_bytes().to_vec())]),
+        Just(vec![("authorization", format!("Bearer {token}").into_bytes())]),
+        Just(vec![("cookie", format!("orthanc_edge_session={token}").into_bytes())]),
         Just(vec![("authorization", format!("Bearer {PREVIEW_KEY}").into_bytes())]),
         Just(vec![("x-api-key", ADMIN_KEY.as_bytes().to_vec())]),
         Just(vec![]),
@@ -105,6 +119,11 @@ fn credential() -> impl Strategy<Value = Vec<(&'static str, Vec<u8>)>> {
             vec![("authorization", b)]
         }),
         header_text().prop_map(|v| vec![("cookie", v)]),
+        header_text().prop_map(|v| {
+            let mut b = b"orthanc_edge_session=".to_vec();
+            b.extend(v);
+            vec![("cookie", b)]
+        }),
     ]
 }
 
@@ -115,7 +134,7 @@ struct Case {
     headers: Vec<(&'static str, Vec<u8>)>,
 }
 
-fn case() -> impl Strategy<Value = Case> {
+fn case(token: String) -> impl Strategy<Value = Case> {
     let path = prop_oneof![
         (id_segment(), prop_oneof![Just("preview"), Just("rendered")])
             .prop_map(|(id, kind)| format!("/instances/{id}/{kind}")),
@@ -132,11 +151,13 @@ fn case() -> impl Strategy<Value = Case> {
         ),
         0..4,
     );
-    (method, path, query(), credential(), extra).prop_map(|(method, path, q, mut headers, extra)| {
-        headers.extend(extra);
-        let uri = if q.is_empty() { path } else { format!("{path}?{q}") };
-        Case { method, uri, headers }
-    })
+    (method, path, query(token.clone()), credential(token), extra).prop_map(
+        |(method, path, q, mut headers, extra)| {
+            headers.extend(extra);
+            let uri = if q.is_empty() { path } else { format!("{path}?{q}") };
+            Case { method, uri, headers }
+        },
+    )
 }
 
 #[test]
@@ -147,21 +168,19 @@ fn arbitrary_requests_get_documented_answers() {
     let dir = tempfile::tempdir().unwrap();
     let (fake, app) = sys.block_on(async {
         let fake = FakeOrthanc::start().await;
-        let state = orthanc_edge::state::AppState::build(test_config(&fake.url, dir.path(), &[])).unwrap();
-        let app = atest::init_service(
-            App::new()
-                .app_data(web::Data::new(state.clone()))
-                .app_data(web::Data::new(state.auth.clone()))
-                .wrap(from_fn(orthanc_edge::http::request_context))
-                .configure(orthanc_edge::http::configure),
-        )
-        .await;
+        let state = orthanc_edge::state::AppState::build(test_config(
+            &fake.url,
+            dir.path(),
+            &[("ORTHANC_EDGE__AUTH__JWT__SECRET", JWT_SECRET)],
+        ))
+        .unwrap();
+        let app = in_process(state).await;
         (fake, app)
     });
     let mut runner = TestRunner::new(PtConfig { cases, failure_persistence: None, ..PtConfig::default() });
     let statuses = std::cell::RefCell::new(std::collections::BTreeMap::new());
     runner
-        .run(&case(), |c| {
+        .run(&case(session_token()), |c| {
             let Ok(uri) = c.uri.parse::<actix_web::http::Uri>() else {
                 return Ok(()); // not a request a client could send
             };
@@ -172,13 +191,7 @@ fn arbitrary_requests_get_documented_answers() {
                     req = req.insert_header((HeaderName::from_static(name), v));
                 }
             }
-            let (status, ct, body) = sys.block_on(async {
-                let resp = atest::call_service(&app, req.to_request()).await;
-                let status = resp.status().as_u16();
-                let ct =
-                    resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-                (status, ct, atest::read_body(resp).await)
-            });
+            let Reply { status, content_type: ct, body } = sys.block_on(app(req));
             *statuses.borrow_mut().entry(status).or_insert(0u32) += 1;
             prop_assert!(status < 500, "{c:?} → {status}: {}", String::from_utf8_lossy(&body));
             if status >= 400 && c.method != "HEAD" {

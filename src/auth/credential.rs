@@ -61,17 +61,25 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
 }
 
 /// The named cookie, read from every `Cookie` header without allocating for the others.
+/// Read as bytes: another cookie of the site holding UTF-8 must not hide the session cookie.
 fn session_cookie(req: &HttpRequest, name: &str) -> Option<String> {
     for h in req.headers().get_all(header::COOKIE) {
-        let Ok(s) = h.to_str() else { continue };
-        for pair in s.split(';') {
-            if let Some((k, v)) = pair.trim().split_once('=') {
-                if k == name {
-                    let v = v.trim().trim_matches('"');
-                    if !v.is_empty() {
-                        return Some(v.to_owned());
-                    }
-                }
+        for pair in h.as_bytes().split(|&b| b == b';') {
+            let pair = pair.trim_ascii();
+            let Some(eq) = pair.iter().position(|&b| b == b'=') else { continue };
+            if &pair[..eq] != name.as_bytes() {
+                continue;
+            }
+            let mut v = pair[eq + 1..].trim_ascii();
+            while let [b'"', rest @ ..] = v {
+                v = rest;
+            }
+            while let [rest @ .., b'"'] = v {
+                v = rest;
+            }
+            match std::str::from_utf8(v) {
+                Ok(v) if !v.is_empty() => return Some(v.to_owned()),
+                _ => {}
             }
         }
     }
@@ -153,10 +161,156 @@ mod tests {
     }
 
     #[test]
+    fn a_non_ascii_cookie_does_not_hide_the_session_cookie() {
+        let r = TestRequest::default()
+            .insert_header(("Cookie", &b"lang=fran\xc3\xa7ais; sess=t1; x=\xff"[..]))
+            .to_http_request();
+        assert_eq!(p(&r), Presented::Cookie("t1".into()));
+    }
+
+    #[test]
     fn jwt_shape() {
         assert!(looks_like_jwt("eyJ.eyJ.sig-_"));
         assert!(!looks_like_jwt("plain-api-key"));
         assert!(!looks_like_jwt("a.b.c.d"));
         assert!(!looks_like_jwt("a.b c.d"));
+    }
+
+    /// Property tests: any header bytes, structured cookie and Authorization headers.
+    mod fuzz {
+        use super::*;
+        use actix_web::http::header::HeaderValue;
+        use proptest::prelude::*;
+        use proptest::test_runner::Config;
+
+        fn config() -> Config {
+            let cases = std::env::var("FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256);
+            Config { cases, failure_persistence: None, ..Config::default() }
+        }
+
+        /// Header bytes heavy in the characters the parsers split on, some of them not ASCII.
+        fn bytes() -> impl Strategy<Value = Vec<u8>> {
+            let byte = prop_oneof![
+                4 => prop::sample::select(b"sess=;\" .\t,aB9-_~+/".to_vec()),
+                2 => 0x21u8..0x7f,
+                1 => 0x80u8..=0xff,
+                1 => any::<u8>(),
+            ];
+            prop::collection::vec(byte, 0..60)
+        }
+
+        fn name() -> impl Strategy<Value = &'static str> {
+            prop::sample::select(vec!["cookie", "authorization", "x-api-key"])
+        }
+
+        /// A cookie value as sent, and what the parser must read from it (`None`: nothing).
+        type CookieValue = (Vec<u8>, Option<String>);
+
+        fn cookie_value() -> impl Strategy<Value = CookieValue> {
+            let token = "[A-Za-z0-9._-]{1,24}";
+            prop_oneof![
+                Just((vec![], None)),
+                Just((b"\"\"".to_vec(), None)),
+                token.prop_map(|t| (t.clone().into_bytes(), Some(t))),
+                token.prop_map(|t| (format!("\"{t}\"").into_bytes(), Some(t))),
+                token.prop_map(|t| (format!(" {t} ").into_bytes(), Some(t))),
+                token.prop_map(|t| (format!("{t}=x").into_bytes(), Some(format!("{t}=x")))),
+                token.prop_map(|t| (format!("{t}\u{e9}").into_bytes(), Some(format!("{t}\u{e9}")))),
+                token.prop_map(|t| {
+                    let mut b = t.into_bytes();
+                    b.push(0xff);
+                    (b, None)
+                }),
+            ]
+        }
+
+        fn cookie_header() -> impl Strategy<Value = Vec<(&'static str, CookieValue)>> {
+            let name = prop::sample::select(vec!["sess", "sess", "Sess", "sessx", "xsess", "a", ""]);
+            prop::collection::vec((name, cookie_value()), 0..5)
+        }
+
+        fn request(headers: &[(&'static str, Vec<u8>)], uri: &str) -> Option<HttpRequest> {
+            let mut req = TestRequest::with_uri(uri);
+            for (name, value) in headers {
+                // append: several Cookie headers stay several.
+                req = req.append_header((*name, HeaderValue::from_bytes(value).ok()?));
+            }
+            Some(req.to_http_request())
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn any_header_bytes(
+                headers in prop::collection::vec((name(), bytes()), 0..4),
+                query in prop::sample::select(vec!["/x", "/x?token=t", "/x?tok%65n=", "/x?token=a&token=b"]),
+            ) {
+                let Some(req) = request(&headers, query) else { return Ok(()) };
+                let sent = |n: &str| -> Vec<&[u8]> {
+                    headers.iter().filter(|(h, _)| *h == n).map(|(_, v)| v.as_slice()).collect()
+                };
+                let within = |v: &[u8], n: &str| sent(n).iter().any(|h| h.windows(v.len()).any(|w| w == v));
+                let clean = |v: &str| !v.is_empty() && v.trim() == v;
+                match presented(&req, "sess") {
+                    Ok(Presented::ApiKey(k)) => prop_assert!(clean(k) && within(k.as_bytes(), "x-api-key")),
+                    Ok(Presented::Bearer(b)) => {
+                        prop_assert!(clean(b) && within(b.as_bytes(), "authorization"));
+                        prop_assert!(sent("x-api-key").is_empty());
+                    }
+                    Ok(Presented::Token(t)) => prop_assert_eq!(t, "t"),
+                    Ok(Presented::Cookie(c)) => {
+                        prop_assert!(clean(&c) && !c.contains(';') && !c.starts_with('"') && !c.ends_with('"'));
+                        prop_assert!(within(b"sess=", "cookie") && within(c.as_bytes(), "cookie"));
+                        prop_assert!(sent("x-api-key").is_empty() && query == "/x");
+                    }
+                    Ok(Presented::Nothing) => prop_assert!(sent("x-api-key").is_empty()),
+                    Err(e) => prop_assert!(matches!(e, AuthError::Invalid), "{e:?}"),
+                }
+            }
+
+            /// Several Cookie headers, duplicates, quotes, UTF-8 and bad UTF-8: the first
+            /// non-empty `sess` cookie, whatever the other cookies hold.
+            #[test]
+            fn the_first_session_cookie_wins(
+                headers in prop::collection::vec((cookie_header(), prop::sample::select(vec!["; ", ";", " ;  "])), 0..4),
+            ) {
+                let mut raw = Vec::new();
+                let mut expected = None;
+                for (pairs, sep) in &headers {
+                    let mut h = Vec::new();
+                    for (i, (name, (value, effective))) in pairs.iter().enumerate() {
+                        if i > 0 {
+                            h.extend_from_slice(sep.as_bytes());
+                        }
+                        h.extend_from_slice(name.as_bytes());
+                        h.push(b'=');
+                        h.extend_from_slice(value);
+                        if *name == "sess" && expected.is_none() {
+                            expected.clone_from(effective);
+                        }
+                    }
+                    raw.push(("cookie", h));
+                }
+                let req = request(&raw, "/x").expect("cookie bytes are header-safe");
+                let want = expected.map_or(Presented::Nothing, Presented::Cookie);
+                prop_assert_eq!(presented(&req, "sess").unwrap(), want);
+            }
+
+            #[test]
+            fn bearer_needs_the_scheme_a_space_and_a_value(
+                lead in prop::sample::select(vec!["", " "]),
+                scheme in prop::sample::select(vec!["Bearer", "bearer", "BEARER", "Basic", "Bearerx", "Bear", ""]),
+                sep in prop::sample::select(vec![" ", "  ", " \t", "\t"]),
+                value in "[A-Za-z0-9._~+/=-]{0,40}",
+                trail in prop::sample::select(vec!["", " ", "\t"]),
+            ) {
+                let header = format!("{lead}{scheme}{sep}{value}{trail}");
+                let req = request(&[("authorization", header.clone().into_bytes())], "/x").unwrap();
+                let bearer = scheme.eq_ignore_ascii_case("bearer") && sep.starts_with(' ') && !value.is_empty();
+                let want = if bearer { Presented::Bearer(&value) } else { Presented::Nothing };
+                prop_assert_eq!(presented(&req, "sess").unwrap(), want, "{:?}", header);
+            }
+        }
     }
 }

@@ -9,9 +9,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::rc::Rc;
+
 use actix_web::dev::ServerHandle;
+use actix_web::middleware::from_fn;
+use actix_web::test::{self as atest, TestRequest};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use base64::Engine as _;
+use futures_util::future::LocalBoxFuture;
 use orthanc_edge::auth::hash_key;
 use orthanc_edge::config::Config;
 use orthanc_edge::state::AppState;
@@ -368,6 +373,51 @@ impl TestEdge {
     }
 }
 
+/// What an in-process request got.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub body: web::Bytes,
+}
+
+impl Reply {
+    /// The `code` of a JSON error body ("" for anything else).
+    pub fn code(&self) -> String {
+        serde_json::from_slice::<serde_json::Value>(&self.body)
+            .ok()
+            .and_then(|v| v["code"].as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+}
+
+/// The edge's app (routes, request context, CORS) in process, without sockets, for property
+/// tests that make thousands of requests. Call the function it returns on the runtime that made it.
+pub async fn in_process(state: AppState) -> impl Fn(TestRequest) -> LocalBoxFuture<'static, Reply> {
+    let app = Rc::new(
+        atest::init_service(
+            App::new()
+                .app_data(web::Data::new(state.clone()))
+                .app_data(web::Data::new(state.auth.clone()))
+                .app_data(web::Data::new(state.cors.clone()))
+                .wrap(from_fn(orthanc_edge::http::cors))
+                .wrap(from_fn(orthanc_edge::http::request_context))
+                .configure(orthanc_edge::http::configure),
+        )
+        .await,
+    );
+    move |req: TestRequest| -> LocalBoxFuture<'static, Reply> {
+        let app = app.clone();
+        Box::pin(async move {
+            let resp = atest::call_service(&*app, req.to_request()).await;
+            let status = resp.status().as_u16();
+            let content_type =
+                resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+            Reply { status, content_type, body: atest::read_body(resp).await }
+        })
+    }
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder().no_gzip().build().unwrap()
 }
@@ -381,6 +431,27 @@ pub struct CountingProxy {
 
 impl CountingProxy {
     pub async fn start(target: &str) -> Self {
+        let (proxy, server) = Self::bind(target);
+        actix_web::rt::spawn(server);
+        proxy
+    }
+
+    /// For tests without a runtime of their own (blocking clients): the proxy runs on its own
+    /// thread until the test process ends.
+    pub fn start_detached(target: &str) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let target = target.to_owned();
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let (proxy, server) = Self::bind(&target);
+                tx.send(proxy).unwrap();
+                server.await
+            })
+        });
+        rx.recv().unwrap()
+    }
+
+    fn bind(target: &str) -> (Self, actix_web::dev::Server) {
         let renders = Arc::new(AtomicUsize::new(0));
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -419,8 +490,7 @@ impl CountingProxy {
         .unwrap()
         .run();
         let handle = server.handle();
-        actix_web::rt::spawn(server);
-        Self { url, renders, handle }
+        (Self { url, renders, handle }, server)
     }
 
     pub fn renders(&self) -> usize {
