@@ -880,6 +880,38 @@ async fn every_error_the_edge_makes_is_documented_for_its_path() {
 }
 
 #[actix_web::test]
+async fn request_bodies_are_objects_as_documented() {
+    // serde would build a struct from a JSON array, fields by position; the schemas say object.
+    let spec = spec();
+    let ops = operations(&spec);
+    let (fake, _dir, edge) = setup(&[JWT_ENV]).await;
+    let c = client();
+    for (template, key, body) in [
+        ("/auth/sign", MINT_KEY, json!([[ID]])),
+        ("/auth/sign", MINT_KEY, json!({"instances": [ID], "sizes": [[64, 64]]})),
+        ("/auth/session", MINT_KEY, json!([null, null])),
+        ("/auth/session", MINT_KEY, json!("x")),
+        ("/warm", WARM_KEY, json!([[], [SERIES], ["thumb"]])),
+    ] {
+        let r = c
+            .post(format!("{}{template}", edge.url))
+            .header("X-Api-Key", key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{template} {body}");
+        let headers = r.headers().clone();
+        let bytes = r.bytes().await.unwrap();
+        let op = ops.iter().find(|o| o.method == "post" && o.template == template).unwrap();
+        check_response(&spec, op, 400, &headers, &bytes);
+        assert_eq!(serde_json::from_slice::<Value>(&bytes).unwrap()["code"], "bad-param");
+    }
+    edge.stop().await;
+    fake.stop().await;
+}
+
+#[actix_web::test]
 async fn expired_tokens_and_failure_limits_are_documented() {
     let spec = spec();
     let ops = operations(&spec);
