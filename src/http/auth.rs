@@ -6,8 +6,9 @@ use actix_web::cookie::{time, Cookie, SameSite as CookieSameSite};
 use actix_web::{web, HttpResponse};
 use futures_util::StreamExt as _;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
+use super::extract::json_object;
 use crate::auth::{Minter, Principal, Resource, ResourceSet, Scope, Via, TOKEN_PARAM};
 use crate::config::{CookieConfig, SameSite};
 use crate::error::AppError;
@@ -23,7 +24,7 @@ const MAX_SIDE: u32 = 4096;
 #[serde(deny_unknown_fields)]
 struct SignRequest {
     instances: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "objects")]
     sizes: Vec<Size>,
     #[serde(default)]
     lifetime_s: Option<u64>,
@@ -236,7 +237,9 @@ async fn read_body(mut body: web::Payload) -> Result<web::BytesMut, AppError> {
 
 async fn read_json<T: DeserializeOwned>(body: web::Payload) -> Result<T, AppError> {
     let buf = read_body(body).await?;
-    serde_json::from_slice(&buf).map_err(|e| AppError::BadParam(format!("invalid JSON body: {e}")))
+    let value =
+        serde_json::from_slice(&buf).map_err(|e| AppError::BadParam(format!("invalid JSON body: {e}")))?;
+    json_object(value)
 }
 
 async fn read_json_or_empty<T: DeserializeOwned + Default>(body: web::Payload) -> Result<T, AppError> {
@@ -244,5 +247,15 @@ async fn read_json_or_empty<T: DeserializeOwned + Default>(body: web::Payload) -
     if buf.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(&buf).map_err(|e| AppError::BadParam(format!("invalid JSON body: {e}")))
+    let value =
+        serde_json::from_slice(&buf).map_err(|e| AppError::BadParam(format!("invalid JSON body: {e}")))?;
+    json_object(value)
+}
+
+/// A list of JSON objects, each as `T` (serde alone would also take a `T` from an array).
+fn objects<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Vec<T>, D::Error> {
+    Vec::<serde_json::Map<String, serde_json::Value>>::deserialize(d)?
+        .into_iter()
+        .map(|m| serde_json::from_value(serde_json::Value::Object(m)).map_err(serde::de::Error::custom))
+        .collect()
 }

@@ -163,6 +163,15 @@ pub fn parse_query(qs: &str, allowed: &[&str]) -> Result<Vec<(String, String)>, 
     Ok(out)
 }
 
+/// A request body that must be a JSON object, as `T`. serde would also build a struct from a JSON
+/// array (fields by position), which the API does not document: refused like any other bad body.
+pub fn json_object<T: serde::de::DeserializeOwned>(body: serde_json::Value) -> Result<T, AppError> {
+    if !body.is_object() {
+        return Err(AppError::BadParam("invalid JSON body: expected an object".into()));
+    }
+    serde_json::from_value(body).map_err(|e| AppError::BadParam(format!("invalid JSON body: {e}")))
+}
+
 /// Orthanc's rule: JPEG only when Accept is exactly `image/jpeg`, PNG otherwise.
 fn negotiate(accept: &str) -> ImageFormat {
     if accept.trim().eq_ignore_ascii_case("image/jpeg") {
@@ -182,6 +191,25 @@ mod tests {
         assert_eq!(parse_frame("00012").unwrap(), 12);
         for bad in ["", "-1", "+1", "1.0", "123456", "abc", "１"] {
             assert!(parse_frame(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bodies_are_objects() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct B {
+            #[serde(default)]
+            a: Option<u8>,
+        }
+        assert_eq!(json_object::<B>(serde_json::json!({"a": 1})).unwrap().a, Some(1));
+        for bad in [
+            serde_json::json!([1]),
+            serde_json::json!([]),
+            serde_json::json!(null),
+            serde_json::json!({"b": 1}),
+        ] {
+            assert!(json_object::<B>(bad.clone()).is_err(), "{bad}");
         }
     }
 

@@ -3,6 +3,7 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
+use super::extract::json_object;
 use crate::auth::{Principal, Resource, Scope};
 use crate::error::AppError;
 use crate::state::AppState;
@@ -11,10 +12,11 @@ use crate::warm::WarmRequest;
 pub async fn start(
     principal: Principal,
     state: web::Data<AppState>,
-    body: web::Json<WarmRequest>,
+    body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, AppError> {
     state.auth.authorize(&principal, Scope::Warm, Resource::Edge).await?;
-    let id = state.warmer.start(body.into_inner())?;
+    let req: WarmRequest = json_object(body.into_inner())?;
+    let id = state.warmer.start(req)?;
     tracing::info!(job = %id, principal = %principal.name, "warm-up job started");
     Ok(HttpResponse::Accepted()
         .insert_header(("location", format!("/warm/{id}")))

@@ -66,6 +66,8 @@ struct FakeState {
     /// child id → parent id (instance → series, series → study).
     parents: Mutex<HashMap<String, String>>,
     lookups: AtomicUsize,
+    /// DICOM UID → (Orthanc resource type, id), for `POST /tools/lookup`.
+    uids: Mutex<HashMap<String, (String, String)>>,
 }
 
 pub struct FakeOrthanc {
@@ -88,6 +90,10 @@ impl FakeOrthanc {
                 .route("/system", web::get().to(fake_system))
                 .route("/instances/{id}", web::get().to(fake_instance))
                 .route("/series/{id}", web::get().to(fake_series))
+                .route("/series/{id}/instances", web::get().to(fake_series_instances))
+                .route("/studies/{id}", web::get().to(fake_study))
+                .route("/studies/{id}/series", web::get().to(fake_study_series))
+                .route("/tools/lookup", web::post().to(fake_lookup))
         })
         .workers(2)
         .listen(listener)
@@ -117,6 +123,11 @@ impl FakeOrthanc {
         let mut p = self.state.parents.lock().unwrap();
         p.insert(instance.to_owned(), series.to_owned());
         p.insert(series.to_owned(), study.to_owned());
+    }
+
+    /// Make `uid` resolve (`POST /tools/lookup`) to the resource `id` of `kind` (Study, Series, Instance).
+    pub fn add_uid(&self, uid: &str, kind: &str, id: &str) {
+        self.state.uids.lock().unwrap().insert(uid.to_owned(), (kind.to_owned(), id.to_owned()));
     }
 
     /// `GET /instances/{id}` and `/series/{id}` requests received.
@@ -183,6 +194,91 @@ async fn fake_instance(req: HttpRequest, id: web::Path<String>, state: web::Data
 
 async fn fake_series(req: HttpRequest, id: web::Path<String>, state: web::Data<FakeState>) -> HttpResponse {
     fake_parent(req, id.into_inner(), "ParentStudy", state).await
+}
+
+/// The children of `id` in the declared tree (a study's series, a series' instances), sorted.
+fn children(state: &FakeState, id: &str) -> Vec<String> {
+    let mut c: Vec<String> =
+        state.parents.lock().unwrap().iter().filter(|(_, p)| *p == id).map(|(k, _)| k.clone()).collect();
+    c.sort();
+    c
+}
+
+fn unauthorized() -> HttpResponse {
+    HttpResponse::Unauthorized().insert_header(("WWW-Authenticate", "Basic realm=\"Orthanc\"")).finish()
+}
+
+async fn fake_study(req: HttpRequest, id: web::Path<String>, state: web::Data<FakeState>) -> HttpResponse {
+    state.other.fetch_add(1, Ordering::SeqCst);
+    if !authorized(&req) {
+        return unauthorized();
+    }
+    let series = children(&state, &id);
+    if series.is_empty() {
+        return HttpResponse::NotFound().finish();
+    }
+    HttpResponse::Ok().json(serde_json::json!({
+        "ID": *id, "IsStable": true, "Series": series,
+        "MainDicomTags": {"StudyDescription": "Fake study", "StudyDate": "20260101"},
+    }))
+}
+
+async fn fake_study_series(
+    req: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<FakeState>,
+) -> HttpResponse {
+    state.other.fetch_add(1, Ordering::SeqCst);
+    if !authorized(&req) {
+        return unauthorized();
+    }
+    let series = children(&state, &id);
+    if series.is_empty() {
+        return HttpResponse::NotFound().finish();
+    }
+    let list: Vec<serde_json::Value> = series
+        .iter()
+        .enumerate()
+        .map(|(n, s)| {
+            serde_json::json!({
+                "ID": s, "Instances": children(&state, s), "ParentStudy": *id,
+                "MainDicomTags": {"Modality": "CT", "SeriesNumber": (n + 1).to_string(), "SeriesDescription": "Fake"},
+            })
+        })
+        .collect();
+    HttpResponse::Ok().json(list)
+}
+
+async fn fake_series_instances(
+    req: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<FakeState>,
+) -> HttpResponse {
+    state.other.fetch_add(1, Ordering::SeqCst);
+    if !authorized(&req) {
+        return unauthorized();
+    }
+    if !state.parents.lock().unwrap().contains_key(id.as_str()) {
+        return HttpResponse::NotFound().finish();
+    }
+    let list: Vec<serde_json::Value> = children(&state, &id)
+        .iter()
+        .enumerate()
+        .map(|(n, i)| serde_json::json!({"ID": i, "IndexInSeries": n + 1, "MainDicomTags": {"InstanceNumber": (n + 1).to_string()}}))
+        .collect();
+    HttpResponse::Ok().json(list)
+}
+
+async fn fake_lookup(req: HttpRequest, body: String, state: web::Data<FakeState>) -> HttpResponse {
+    state.other.fetch_add(1, Ordering::SeqCst);
+    if !authorized(&req) {
+        return unauthorized();
+    }
+    let hits: Vec<serde_json::Value> = match state.uids.lock().unwrap().get(body.trim()) {
+        Some((kind, id)) => vec![serde_json::json!({"ID": id, "Type": kind, "Path": format!("/x/{id}")})],
+        None => vec![],
+    };
+    HttpResponse::Ok().json(hits)
 }
 
 /// A deterministic image per (id, frame): different instances give different bytes.
