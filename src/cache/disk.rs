@@ -1,8 +1,17 @@
-//! Disk tier: sled, checksummed entries, bounded by bytes with least-recently-used eviction.
+//! Disk tier: checksummed entries in files, indexed by sled, bounded by bytes with
+//! least-recently-used eviction.
 //!
-//! Trees: `entries` key → encoded [`Entry`]; `meta` key → (seq, size); `lru` seq‖key → ().
-//! All methods block: call them from `spawn_blocking`.
+//! Bodies: `bodies/xx/<blake3(key)>`, each an encoded [`Entry`] (checksum included), written to a
+//! temporary name and renamed into place, so a file is whole or absent. sled trees: `meta`
+//! key → (seq, size), `lru` seq‖key → (), `state` for small durable numbers. A body is written
+//! before its index row and removed after it; a crash in between leaves an orphan file (swept by
+//! [`DiskCache::verify_all`]) or a row without a body (dropped on first read). Bodies stay out of
+//! sled because sled keeps every page it writes in memory until it is read again: with bodies
+//! inside, its memory grew with the size of the tier whatever `cache_capacity` said.
+//! All methods block: call them from `spawn_blocking` or a thread of their own.
 
+use std::collections::HashSet;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -33,7 +42,7 @@ pub struct DiskStats {
 
 pub struct DiskCache {
     db: sled::Db,
-    entries: sled::Tree,
+    bodies: PathBuf,
     meta: sled::Tree,
     lru: sled::Tree,
     state: sled::Tree,
@@ -103,7 +112,10 @@ impl DiskCache {
         let db = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cfg.open()))
             .map_err(|_| open_err("sled panicked while opening".into()))?
             .map_err(|e| open_err(e.to_string()))?;
-        let entries = db.open_tree("entries")?;
+        // Bodies lived in this tree before they moved to files; its rows' bodies are gone.
+        db.drop_tree("entries")?;
+        let bodies = dir.join("bodies");
+        std::fs::create_dir_all(&bodies).map_err(|e| open_err(format!("bodies folder: {e}")))?;
         let meta = db.open_tree("meta")?;
         let lru = db.open_tree("lru")?;
         let state = db.open_tree("state")?;
@@ -114,7 +126,7 @@ impl DiskCache {
         }
         Ok(Self {
             db,
-            entries,
+            bodies,
             meta,
             lru,
             state,
@@ -125,10 +137,25 @@ impl DiskCache {
         })
     }
 
-    /// Read and verify an entry. A damaged entry is removed, counted, and reported as absent.
+    /// Where the body of `key` lives.
+    fn body_path(&self, key: &[u8]) -> PathBuf {
+        let name = blake3::hash(key).to_hex();
+        self.bodies.join(&name[..2]).join(&name[2..])
+    }
+
+    /// Read and verify an entry. A damaged or missing body is removed, counted, and reported as absent.
     pub fn get(&self, key: &[u8]) -> Result<Option<Entry>, CacheError> {
-        let Some(raw) = self.entries.get(key)? else {
+        if !self.meta.contains_key(key)? {
             return Ok(None);
+        }
+        let raw = match std::fs::read(self.body_path(key)) {
+            Ok(raw) => raw,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // The index outlived its body (a crash between the two): forget the row.
+                self.remove(key)?;
+                return Ok(None);
+            }
+            Err(e) => return Err(CacheError::Io(e.to_string())),
         };
         match Entry::decode(&raw) {
             Ok(entry) => {
@@ -146,25 +173,43 @@ impl DiskCache {
 
     /// Whether an entry is stored (not verified: `get` does that).
     pub fn contains(&self, key: &[u8]) -> Result<bool, CacheError> {
-        Ok(self.entries.contains_key(key)?)
+        Ok(self.meta.contains_key(key)?)
     }
 
-    /// Verify every entry's checksum (run once after start, off the request path). Damaged entries
-    /// are removed and counted. Returns (good, damaged).
+    /// Verify every entry's checksum (run once after start, off the request path), and delete
+    /// bodies no row points to. Damaged entries are removed and counted. Returns (good, damaged).
     pub fn verify_all(&self) -> Result<(u64, u64), CacheError> {
         let (mut good, mut bad) = (0u64, 0u64);
-        for item in self.entries.iter() {
-            let (key, raw) = item?;
-            if Entry::decode(&raw).is_ok() {
+        let mut known = HashSet::new();
+        for item in self.meta.iter() {
+            let (key, _) = item?;
+            let path = self.body_path(&key);
+            if std::fs::read(&path).ok().is_some_and(|raw| Entry::decode(&raw).is_ok()) {
                 good += 1;
                 self.stats.verified.fetch_add(1, Ordering::Relaxed);
+                known.insert(path);
             } else {
                 bad += 1;
                 self.stats.checksum_failures.fetch_add(1, Ordering::Relaxed);
                 self.remove(&key)?;
             }
         }
+        self.sweep_orphans(&known);
         Ok((good, bad))
+    }
+
+    /// Delete body files that no index row points to (and temporary files of interrupted writes).
+    fn sweep_orphans(&self, known: &HashSet<PathBuf>) {
+        let Ok(shards) = std::fs::read_dir(&self.bodies) else { return };
+        for shard in shards.flatten() {
+            let Ok(files) = std::fs::read_dir(shard.path()) else { continue };
+            for file in files.flatten() {
+                let path = file.path();
+                if !known.contains(&path) {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
     }
 
     /// Store an entry, then evict least recently used entries if over capacity.
@@ -172,31 +217,29 @@ impl DiskCache {
         self.put_many(&[(key, entry)])
     }
 
-    /// Store several entries in one transaction (all or none survive a crash), then evict least
-    /// recently used entries if over capacity. One transaction per batch, not per entry: sled's
-    /// cost is mostly per transaction.
+    /// Store several entries, their index rows in one transaction, then evict least recently used
+    /// entries if over capacity. One transaction per batch, not per entry: sled's cost is mostly
+    /// per transaction.
     pub fn put_many(&self, items: &[(&[u8], &Entry)]) -> Result<(), CacheError> {
         let mut rows = Vec::with_capacity(items.len());
         for (key, entry) in items {
-            let raw = entry.encode();
-            let size = (raw.len() + key.len()) as u64;
-            rows.push((*key, raw, size, self.db.generate_id()?));
+            let size = self.write_body(key, &entry.encode())? + key.len() as u64;
+            rows.push((*key, size, self.db.generate_id()?));
         }
-        let old: TxResult<u64> = (&self.entries, &self.meta, &self.lru).transaction(|(e, m, l)| {
+        let old: TxResult<u64> = (&self.meta, &self.lru).transaction(|(m, l)| {
             let mut replaced = 0;
-            for (key, raw, size, seq) in &rows {
+            for (key, size, seq) in &rows {
                 if let Some((old_seq, old_size)) = m.get(key)?.and_then(|v| parse_meta(&v)) {
                     l.remove(lru_key(old_seq, key))?;
                     replaced += old_size;
                 }
-                e.insert(*key, raw.as_slice())?;
                 m.insert(*key, &meta_value(*seq, *size)[..])?;
                 l.insert(lru_key(*seq, key), &[][..])?;
             }
             Ok::<_, ConflictableTransactionError<()>>(replaced)
         });
         let replaced = old.map_err(tx_err)?;
-        self.used.fetch_add(rows.iter().map(|r| r.2).sum(), Ordering::Relaxed);
+        self.used.fetch_add(rows.iter().map(|r| r.1).sum(), Ordering::Relaxed);
         self.used.fetch_sub(replaced.min(self.used.load(Ordering::Relaxed)), Ordering::Relaxed);
         if self.used.load(Ordering::Relaxed) > self.capacity {
             self.evict()?;
@@ -204,17 +247,37 @@ impl DiskCache {
         Ok(())
     }
 
-    /// Remove one entry; returns the bytes freed.
+    /// Write a body whole under a temporary name, then rename it into place. Returns its size.
+    fn write_body(&self, key: &[u8], raw: &[u8]) -> Result<u64, CacheError> {
+        let io = |e: std::io::Error| CacheError::Io(e.to_string());
+        let path = self.body_path(key);
+        if let Some(shard) = path.parent() {
+            std::fs::create_dir_all(shard).map_err(io)?;
+        }
+        let tmp = path.with_extension(format!("tmp{}", self.db.generate_id()?));
+        let written = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(raw));
+        if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, &path)) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io(e));
+        }
+        Ok(raw.len() as u64)
+    }
+
+    /// Remove one entry (row, then body); returns the bytes freed.
     pub fn remove(&self, key: &[u8]) -> Result<u64, CacheError> {
-        let freed: TxResult<u64> = (&self.entries, &self.meta, &self.lru).transaction(|(e, m, l)| {
+        let freed: TxResult<u64> = (&self.meta, &self.lru).transaction(|(m, l)| {
             let old = m.remove(key)?.and_then(|v| parse_meta(&v));
-            e.remove(key)?;
             if let Some((seq, _)) = old {
                 l.remove(lru_key(seq, key))?;
             }
             Ok::<_, ConflictableTransactionError<()>>(old.map(|(_, s)| s).unwrap_or(0))
         });
         let freed = freed.map_err(tx_err)?;
+        match std::fs::remove_file(self.body_path(key)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(CacheError::Io(e.to_string())),
+        }
         self.used.fetch_sub(freed.min(self.used.load(Ordering::Relaxed)), Ordering::Relaxed);
         Ok(freed)
     }
@@ -287,7 +350,8 @@ impl DiskCache {
         self.meta.is_empty()
     }
 
-    /// Write everything to disk now (shutdown; sled also flushes on its own every 200 ms).
+    /// Write the index to disk now (shutdown; sled also flushes on its own every 200 ms). Bodies
+    /// are in the operating system's hands from their rename on.
     pub fn flush(&self) -> Result<(), CacheError> {
         self.db.flush()?;
         Ok(())
@@ -296,13 +360,13 @@ impl DiskCache {
     /// Corrupt an entry's stored bytes in place (tests of checksum handling).
     #[doc(hidden)]
     pub fn corrupt_for_test(&self, key: &[u8]) -> Result<bool, CacheError> {
-        let Some(raw) = self.entries.get(key)? else {
+        let path = self.body_path(key);
+        let Ok(mut bad) = std::fs::read(&path) else {
             return Ok(false);
         };
-        let mut bad = raw.to_vec();
         let mid = bad.len() / 2;
         bad[mid] ^= 0xFF;
-        self.entries.insert(key, bad)?;
+        std::fs::write(&path, bad).map_err(|e| CacheError::Io(e.to_string()))?;
         Ok(true)
     }
 }
@@ -424,6 +488,28 @@ mod tests {
         assert_eq!(c.len(), 9);
         assert!(c.get(&[b'k', 3]).unwrap().is_none());
         assert_eq!(c.stats.checksum_failures.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_crash_between_body_and_row_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = DiskCache::open(dir.path(), 1 << 20).unwrap();
+        c.put(b"kept", &entry(100, 1)).unwrap();
+        // Body written, row never committed; and a temporary file of an interrupted write.
+        let orphan = c.write_body(b"orphan", &entry(100, 2).encode()).unwrap();
+        assert!(orphan > 100);
+        let tmp = c.body_path(b"other").with_extension("tmp7");
+        std::fs::create_dir_all(tmp.parent().unwrap()).unwrap();
+        std::fs::write(&tmp, b"half").unwrap();
+        assert!(c.get(b"orphan").unwrap().is_none(), "a body without a row is not an entry");
+        assert_eq!(c.verify_all().unwrap(), (1, 0));
+        assert!(!c.body_path(b"orphan").exists() && !tmp.exists(), "orphans swept");
+        assert!(c.get(b"kept").unwrap().is_some());
+        // Row committed, body gone: dropped on first read.
+        std::fs::remove_file(c.body_path(b"kept")).unwrap();
+        assert!(c.get(b"kept").unwrap().is_none());
+        assert!(c.is_empty());
+        assert_eq!(c.used_bytes(), 0);
     }
 
     #[test]

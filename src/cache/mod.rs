@@ -21,4 +21,6 @@ pub enum CacheError {
     Open { path: String, why: String },
     #[error("blocking task failed: {0}")]
     Join(String),
+    #[error("cache file: {0}")]
+    Io(String),
 }

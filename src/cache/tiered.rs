@@ -120,7 +120,11 @@ impl TieredCache {
         pending.fetch_add(1, Ordering::AcqRel);
         let write = Write { key: key.to_bytes(), entry, _slot: PendingWrite(pending) };
         // A full queue (or no writer) drops the write, and with it its pending slot.
-        if self.writes.as_ref().is_none_or(|tx| tx.try_send(write).is_err()) {
+        let queued = match &self.writes {
+            Some(tx) => tx.try_send(write).is_ok(),
+            None => false,
+        };
+        if !queued {
             self.disk.stats.writes_skipped.fetch_add(1, Ordering::Relaxed);
         }
     }
