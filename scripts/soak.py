@@ -26,6 +26,7 @@ def parse_args():
     ap.add_argument("--seconds", type=int, default=600)
     ap.add_argument("--interval", type=int, default=60)
     ap.add_argument("--rss-limit-mib", type=float, required=True)
+    ap.add_argument("--admin", help="admin base URL: also report the tiers' sizes from /metrics")
     return ap.parse_args()
 
 
@@ -60,6 +61,20 @@ def rss_kib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+def tiers_mib(admin):
+    """(memory tier, disk tier) MiB as the edge counts them, from its metrics."""
+    if not admin:
+        return None, None
+    import urllib.request
+    text = urllib.request.urlopen(admin + "/metrics", timeout=5).read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("orthanc_edge_cache_bytes{"):
+            tier = line.split('tier="')[1].split('"')[0]
+            out[tier] = round(float(line.split()[-1]) / 1048576, 1)
+    return out.get("memory"), out.get("disk")
 
 
 def fds(pid):
@@ -135,18 +150,20 @@ def main():
     rows = []
     start = time.time()
     fd0 = fds(args.pid)
-    print(f"{'t(s)':>6} {'rss MiB':>8} {'fds':>5} {'hits/s':>8} {'hit p50':>8} {'hit p99':>8}  counts")
+    print(f"{'t(s)':>6} {'rss MiB':>8} {'mem MiB':>8} {'disk MiB':>8} {'fds':>5} {'hits/s':>8} {'hit p50':>8} {'hit p99':>8}  counts")
     while time.time() - start < args.seconds:
         time.sleep(args.interval)
         hit_ms, counts = stats.take()
         rss = rss_kib(args.pid) / 1024
         fd = fds(args.pid)
+        mem_tier, disk_tier = tiers_mib(args.admin)
         row = {"t": round(time.time() - start), "rss_mib": round(rss, 1), "fds": fd,
+               "memory_tier_mib": mem_tier, "disk_tier_mib": disk_tier,
                "hits_per_s": round(len(hit_ms) / args.interval),
                "hit_p50_ms": round(sorted(hit_ms)[len(hit_ms) // 2], 2) if hit_ms else None,
                "hit_p99_ms": round(p99(hit_ms), 2), "counts": counts}
         rows.append(row)
-        print(f"{row['t']:>6} {row['rss_mib']:>8} {fd:>5} {row['hits_per_s']:>8} {row['hit_p50_ms']:>8} {row['hit_p99_ms']:>8}  {counts}", flush=True)
+        print(f"{row['t']:>6} {row['rss_mib']:>8} {str(mem_tier):>8} {str(disk_tier):>8} {fd:>5} {row['hits_per_s']:>8} {row['hit_p50_ms']:>8} {row['hit_p99_ms']:>8}  {counts}", flush=True)
     stop.set()
     for t in threads:
         t.join(timeout=35)

@@ -25,11 +25,14 @@ stop_edge() {
 trap 'stop_edge; _it_orthanc_cleanup' EXIT
 
 key=soak-key-$RANDOM$RANDOM
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
+port=$(free_port)
+admin_port=$(free_port)
 printf '%s\n' "$ORTHANC_EDGE_IT_PASSWORD" >"$work/pw"
 cat >"$work/edge.toml" <<TOML
 [server]
 listen = "127.0.0.1:$port"
+admin_listen = "127.0.0.1:$admin_port"
 workers = 2
 [orthanc]
 url = "$ORTHANC_EDGE_IT_URL"
@@ -38,7 +41,7 @@ password_file = "$work/pw"
 [cache]
 dir = "$work/cache"
 memory_bytes = $MEM_BYTES
-disk_bytes = 268435456
+disk_bytes = ${SOAK_DISK_BYTES:-268435456}
 [[auth.api_keys]]
 name = "soak"
 hash = "$("$bin" hash-key "$key")"
@@ -49,8 +52,13 @@ TOML
 "$bin" serve --config "$work/edge.toml" 2>"$work/edge.log" &
 edge_pid=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+if ! kill -0 "$edge_pid" 2>/dev/null; then
+  echo "soak.sh: the edge did not start:" >&2
+  tail -n 20 "$work/edge.log" >&2
+  exit 1
+fi
 ids=$(python3 -c 'import json,os; m=json.load(open(os.environ["ORTHANC_EDGE_IT_MANIFEST"])); print(",".join(m["instances"][n]["instance"] for n in ["ct16","cr_mono1","rgb8","multiframe3"]))')
 limit=$(python3 -c "print($MEM_BYTES / 1048576 + 64)")
 echo "soak.sh: edge pid $edge_pid on :$port, cache.memory_bytes=$MEM_BYTES, RSS limit ${limit} MiB, $(nproc) cores"
 python3 scripts/soak.py --url "http://127.0.0.1:$port" --key "$key" --pid "$edge_pid" --ids "$ids" \
-  --seconds "${SOAK_SECONDS:-600}" --interval "${SOAK_INTERVAL:-60}" --rss-limit-mib "$limit"
+  --seconds "${SOAK_SECONDS:-600}" --interval "${SOAK_INTERVAL:-60}" --rss-limit-mib "$limit" --admin "http://127.0.0.1:$admin_port"
