@@ -2,6 +2,8 @@
 # Warm-up benchmark: a generated study (SLICES CT slices, 512x512, over 20 series, plus the 5
 # sample series) in a private Orthanc; Orthanc's own preview rate at its concurrency limit vs an
 # edge warm-up job (preset thumb), then one round of grid thumbnails. Loopback only, ~2 minutes.
+# CACHE_DIR puts the edge's cache folder elsewhere (it must not exist or be empty): the filesystem
+# matters, one file is created per cached image (see BENCHMARKS.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-deps.sh orthanc python
@@ -27,7 +29,7 @@ url = "$ORTHANC_EDGE_IT_URL"
 username = "$ORTHANC_EDGE_IT_USER"
 password = "$ORTHANC_EDGE_IT_PASSWORD"
 [cache]
-dir = "$work/cache"
+dir = "${CACHE_DIR:-$work/cache}"
 [warm]
 concurrency = ${WARM_CONCURRENCY:-0}
 [log]

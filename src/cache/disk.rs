@@ -115,7 +115,11 @@ impl DiskCache {
         // Bodies lived in this tree before they moved to files; its rows' bodies are gone.
         db.drop_tree("entries")?;
         let bodies = dir.join("bodies");
-        std::fs::create_dir_all(&bodies).map_err(|e| open_err(format!("bodies folder: {e}")))?;
+        // All 256 shards up front: no directory work on the write path.
+        for shard in 0..=255u8 {
+            std::fs::create_dir_all(bodies.join(format!("{shard:02x}")))
+                .map_err(|e| open_err(format!("bodies folder: {e}")))?;
+        }
         let meta = db.open_tree("meta")?;
         let lru = db.open_tree("lru")?;
         let state = db.open_tree("state")?;
@@ -251,9 +255,6 @@ impl DiskCache {
     fn write_body(&self, key: &[u8], raw: &[u8]) -> Result<u64, CacheError> {
         let io = |e: std::io::Error| CacheError::Io(e.to_string());
         let path = self.body_path(key);
-        if let Some(shard) = path.parent() {
-            std::fs::create_dir_all(shard).map_err(io)?;
-        }
         let tmp = path.with_extension(format!("tmp{}", self.db.generate_id()?));
         let written = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(raw));
         if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, &path)) {
