@@ -20,6 +20,7 @@ work=$(mktemp -d /tmp/orthanc-edge-soak.XXXXXX)
 edge_pid=
 stop_edge() {
   if [[ -n $edge_pid ]]; then kill -TERM "$edge_pid" 2>/dev/null || true; wait "$edge_pid" 2>/dev/null || true; fi
+  cp "$work/edge.log" "${TMPDIR:-/tmp}/orthanc-edge-soak.log" 2>/dev/null || true
   rm -rf -- "$work"
 }
 trap 'stop_edge; _it_orthanc_cleanup' EXIT

