@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use support::*;
 
 async fn scrape(edge: &TestEdge) -> String {
@@ -63,6 +65,8 @@ async fn metrics_families_and_counters_move() {
     assert_eq!(c.get(edge.preview_url(ID)).send().await.unwrap().status(), 401);
     let r = c.get(edge.preview_url(ID)).header("X-Api-Key", ADMIN_KEY).send().await.unwrap();
     assert_eq!(r.status(), 403);
+    // Disk writes happen after the response, on the writer thread: let them land.
+    edge.state.cache.settle_writes(Duration::from_secs(5)).await;
     let after = scrape(&edge).await;
 
     assert_eq!(d(&format!("{LOOKUP}{{outcome=\"miss\"}}"), &after_miss, &after), 1.0, "the variant");
