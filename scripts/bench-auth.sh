@@ -30,6 +30,8 @@
 # Needs: scripts/setup-deps.sh orthanc python bench; cargo. About 2.5 minutes after the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 root=$(pwd -P)
 
 DURATION=${DURATION:-8}
@@ -87,7 +89,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_http() { # URL NAME LOG
   local i
   for ((i = 0; i < 200; i++)); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done

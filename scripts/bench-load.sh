@@ -29,6 +29,8 @@
 # python3, cargo. Total time with the defaults: about 70 seconds after the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 root=$(pwd -P)
 
 WORKERS=${WORKERS:-${W:-1}}
@@ -153,10 +155,6 @@ orthanc_hostport=${orthanc_hostport%/}
 basic=$(printf '%s:%s' "$ORTHANC_EDGE_IT_USER" "$ORTHANC_EDGE_IT_PASSWORD" | base64 -w0)
 
 space_left() { df -h --output=avail "$tmp" 2>/dev/null | tail -n 1 | tr -d ' '; }
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
 
 wait_http() { # url name pid: until any HTTP answer, at most 20 s
   local url=$1 name=$2 pid=$3 i code

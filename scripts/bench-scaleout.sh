@@ -18,6 +18,8 @@
 # Needs nginx, wrk (scripts/setup-deps.sh demo) and the Orthanc harness (scripts/it-orthanc.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 root=$(pwd -P)
 
 EDGES=${EDGES:-3}
@@ -102,7 +104,6 @@ request = function() return wrk.format("GET", paths[math.random(#paths)]) end
 LUA
 
 hash=$("$EDGE_BIN" hash-key "$KEY")
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 start_edge() { # DIR → echoes "LISTEN ADMIN"
   local dir=$1

@@ -6,6 +6,8 @@
 # matters, one file is created per cached image (see BENCHMARKS.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 scripts/setup-deps.sh orthanc python
 cargo build --release --quiet
 
@@ -18,7 +20,7 @@ trap cleanup EXIT
 # shellcheck source=scripts/it-orthanc.sh
 source scripts/it-orthanc.sh
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 bin=target/release/orthanc-edge
 cat > "$work/edge.toml" <<TOML
 [server]

@@ -19,6 +19,8 @@
 # interfaces, but RemoteAccessAllowed=false makes HTTP refuse non-loopback clients, and the
 # DICOM server accepts only C-ECHO from unknown peers (no modalities are registered).
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 usage() {
   echo "usage: $0 start|stop|status DIR" >&2
@@ -46,10 +48,6 @@ ensure_orthanc() {
   apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null
   apt-get -o DPkg::Lock::Timeout=600 install -y -qq orthanc >/dev/null
   orthanc_bin >/dev/null || die "Orthanc still not found after apt-get install orthanc"
-}
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
 # PID from DIR/orthanc.pid if that process is alive and is our Orthanc (not a reused PID).

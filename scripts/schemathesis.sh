@@ -10,6 +10,8 @@
 # ST_TIME_LIMIT (default 300) s hard stop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 log() { echo "schemathesis.sh: $*" >&2; }
 : "${ORTHANC_EDGE_IT_URL:?run under scripts/it-orthanc.sh}"
@@ -37,7 +39,7 @@ trap cleanup EXIT
 
 key=$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')
 jwt_secret=$(python3 -c 'import secrets; print(secrets.token_urlsafe(36))')
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+port=$(free_port)
 printf '%s\n' "$ORTHANC_EDGE_IT_PASSWORD" >"$work/pw"
 cat >"$work/edge.toml" <<TOML
 [server]

@@ -8,6 +8,8 @@
 #   SOAK_SECONDS=120 SOAK_INTERVAL=20 scripts/soak.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 MEM_BYTES=${SOAK_MEMORY_BYTES:-67108864}
 
 scripts/setup-deps.sh orthanc python
@@ -26,7 +28,6 @@ stop_edge() {
 trap 'stop_edge; _it_orthanc_cleanup' EXIT
 
 key=soak-key-$RANDOM$RANDOM
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
 port=$(free_port)
 admin_port=$(free_port)
 printf '%s\n' "$ORTHANC_EDGE_IT_PASSWORD" >"$work/pw"

@@ -11,19 +11,18 @@
 # browser). Screenshots (kept as test artifacts) go to $SHOT_DIR, default target/test-artifacts. Starts and stops its own processes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 : "${ORTHANC_EDGE_IT_URL:?run through scripts/it-orthanc.sh}"
 
 work=$(mktemp -d /tmp/orthanc-edge-browser.XXXXXX)
 pids=()
 cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  stop_pids "${pids[@]}"
   if [[ ${KEEP:-0} == 1 ]]; then echo "test-browser.sh: kept $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 (cd tests/browser && if [[ ! -d node_modules/playwright-core ]]; then npm ci --no-audit --no-fund --silent; fi)
 cargo build --quiet --bin orthanc-edge

@@ -8,19 +8,18 @@
 # Needs PyJWT, Django, gunicorn (scripts/setup-deps.sh bench). Starts and stops its own processes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 : "${ORTHANC_EDGE_IT_URL:?run through scripts/it-orthanc.sh}"
 
 work=$(mktemp -d /tmp/orthanc-edge-python.XXXXXX)
 pids=()
 cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  stop_pids "${pids[@]}"
   if [[ ${KEEP:-0} == 1 ]]; then echo "test-python.sh: kept $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_http() { # URL LOG
   local _
   for _ in $(seq 150); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done
