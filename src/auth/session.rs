@@ -38,6 +38,10 @@ struct Claims {
     exp: u64,
     #[serde(default)]
     sub: Option<String>,
+    /// Checked by jsonwebtoken, which also accepts an array with one matching entry; RFC 7519
+    /// makes `iss` one string, so typing it here refuses `["https://app", "https://evil"]`.
+    #[serde(default, rename = "iss")]
+    _issuer: Option<String>,
     #[serde(default)]
     scope: Option<ScopeClaim>,
     #[serde(default)]
@@ -577,6 +581,8 @@ mod tests {
             json!({"sub": "a", "exp": now() + 60, "iss": "https://app", "aud": "other"}),
             json!({"sub": "a", "exp": now() + 60, "aud": "edge"}),
             json!({"sub": "a", "exp": now() + 60, "iss": "https://app"}),
+            json!({"sub": "a", "exp": now() + 60, "iss": ["https://app", "https://evil"], "aud": "edge"}),
+            json!({"sub": "a", "exp": now() + 60, "iss": ["https://app"], "aud": "edge"}),
         ] {
             assert!(matches!(verify(&k, &hs(bad, SECRET)), Err(AuthError::Invalid)));
         }
