@@ -44,6 +44,8 @@ async fn circuit_opens_serves_cache_fails_fast_and_recovers_by_itself() {
     assert_eq!(get(&edge.preview_url(ID)).await.status(), 200);
     let variant = format!("{}?w=32&format=png", edge.preview_url(ID));
     assert_eq!(get(&variant).await.status(), 200);
+    let ready = client().get(format!("{}/readyz", edge.url)).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
 
     fake.set_mode(Mode::Status(500));
     for n in 0..3 {
@@ -67,9 +69,12 @@ async fn circuit_opens_serves_cache_fails_fast_and_recovers_by_itself() {
         let r = get(&url).await;
         assert_eq!(r.status(), 200, "{url}");
     }
-    let ready: serde_json::Value =
-        client().get(format!("{}/readyz", edge.url)).send().await.unwrap().json().await.unwrap();
-    assert_eq!(ready["circuit"], "open");
+    // Still in rotation: an edge that serves its cache must not be taken out because Orthanc is down.
+    let ready = client().get(format!("{}/readyz", edge.url)).send().await.unwrap();
+    assert_eq!(ready.status(), 200, "Orthanc answered once: degraded, not unready");
+    let ready: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!((ready["status"].as_str(), ready["circuit"].as_str()), (Some("degraded"), Some("open")));
+    assert_eq!(ready["orthanc"], "upstream-error");
 
     // Orthanc recovers: the background probe closes the circuit without any client request.
     fake.set_mode(Mode::Normal);

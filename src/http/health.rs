@@ -10,7 +10,10 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(json!({"status": "ok"}))
 }
 
-/// Caches are open, Orthanc answers with the service credentials, and the edge is not draining.
+/// Ready to serve: caches open, not draining, and Orthanc has answered with the service
+/// credentials at least once since start (a wrong URL or password keeps a new edge out of
+/// rotation). A later Orthanc outage makes the edge `degraded`, still 200: it keeps serving its
+/// cache, and taking every edge out of rotation would turn a PACS outage into a total one.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if state.lifecycle.is_draining() {
         return HttpResponse::ServiceUnavailable()
@@ -18,12 +21,16 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             .json(json!({"status": "draining"}));
     }
     let orthanc = state.upstream.ping().await;
+    let (mut resp, status) = match &orthanc {
+        Ok(()) => (HttpResponse::Ok(), "ready"),
+        Err(_) if state.upstream.has_answered() => (HttpResponse::Ok(), "degraded"),
+        Err(_) => (HttpResponse::ServiceUnavailable(), "unready"),
+    };
     let body = json!({
-        "status": if orthanc.is_ok() { "ready" } else { "unready" },
+        "status": status,
         "orthanc": match &orthanc { Ok(()) => "ok", Err(e) => e.code() },
         "cache": "open",
         "circuit": state.upstream.breaker().state().as_str(),
     });
-    let mut resp = if orthanc.is_ok() { HttpResponse::Ok() } else { HttpResponse::ServiceUnavailable() };
     resp.insert_header(("cache-control", "no-store")).json(body)
 }

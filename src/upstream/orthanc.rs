@@ -1,6 +1,6 @@
 //! Typed Orthanc client: service credentials, pooling, timeouts, a render semaphore, answer classification.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -104,6 +104,8 @@ pub struct OrthancClient {
     timeout: Duration,
     max_body: u64,
     breaker: Arc<Breaker>,
+    /// Set once Orthanc has answered a ping with our credentials; readiness waits for it.
+    answered: Arc<AtomicBool>,
     pub stats: Arc<UpstreamStats>,
 }
 
@@ -162,6 +164,7 @@ impl OrthancClient {
             timeout: Duration::from_millis(cfg.timeout_ms),
             max_body: cfg.max_body_bytes,
             breaker: Breaker::new(cfg.breaker_failures, Duration::from_millis(cfg.breaker_probe_ms)),
+            answered: Arc::default(),
             stats: Arc::default(),
         })
     }
@@ -409,7 +412,15 @@ impl OrthancClient {
         };
         let outcome = result.as_ref().map_or_else(|e| e.code(), |_| "ok");
         crate::telemetry::metrics::upstream("ping", outcome, started.elapsed());
+        if result.is_ok() {
+            self.answered.store(true, Ordering::Relaxed);
+        }
         result
+    }
+
+    /// Has a ping ever succeeded since start (service credentials and URL proven to work)?
+    pub fn has_answered(&self) -> bool {
+        self.answered.load(Ordering::Relaxed)
     }
 
     async fn read_capped(&self, mut resp: reqwest::Response) -> Result<Bytes, UpstreamError> {
@@ -423,6 +434,11 @@ impl OrthancClient {
                 return Err(too_big());
             }
             buf.extend_from_slice(&chunk);
+        }
+        // Bodies may be cached: without a length the buffer grew by doubling, and spare capacity
+        // would sit in the memory tier unweighed.
+        if buf.capacity() - buf.len() > buf.len() / 8 {
+            return Ok(Bytes::copy_from_slice(&buf));
         }
         Ok(buf.freeze())
     }

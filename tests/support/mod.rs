@@ -172,6 +172,12 @@ async fn fake_system(req: HttpRequest, state: web::Data<FakeState>) -> HttpRespo
             .insert_header(("WWW-Authenticate", "Basic realm=\"Orthanc\""))
             .finish();
     }
+    // A failing server (5xx) fails its system route too; 4xx modes are about images only.
+    if let Some(Mode::Status(s)) = state.mode.lock().unwrap().clone() {
+        if s >= 500 {
+            return HttpResponse::build(actix_web::http::StatusCode::from_u16(s).unwrap()).finish();
+        }
+    }
     HttpResponse::Ok().json(serde_json::json!({"Version": "1.10.1"}))
 }
 
