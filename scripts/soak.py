@@ -63,18 +63,21 @@ def rss_kib(pid):
     return 0
 
 
-def tiers_mib(admin):
-    """(memory tier, disk tier) MiB as the edge counts them, from its metrics."""
+def edge_gauges(admin):
+    """From the edge's /metrics, in MiB: the tiers' own byte counts and the heap as jemalloc sees it."""
     if not admin:
-        return None, None
+        return {}
     import urllib.request
     text = urllib.request.urlopen(admin + "/metrics", timeout=5).read().decode()
     out = {}
     for line in text.splitlines():
-        if line.startswith("orthanc_edge_cache_bytes{"):
-            tier = line.split('tier="')[1].split('"')[0]
-            out[tier] = round(float(line.split()[-1]) / 1048576, 1)
-    return out.get("memory"), out.get("disk")
+        for family, label in (("orthanc_edge_cache_bytes{", "tier"), ("orthanc_edge_heap_bytes{", "kind")):
+            if line.startswith(family):
+                name = line.split(f'{label}="')[1].split('"')[0]
+                out[name] = round(float(line.split()[-1]) / 1048576, 1)
+        if line.startswith("orthanc_edge_cache_entries{tier=\"memory\"}"):
+            out["entries"] = int(float(line.split()[-1]))
+    return out
 
 
 def fds(pid):
@@ -150,20 +153,22 @@ def main():
     rows = []
     start = time.time()
     fd0 = fds(args.pid)
-    print(f"{'t(s)':>6} {'rss MiB':>8} {'mem MiB':>8} {'disk MiB':>8} {'fds':>5} {'hits/s':>8} {'hit p50':>8} {'hit p99':>8}  counts")
+    print(f"{'t(s)':>6} {'rss MiB':>8} {'mem MiB':>8} {'mem n':>6} {'disk MiB':>8} {'heap a':>7} {'heap r':>7} {'fds':>5} {'hits/s':>8} {'hit p50':>8} {'hit p99':>8}  counts")
     while time.time() - start < args.seconds:
         time.sleep(args.interval)
         hit_ms, counts = stats.take()
         rss = rss_kib(args.pid) / 1024
         fd = fds(args.pid)
-        mem_tier, disk_tier = tiers_mib(args.admin)
+        g = edge_gauges(args.admin)
         row = {"t": round(time.time() - start), "rss_mib": round(rss, 1), "fds": fd,
-               "memory_tier_mib": mem_tier, "disk_tier_mib": disk_tier,
+               "memory_tier_mib": g.get("memory"), "memory_entries": g.get("entries"),
+               "disk_tier_mib": g.get("disk"),
+               "heap_allocated_mib": g.get("allocated"), "heap_resident_mib": g.get("resident"),
                "hits_per_s": round(len(hit_ms) / args.interval),
                "hit_p50_ms": round(sorted(hit_ms)[len(hit_ms) // 2], 2) if hit_ms else None,
                "hit_p99_ms": round(p99(hit_ms), 2), "counts": counts}
         rows.append(row)
-        print(f"{row['t']:>6} {row['rss_mib']:>8} {str(mem_tier):>8} {str(disk_tier):>8} {fd:>5} {row['hits_per_s']:>8} {row['hit_p50_ms']:>8} {row['hit_p99_ms']:>8}  {counts}", flush=True)
+        print(f"{row['t']:>6} {row['rss_mib']:>8} {str(g.get('memory')):>8} {str(g.get('entries')):>6} {str(g.get('disk')):>8} {str(g.get('allocated')):>7} {str(g.get('resident')):>7} {fd:>5} {row['hits_per_s']:>8} {row['hit_p50_ms']:>8} {row['hit_p99_ms']:>8}  {counts}", flush=True)
     stop.set()
     for t in threads:
         t.join(timeout=35)

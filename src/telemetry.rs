@@ -1,5 +1,6 @@
 //! Logging and metrics setup: `RUST_LOG`-style filter, text or JSON lines; Prometheus families in `metrics`.
 
+pub mod memory;
 pub mod metrics;
 
 use tracing_subscriber::{fmt, EnvFilter};

@@ -26,6 +26,7 @@ pub async fn snapshot(state: &AppState) -> StateSnapshot {
         disk_write_errors: load(&stats.write_errors),
         transform_in_flight: state.previews.transform_in_flight() as u64,
         draining: state.lifecycle.is_draining(),
+        memory: crate::telemetry::memory::read(),
     }
 }
 

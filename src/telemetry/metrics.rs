@@ -66,6 +66,11 @@ pub struct TierLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabels {
     pub state: &'static str,
 }
@@ -163,12 +168,12 @@ impl Metrics {
         );
         r.register(
             "warm_jobs",
-            "Warm-up jobs by state (queued, running, done, failed, cancelled); hook, not yet fed",
+            "Warm-up jobs the edge remembers, by state (listing, running, done, cancelled)",
             m.warm_jobs.clone(),
         );
         r.register(
             "warm_items",
-            "Images handled by warm-up jobs, by outcome (made, cached, failed); hook, not yet fed",
+            "Images handled by warm-up jobs, by outcome (made, skipped because cached, failed)",
             m.warm_items.clone(),
         );
         Self { registry: r, ..m }
@@ -191,6 +196,7 @@ pub struct StateSnapshot {
     pub disk_write_errors: u64,
     pub transform_in_flight: u64,
     pub draining: bool,
+    pub memory: super::memory::MemoryStats,
 }
 
 fn to_i64(v: u64) -> i64 {
@@ -239,6 +245,22 @@ fn state_registry(s: &StateSnapshot) -> Registry {
         gauge(s.transform_in_flight),
     );
     r.register("draining", "1 while shutting down (readiness is then false)", gauge(u64::from(s.draining)));
+    r.register("process_resident_bytes", "Resident set size of the edge process", gauge(s.memory.resident));
+    let heap = Family::<KindLabels, Gauge>::default();
+    for (kind, v) in [
+        ("allocated", s.memory.heap_allocated),
+        ("active", s.memory.heap_active),
+        ("resident", s.memory.heap_resident),
+        ("metadata", s.memory.heap_metadata),
+    ] {
+        heap.get_or_create(&KindLabels { kind }).set(to_i64(v));
+    }
+    r.register(
+        "heap_bytes",
+        "The allocator's view of the heap: allocated (live data), active (pages in use), resident \
+         (heap pages in RAM, freed ones not yet returned included), metadata (its bookkeeping)",
+        heap,
+    );
     r
 }
 
@@ -306,12 +328,12 @@ impl Drop for FlightWaiter {
     }
 }
 
-/// Warm-up progress hook for the warm-up jobs (issue 5): jobs by state.
+/// Warm-up jobs by state, republished whenever a job changes state.
 pub fn warm_jobs(state: &'static str, count: i64) {
     METRICS.warm_jobs.get_or_create(&StateLabels { state }).set(count);
 }
 
-/// Warm-up progress hook: one image handled by a warm-up job.
+/// One image handled by a warm-up job.
 pub fn warm_item(outcome: &'static str) {
     METRICS.warm_items.get_or_create(&OutcomeLabels { outcome }).inc();
 }
@@ -329,6 +351,8 @@ mod tests {
             "orthanc_edge_http_request_duration_seconds_bucket",
             "orthanc_edge_cache_entries{tier=\"disk\"} 7",
             "orthanc_edge_draining 1",
+            "orthanc_edge_process_resident_bytes",
+            "orthanc_edge_heap_bytes{kind=\"allocated\"}",
             "# TYPE orthanc_edge_auth_denials counter",
             "# TYPE orthanc_edge_warm_jobs gauge",
         ] {
