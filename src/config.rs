@@ -49,6 +49,9 @@ pub struct TransformConfig {
     pub default_quality: u8,
     pub workers: usize,
     pub queue: usize,
+    /// Images one client may have made (misses) per minute; 0 = no budget.
+    pub misses_per_minute: u32,
+    pub miss_burst: u32,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -567,6 +570,9 @@ impl Config {
         }
         if self.auth.rate_limit.failures_per_minute > 0 && self.auth.rate_limit.burst == 0 {
             return Err(invalid("auth.rate_limit.burst", "must be greater than 0"));
+        }
+        if self.transform.misses_per_minute > 0 && self.transform.miss_burst == 0 {
+            return Err(invalid("transform.miss_burst", "must be greater than 0"));
         }
         Ok(())
     }

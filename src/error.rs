@@ -37,6 +37,9 @@ pub enum AppError {
     UriTooLong(usize),
     #[error("request headers larger than {0} bytes in all")]
     HeadersTooLarge(usize),
+    /// `client` (a principal's name) has used its miss budget; see `budget`.
+    #[error("too many new images for this client; cached ones are still served")]
+    TooManyMisses { client: std::sync::Arc<str>, retry_after_s: u64 },
     #[error("internal error")]
     Internal(String),
 }
@@ -64,6 +67,7 @@ impl AppError {
             AppError::ShuttingDown => "shutting-down",
             AppError::UriTooLong(_) => "uri-too-long",
             AppError::HeadersTooLarge(_) => "headers-too-large",
+            AppError::TooManyMisses { .. } => "too-many-misses",
             AppError::Internal(_) => "internal",
         }
     }
@@ -72,7 +76,8 @@ impl AppError {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             AppError::Upstream(e) | AppError::Auth(AuthError::Upstream(e)) => e.retry_after(),
-            AppError::Auth(AuthError::RateLimited { retry_after_s }) => Some(*retry_after_s),
+            AppError::Auth(AuthError::RateLimited { retry_after_s })
+            | AppError::TooManyMisses { retry_after_s, .. } => Some(*retry_after_s),
             AppError::FlightTimeout
             | AppError::Transform(TransformError::Overloaded)
             | AppError::Auth(AuthError::Unavailable)
@@ -118,6 +123,7 @@ impl ResponseError for AppError {
             AppError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             AppError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             AppError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            AppError::TooManyMisses { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

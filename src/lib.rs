@@ -1,6 +1,7 @@
 //! orthanc-edge: authorized, cached preview images in front of Orthanc. This file only wires the parts.
 
 pub mod auth;
+pub mod budget;
 pub mod cache;
 pub mod catalog;
 pub mod config;

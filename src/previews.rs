@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
+use crate::budget::MissBudget;
 use crate::cache::{CacheKey, CacheStatus, Entry, TieredCache, Tiers};
 use crate::error::AppError;
 use crate::ids::OrthancId;
@@ -98,6 +99,8 @@ pub struct PreviewService {
     upstream: OrthancClient,
     pool: TransformPool,
     limits: MakeLimits,
+    /// Misses each client may cause; see `budget`.
+    budget: MissBudget,
     /// (instance, frame) pairs Orthanc recently answered 404 or 415 for, with that answer.
     not_found: Option<moka::future::Cache<(OrthancId, u32), UpstreamError>>,
 }
@@ -108,6 +111,7 @@ impl PreviewService {
         upstream: OrthancClient,
         pool: TransformPool,
         limits: MakeLimits,
+        budget: MissBudget,
         negative_ttl: Duration,
     ) -> Self {
         let not_found = (!negative_ttl.is_zero()).then(|| {
@@ -117,7 +121,7 @@ impl PreviewService {
                 .support_invalidation_closures()
                 .build()
         });
-        Self { cache, upstream, pool, limits, not_found }
+        Self { cache, upstream, pool, limits, budget, not_found }
     }
 
     /// Transform jobs admitted (running or queued), for metrics.
@@ -125,13 +129,24 @@ impl PreviewService {
         self.pool.in_flight()
     }
 
-    pub async fn get(&self, spec: &PreviewSpec) -> Result<Served, AppError> {
-        self.get_with(spec, Priority::Interactive).await
+    /// The image for a person's request: a miss is charged to `client` (a principal's name).
+    pub async fn get(&self, spec: &PreviewSpec, client: &Arc<str>) -> Result<Served, AppError> {
+        let mut served = self.get_inner(spec, Priority::Interactive, Some(client), Arc::default()).await;
+        if let Err(AppError::TooManyMisses { client: charged, .. }) = &served {
+            // This request joined a fetch that another client's budget refused: fetch on its own.
+            if charged != client {
+                served = self.get_inner(spec, Priority::Interactive, Some(client), Arc::default()).await;
+            }
+        }
+        Self::count(served)
     }
 
-    /// `get`, with the Orthanc priority of a miss (warm-up jobs use `Background`).
+    /// The image, with the Orthanc priority of a miss; nobody is charged (warm-up jobs, tests).
     pub async fn get_with(&self, spec: &PreviewSpec, priority: Priority) -> Result<Served, AppError> {
-        let served = self.get_inner(spec, priority, Arc::default()).await;
+        Self::count(self.get_inner(spec, priority, None, Arc::default()).await)
+    }
+
+    fn count(served: Result<Served, AppError>) -> Result<Served, AppError> {
         if let Ok(s) = &served {
             crate::telemetry::metrics::cache_lookup(s.status.as_str());
         }
@@ -156,7 +171,7 @@ impl PreviewService {
                 output: Output::Edge { rendering, variant: variant.clone() },
             };
             let siblings = Arc::new(Siblings { variants: variants[i + 1..].to_vec(), ..Siblings::default() });
-            let mut served = self.get_inner(&spec, priority, siblings.clone()).await;
+            let mut served = self.get_inner(&spec, priority, None, siblings.clone()).await;
             if let Ok(s) = &mut served {
                 // Made by an earlier variant's fill: a memory hit now, but new work of this call.
                 if made.contains(&spec.cache_key()) {
@@ -174,6 +189,7 @@ impl PreviewService {
         &self,
         spec: &PreviewSpec,
         priority: Priority,
+        client: Option<&Arc<str>>,
         siblings: Arc<Siblings>,
     ) -> Result<Served, AppError> {
         let miss_key = (spec.instance.clone(), spec.frame);
@@ -188,9 +204,16 @@ impl PreviewService {
         let span = tracing::Span::current();
         let timings = Arc::new(Timings::default());
         let t = timings.clone();
+        let client = client.cloned();
         let result = self
             .cache
             .get_or_fill(&spec.cache_key(), move || async move {
+                // Charged only here, when neither tier had the image.
+                if let Some(client) = client {
+                    this.budget
+                        .spend(&client)
+                        .map_err(|retry_after_s| AppError::TooManyMisses { client, retry_after_s })?;
+                }
                 this.make(&fetch, priority, &t, &siblings).instrument(span).await
             })
             .await;

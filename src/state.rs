@@ -7,6 +7,7 @@ use std::time::Duration;
 use actix_web::http::header::HeaderValue;
 
 use crate::auth::Authenticator;
+use crate::budget::MissBudget;
 use crate::cache::{DiskCache, MemoryCache, TieredCache};
 use crate::catalog::Catalog;
 use crate::config::Config;
@@ -59,6 +60,7 @@ impl AppState {
                 allow_upscale: t.allow_upscale,
                 sources_on_disk: config.cache.sources_on_disk,
             },
+            MissBudget::new(t.misses_per_minute, t.miss_burst),
             Duration::from_secs(config.cache.negative_ttl_s),
         );
         let limits = Limits {

@@ -269,3 +269,43 @@ async fn presets_only_mode_refuses_arbitrary_sizes() {
     edge.stop().await;
     fake.stop().await;
 }
+
+#[actix_web::test]
+async fn a_client_past_its_miss_budget_gets_429_for_new_images_only() {
+    let fake = FakeOrthanc::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = test_config(
+        &fake.url,
+        dir.path(),
+        &[
+            ("ORTHANC_EDGE__TRANSFORM__MISSES_PER_MINUTE", "6"),
+            ("ORTHANC_EDGE__TRANSFORM__MISS_BURST", "3"),
+            ("ORTHANC_EDGE__AUTH__JWT__SECRET", JWT_SECRET),
+        ],
+    );
+    let edge = TestEdge::start(cfg).await;
+    let sized = |w: u32| format!("{}?w={w}&format=png", edge.preview_url(ID));
+    // The burst: three new images (the first also fetches the source).
+    for w in [10, 11, 12] {
+        assert_eq!(get(&sized(w)).await.status(), 200, "w={w}");
+    }
+    let renders = fake.image_requests();
+    let r = get(&sized(13)).await;
+    let retry: u64 = header(&r, "retry-after").parse().unwrap();
+    assert!((1..=10).contains(&retry), "Retry-After {retry}");
+    assert_eq!(code_of(r).await, (429, "too-many-misses".to_owned()));
+    assert_eq!(fake.image_requests(), renders, "a refused miss reaches nothing");
+    // Its cached images are still served, as are other clients' new ones.
+    assert_eq!(get(&sized(11)).await.status(), 200);
+    let now = jsonwebtoken::get_current_timestamp();
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &serde_json::json!({"sub": "another-viewer", "exp": now + 60}),
+        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .unwrap();
+    let other = client().get(sized(13)).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(other.status(), 200, "another client has its own budget");
+    edge.stop().await;
+    fake.stop().await;
+}

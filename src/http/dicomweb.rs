@@ -96,7 +96,7 @@ pub async fn image(
     };
     let spec =
         PreviewSpec { instance, frame: 0, output: Output::Edge { rendering: Rendering::Preview, variant } };
-    let served = state.previews.get(&spec).await?;
+    let served = state.previews.get(&spec, &principal.name).await?;
     let vary = get(&query, "accept").is_none().then_some("Accept");
     Ok(image_reply(&req, &state, &served, vary))
 }

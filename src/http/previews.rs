@@ -19,7 +19,7 @@ pub async fn preview(
 ) -> Result<HttpResponse, AppError> {
     note_principal(&req, &principal);
     state.auth.authorize(&principal, Scope::Preview, Resource::Instance(&spec.instance)).await?;
-    let served = state.previews.get(&spec).await?;
+    let served = state.previews.get(&spec, &principal.name).await?;
     Ok(image_reply(&req, &state, &served, negotiated.then_some("Accept")))
 }
 

@@ -27,7 +27,7 @@ pub async fn series_preview(
     let series = spec.instance.clone();
     state.auth.authorize(&principal, Scope::Preview, Resource::Series(&series)).await?;
     spec.instance = state.catalog.representative(&series).await?;
-    let served = state.previews.get(&spec).await?;
+    let served = state.previews.get(&spec, &principal.name).await?;
     Ok(image_reply(&req, &state, &served, negotiated.then_some("Accept")))
 }
 
