@@ -47,6 +47,8 @@ pub struct DiskCache {
     lru: sled::Tree,
     state: sled::Tree,
     used: AtomicU64,
+    /// Index rows, kept here: counting sled's rows walks the whole tree (every `/metrics` scrape).
+    entries: AtomicU64,
     capacity: u64,
     evicting: Mutex<()>,
     pub stats: DiskStats,
@@ -123,10 +125,11 @@ impl DiskCache {
         let meta = db.open_tree("meta")?;
         let lru = db.open_tree("lru")?;
         let state = db.open_tree("state")?;
-        let mut used = 0u64;
+        let (mut used, mut entries) = (0u64, 0u64);
         for item in meta.iter() {
             let (_, v) = item?;
             used += parse_meta(&v).map(|(_, size)| size).unwrap_or(0);
+            entries += 1;
         }
         Ok(Self {
             db,
@@ -135,6 +138,7 @@ impl DiskCache {
             lru,
             state,
             used: AtomicU64::new(used),
+            entries: AtomicU64::new(entries),
             capacity,
             evicting: Mutex::new(()),
             stats: DiskStats::default(),
@@ -230,21 +234,23 @@ impl DiskCache {
             let size = self.write_body(key, &entry.encode())? + key.len() as u64;
             rows.push((*key, size, self.db.generate_id()?));
         }
-        let old: TxResult<u64> = (&self.meta, &self.lru).transaction(|(m, l)| {
-            let mut replaced = 0;
+        let old: TxResult<(u64, u64)> = (&self.meta, &self.lru).transaction(|(m, l)| {
+            let (mut replaced, mut replaced_bytes) = (0, 0);
             for (key, size, seq) in &rows {
                 if let Some((old_seq, old_size)) = m.get(key)?.and_then(|v| parse_meta(&v)) {
                     l.remove(lru_key(old_seq, key))?;
-                    replaced += old_size;
+                    replaced += 1;
+                    replaced_bytes += old_size;
                 }
                 m.insert(*key, &meta_value(*seq, *size)[..])?;
                 l.insert(lru_key(*seq, key), &[][..])?;
             }
-            Ok::<_, ConflictableTransactionError<()>>(replaced)
+            Ok::<_, ConflictableTransactionError<()>>((replaced, replaced_bytes))
         });
-        let replaced = old.map_err(tx_err)?;
+        let (replaced, replaced_bytes) = old.map_err(tx_err)?;
+        self.entries.fetch_add(rows.len() as u64 - replaced, Ordering::Relaxed);
         self.used.fetch_add(rows.iter().map(|r| r.1).sum(), Ordering::Relaxed);
-        self.used.fetch_sub(replaced.min(self.used.load(Ordering::Relaxed)), Ordering::Relaxed);
+        self.used.fetch_sub(replaced_bytes.min(self.used.load(Ordering::Relaxed)), Ordering::Relaxed);
         if self.used.load(Ordering::Relaxed) > self.capacity {
             self.evict()?;
         }
@@ -266,21 +272,30 @@ impl DiskCache {
 
     /// Remove one entry (row, then body); returns the bytes freed.
     pub fn remove(&self, key: &[u8]) -> Result<u64, CacheError> {
-        let freed: TxResult<u64> = (&self.meta, &self.lru).transaction(|(m, l)| {
-            let old = m.remove(key)?.and_then(|v| parse_meta(&v));
+        let freed: TxResult<Option<u64>> = (&self.meta, &self.lru).transaction(|(m, l)| {
+            let row = m.remove(key)?;
+            let old = row.as_ref().and_then(|v| parse_meta(v));
             if let Some((seq, _)) = old {
                 l.remove(lru_key(seq, key))?;
             }
-            Ok::<_, ConflictableTransactionError<()>>(old.map(|(_, s)| s).unwrap_or(0))
+            Ok::<_, ConflictableTransactionError<()>>(row.map(|_| old.map(|(_, s)| s).unwrap_or(0)))
         });
-        let freed = freed.map_err(tx_err)?;
-        match std::fs::remove_file(self.body_path(key)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(CacheError::Io(e.to_string())),
-        }
+        let Some(freed) = freed.map_err(tx_err)? else {
+            self.remove_body(key)?;
+            return Ok(0);
+        };
+        self.entries.fetch_sub(1.min(self.entries.load(Ordering::Relaxed)), Ordering::Relaxed);
+        self.remove_body(key)?;
         self.used.fetch_sub(freed.min(self.used.load(Ordering::Relaxed)), Ordering::Relaxed);
         Ok(freed)
+    }
+
+    fn remove_body(&self, key: &[u8]) -> Result<(), CacheError> {
+        match std::fs::remove_file(self.body_path(key)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(CacheError::Io(e.to_string())),
+        }
     }
 
     /// A small durable number kept beside the cache (e.g. the /changes position).
@@ -343,12 +358,13 @@ impl DiskCache {
         self.used.load(Ordering::Relaxed)
     }
 
+    /// Entries stored (a counter: no tree walk).
     pub fn len(&self) -> usize {
-        self.meta.len()
+        usize::try_from(self.entries.load(Ordering::Relaxed)).unwrap_or(usize::MAX)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.meta.is_empty()
+        self.len() == 0
     }
 
     /// Write the index to disk now (shutdown; sled also flushes on its own every 200 ms). Bodies
@@ -457,6 +473,29 @@ mod tests {
         assert!(c.get(b"k\x01").unwrap().is_none(), "least recently used entry evicted");
         assert!(c.get(b"k\x07").unwrap().is_some(), "newest entry kept");
         assert!(c.stats.evictions.load(Ordering::Relaxed) > 0);
+    }
+
+    #[test]
+    fn the_entry_counter_agrees_with_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = DiskCache::open(dir.path(), 4000).unwrap();
+        let agree = |c: &DiskCache| assert_eq!(c.len(), c.meta.len());
+        for i in 0..30u8 {
+            // Replacements, evictions (4000 bytes hold about 30 of these), removals, batches.
+            c.put(&[b'k', i % 20], &entry(100 + usize::from(i), i)).unwrap();
+            agree(&c);
+        }
+        c.put_many(&[(b"a", &entry(10, 1)), (b"b", &entry(10, 2)), (b"a", &entry(11, 3))]).unwrap();
+        agree(&c);
+        c.remove(b"a").unwrap();
+        c.remove(b"a").unwrap();
+        c.remove_prefix(b"k").unwrap();
+        agree(&c);
+        assert_eq!(c.len(), 1);
+        c.flush().unwrap();
+        drop(c);
+        let c = reopen(dir.path());
+        agree(&c);
     }
 
     #[test]

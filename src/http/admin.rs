@@ -9,10 +9,8 @@ use crate::telemetry::metrics::{self, StateSnapshot};
 pub async fn snapshot(state: &AppState) -> StateSnapshot {
     let memory = state.cache.memory();
     let memory_bytes = memory.weighted_size().await;
-    let disk = state.cache.disk().clone();
-    // sled's len() walks a tree: keep it off the executor.
-    let (disk_entries, disk_bytes) =
-        tokio::task::spawn_blocking(move || (disk.len() as u64, disk.used_bytes())).await.unwrap_or((0, 0));
+    let disk = state.cache.disk();
+    let (disk_entries, disk_bytes) = (disk.len() as u64, disk.used_bytes());
     let stats = &state.cache.disk().stats;
     let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
     StateSnapshot {
