@@ -148,18 +148,6 @@ fn instance<'a>(r: &'a RealOrthanc, name: &str) -> &'a Value {
     &r.manifest["instances"][name]
 }
 
-/// Orthanc's own answer for the same request (the reference).
-fn orthanc_direct(r: &RealOrthanc, path: &str, accept: &str) -> (u16, Vec<u8>) {
-    let resp = http()
-        .get(format!("{}{path}", r.url))
-        .basic_auth(&r.user, Some(&r.password))
-        .header("Accept", accept)
-        .header("Accept-Encoding", "identity")
-        .send()
-        .unwrap();
-    (resp.status().as_u16(), resp.bytes().unwrap().to_vec())
-}
-
 fn via_edge(edge: &Edge, path: &str, accept: &str) -> reqwest::blocking::Response {
     http()
         .get(format!("{}{path}", edge.url))
@@ -192,7 +180,7 @@ fn previews_match_orthanc_pixels_and_bytes() {
             let expected = if accept == "*/*" { "hit-memory" } else { "miss" };
             assert_eq!(resp.headers()["x-cache"], expected, "{name} {accept}");
             let body = resp.bytes().unwrap().to_vec();
-            let (status, reference) = orthanc_direct(&r, &path, accept);
+            let (status, reference) = r.direct_blocking(&path, accept);
             assert_eq!(status, 200);
             assert!(body == reference, "{name} {accept}: edge bytes differ from Orthanc's");
             let img = image::load_from_memory(&body).unwrap();
@@ -219,7 +207,7 @@ fn frames_are_independent_and_out_of_range_is_404() {
         let resp = via_edge(&edge, &path, "image/png");
         assert_eq!(resp.status(), 200);
         let body = resp.bytes().unwrap().to_vec();
-        assert!(body == orthanc_direct(&r, &path, "image/png").1, "frame {f}");
+        assert!(body == r.direct_blocking(&path, "image/png").1, "frame {f}");
         assert!(!seen.contains(&body), "frame {f} differs from the others");
         seen.push(body);
     }
@@ -413,7 +401,7 @@ fn edge_made_pngs_have_orthancs_pixels() {
             let ours = via_edge(&edge, &format!("{path}{sep}format=png"), "*/*");
             assert_eq!(ours.status(), 200, "{name} {path}");
             let ours = image::load_from_memory(&ours.bytes().unwrap()).unwrap();
-            let (status, theirs) = orthanc_direct(&r, &path, "image/png");
+            let (status, theirs) = r.direct_blocking(&path, "image/png");
             assert_eq!(status, 200);
             let theirs = image::load_from_memory(&theirs).unwrap();
             assert_eq!(ours.color(), theirs.color(), "{name} {path}");

@@ -10,6 +10,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -20,17 +22,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::RealOrthanc;
 
 const KEY: &str = "faults-test-key";
 const TIMEOUT_MS: u64 = 2000;
-
-struct Real {
-    url: String,
-    user: String,
-    password: String,
-    manifest: Value,
-    dir: Option<PathBuf>,
-}
 
 fn var(n: &str) -> Option<String> {
     std::env::var(n).ok().filter(|v| !v.is_empty())
@@ -41,51 +36,16 @@ fn skip(why: &str) {
     eprintln!("skipped: {why}");
 }
 
-fn real() -> Option<Real> {
-    match (
-        var("ORTHANC_EDGE_IT_URL"),
-        var("ORTHANC_EDGE_IT_USER"),
-        var("ORTHANC_EDGE_IT_PASSWORD"),
-        var("ORTHANC_EDGE_IT_MANIFEST"),
-    ) {
-        (Some(url), Some(user), Some(password), Some(manifest)) => Some(Real {
-            url,
-            user,
-            password,
-            manifest: serde_json::from_str(&std::fs::read_to_string(manifest).unwrap()).unwrap(),
-            dir: var("ORTHANC_EDGE_IT_DIR").map(PathBuf::from),
-        }),
-        _ => {
-            skip("ORTHANC_EDGE_IT_* not set");
-            None
-        }
-    }
+fn id(r: &RealOrthanc, name: &str) -> String {
+    r.instance(name, "instance")
 }
 
-impl Real {
-    fn id(&self, name: &str) -> String {
-        self.manifest["instances"][name]["instance"].as_str().unwrap().to_owned()
-    }
-
-    fn orthanc_sh(&self, cmd: &str) {
-        let dir = self.dir.as_ref().expect("ORTHANC_EDGE_IT_DIR");
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/orthanc.sh");
-        let st = Command::new(script).arg(cmd).arg(dir).status().unwrap();
-        assert!(st.success(), "orthanc.sh {cmd} failed");
-    }
-
-    /// Orthanc's own bytes for `path` (the reference an edge answer must equal).
-    fn direct(&self, path: &str, accept: &str) -> Vec<u8> {
-        let r = http()
-            .get(format!("{}{path}", self.url))
-            .basic_auth(&self.user, Some(&self.password))
-            .header("Accept", accept)
-            .header("Accept-Encoding", "identity")
-            .send()
-            .unwrap();
-        assert_eq!(r.status(), 200, "{path}");
-        r.bytes().unwrap().to_vec()
-    }
+/// Pause or resume the shared Orthanc (scripts/orthanc.sh on ORTHANC_EDGE_IT_DIR).
+fn orthanc_sh(cmd: &str) {
+    let dir = var("ORTHANC_EDGE_IT_DIR").expect("ORTHANC_EDGE_IT_DIR");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/orthanc.sh");
+    let st = Command::new(script).arg(cmd).arg(dir).status().unwrap();
+    assert!(st.success(), "orthanc.sh {cmd} failed");
 }
 
 fn http() -> reqwest::blocking::Client {
@@ -100,7 +60,13 @@ struct Edge {
 }
 
 impl Edge {
-    fn start(r: &Real, orthanc_url: &str, cache_dir: &Path, work: &Path, env: &[(&str, String)]) -> Edge {
+    fn start(
+        r: &RealOrthanc,
+        orthanc_url: &str,
+        cache_dir: &Path,
+        work: &Path,
+        env: &[(&str, String)],
+    ) -> Edge {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let pw_file = work.join("orthanc-password");
         std::fs::write(&pw_file, format!("{}\n", r.password)).unwrap();
@@ -258,8 +224,8 @@ fn outcome(resp: reqwest::blocking::Response) -> String {
 
 #[test]
 fn orthanc_stopped_mid_load_then_restarted_edge_recovers_by_itself() {
-    let Some(r) = real() else { return };
-    if r.dir.is_none() {
+    let Some(r) = RealOrthanc::from_env() else { return };
+    if var("ORTHANC_EDGE_IT_DIR").is_none() {
         return skip("ORTHANC_EDGE_IT_DIR not set");
     }
     let work = tempfile::tempdir().unwrap();
@@ -268,7 +234,7 @@ fn orthanc_stopped_mid_load_then_restarted_edge_recovers_by_itself() {
         ("ORTHANC_EDGE__ORTHANC__BREAKER_PROBE_MS", "300".into()),
     ];
     let mut edge = Edge::start(&r, &r.url, &work.path().join("cache"), work.path(), &env);
-    let ids: Vec<String> = ["ct16", "cr_mono1", "rgb8", "multiframe3"].iter().map(|n| r.id(n)).collect();
+    let ids: Vec<String> = ["ct16", "cr_mono1", "rgb8", "multiframe3"].iter().map(|n| id(&r, n)).collect();
     // Warm 8 cached previews.
     let cached: Vec<(String, &str)> = ids
         .iter()
@@ -313,13 +279,13 @@ fn orthanc_stopped_mid_load_then_restarted_edge_recovers_by_itself() {
         }));
     }
     std::thread::sleep(Duration::from_millis(800));
-    r.orthanc_sh("pause");
+    orthanc_sh("pause");
     let stopped_at = Instant::now();
     std::thread::sleep(Duration::from_secs(4));
     let hits_during: HashMap<String, usize> = hits.by_outcome.lock().unwrap().clone();
     let misses_during: HashMap<String, usize> = misses.by_outcome.lock().unwrap().clone();
     let slowest_miss = misses.slowest_ms.load(Ordering::SeqCst);
-    r.orthanc_sh("resume");
+    orthanc_sh("resume");
     let resumed_at = Instant::now();
     // Recovery without restarting the edge: uncached previews succeed again.
     let mut recovered = None;
@@ -359,7 +325,7 @@ fn orthanc_stopped_mid_load_then_restarted_edge_recovers_by_itself() {
 
 #[test]
 fn slow_orthanc_behind_a_delaying_proxy_bounded_waiters() {
-    let Some(r) = real() else { return };
+    let Some(r) = RealOrthanc::from_env() else { return };
     let proxy = Proxy::start(&r.url);
     let work = tempfile::tempdir().unwrap();
     let env: Vec<(&str, String)> = vec![
@@ -368,7 +334,7 @@ fn slow_orthanc_behind_a_delaying_proxy_bounded_waiters() {
         ("ORTHANC_EDGE__ORTHANC__BREAKER_FAILURES", "0".into()),
     ];
     let edge = Edge::start(&r, &proxy.url, &work.path().join("cache"), work.path(), &env);
-    let id = r.id("ct16");
+    let id = id(&r, "ct16");
     let cached = format!("/instances/{id}/preview");
     assert_eq!(edge.get(&cached, "image/png").unwrap().status(), 200);
     proxy.delay_ms.store(1500, Ordering::SeqCst);
@@ -437,15 +403,15 @@ fn crash_key(frames: &[(String, u32)], n: usize) -> String {
 
 #[test]
 fn kill_9_under_writes_never_serves_a_corrupt_image() {
-    let Some(r) = real() else { return };
+    let Some(r) = RealOrthanc::from_env() else { return };
     let rounds: usize = var("CRASH_ROUNDS").and_then(|v| v.parse().ok()).unwrap_or(20);
     let work = tempfile::tempdir().unwrap();
     let cache = work.path().join("cache");
-    let mf = r.id("multiframe3");
+    let mf = id(&r, "multiframe3");
     let frames: Arc<Vec<(String, u32)>> = Arc::new(vec![
-        (r.id("ct16"), 0),
-        (r.id("cr_mono1"), 0),
-        (r.id("rgb8"), 0),
+        (id(&r, "ct16"), 0),
+        (id(&r, "cr_mono1"), 0),
+        (id(&r, "rgb8"), 0),
         (mf.clone(), 0),
         (mf.clone(), 1),
         (mf, 2),
@@ -473,7 +439,10 @@ fn kill_9_under_writes_never_serves_a_corrupt_image() {
             "round {round}: {p} ({from}) differs from the acknowledged bytes: CORRUPT"
         );
         if n < ORTHANC_KEYS {
-            assert!(body == r.direct(&p, "image/jpeg"), "round {round}: {p} differs from Orthanc's bytes");
+            assert!(
+                body == r.direct_blocking(&p, "image/jpeg").1,
+                "round {round}: {p} differs from Orthanc's bytes"
+            );
         }
         from == "hit-disk"
     };
@@ -563,7 +532,7 @@ fn kill_9_under_writes_never_serves_a_corrupt_image() {
 
 #[test]
 fn full_disk_keeps_answering_200() {
-    let Some(r) = real() else { return };
+    let Some(r) = RealOrthanc::from_env() else { return };
     let Some(smallfs) = var("ORTHANC_EDGE_IT_SMALLFS") else {
         return skip("ORTHANC_EDGE_IT_SMALLFS not set");
     };
@@ -574,7 +543,7 @@ fn full_disk_keeps_answering_200() {
         ("ORTHANC_EDGE__CACHE__MEMORY_BYTES", (64u64 << 20).to_string()),
     ];
     let mut edge = Edge::start(&r, &r.url, &cache, work.path(), &env);
-    let ids: Vec<String> = ["cr_mono1", "rgb8", "ct16"].iter().map(|n| r.id(n)).collect();
+    let ids: Vec<String> = ["cr_mono1", "rgb8", "ct16"].iter().map(|n| id(&r, n)).collect();
     let tally = Arc::new(Tally::default());
     let next = Arc::new(AtomicUsize::new(0));
     let threads: Vec<_> = (0..3)

@@ -649,6 +649,23 @@ impl RealOrthanc {
         test_config(url, cache_dir, &all)
     }
 
+    /// Orthanc's own answer for `path` (the reference an edge answer must equal), from a
+    /// blocking test.
+    pub fn direct_blocking(&self, path: &str, accept: &str) -> (u16, Vec<u8>) {
+        let resp = reqwest::blocking::Client::builder()
+            .no_gzip()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
+            .get(format!("{}{path}", self.url))
+            .basic_auth(&self.user, Some(&self.password))
+            .header("Accept", accept)
+            .header("Accept-Encoding", "identity")
+            .send()
+            .unwrap();
+        (resp.status().as_u16(), resp.bytes().unwrap().to_vec())
+    }
+
     /// GET a JSON resource from Orthanc itself.
     pub async fn json(&self, path: &str) -> serde_json::Value {
         client()
