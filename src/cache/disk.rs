@@ -21,6 +21,9 @@ use sled::Transactional;
 
 use super::{CacheError, Entry};
 
+/// Filesystems give a file whole blocks (4 KiB on ext4, XFS and tmpfs): a 3 KiB thumbnail takes
+/// 4 KiB of disk, and `cache.disk_bytes` bounds what the tier takes, not what its bodies hold.
+const BLOCK: u64 = 4096;
 /// Evict down to this share of capacity, so eviction runs in batches, not per insert.
 const LOW_WATERMARK: f64 = 0.9;
 /// sled's in-memory page cache when not configured (sled's own default is 1 GiB).
@@ -257,7 +260,8 @@ impl DiskCache {
         Ok(())
     }
 
-    /// Write a body whole under a temporary name, then rename it into place. Returns its size.
+    /// Write a body whole under a temporary name, then rename it into place. Returns the disk
+    /// space it takes (whole blocks).
     fn write_body(&self, key: &[u8], raw: &[u8]) -> Result<u64, CacheError> {
         let io = |e: std::io::Error| CacheError::Io(e.to_string());
         let path = self.body_path(key);
@@ -267,7 +271,7 @@ impl DiskCache {
             let _ = std::fs::remove_file(&tmp);
             return Err(io(e));
         }
-        Ok(raw.len() as u64)
+        Ok((raw.len() as u64).div_ceil(BLOCK) * BLOCK)
     }
 
     /// Remove one entry (row, then body); returns the bytes freed.
@@ -459,7 +463,8 @@ mod tests {
     #[test]
     fn evicts_least_recently_used_over_capacity() {
         let dir = tempfile::tempdir().unwrap();
-        let c = DiskCache::open(dir.path(), 10_000).unwrap();
+        // Each entry takes one 4 KiB block: seven fit.
+        let c = DiskCache::open(dir.path(), 30_000).unwrap();
         for i in 0..5u8 {
             c.put(&[b'k', i], &entry(1500, i)).unwrap();
         }
@@ -468,7 +473,7 @@ mod tests {
         for i in 5..8u8 {
             c.put(&[b'k', i], &entry(1500, i)).unwrap();
         }
-        assert!(c.used_bytes() <= 10_000);
+        assert!(c.used_bytes() <= 30_000);
         assert!(c.get(b"k\x00").unwrap().is_some(), "recently used entry kept");
         assert!(c.get(b"k\x01").unwrap().is_none(), "least recently used entry evicted");
         assert!(c.get(b"k\x07").unwrap().is_some(), "newest entry kept");
@@ -478,13 +483,14 @@ mod tests {
     #[test]
     fn the_entry_counter_agrees_with_the_index() {
         let dir = tempfile::tempdir().unwrap();
-        let c = DiskCache::open(dir.path(), 4000).unwrap();
+        // 24 blocks of 4 KiB: 28 distinct keys evict, 40 puts replace.
+        let c = DiskCache::open(dir.path(), 100_000).unwrap();
         let agree = |c: &DiskCache| assert_eq!(c.len(), c.meta.len());
-        for i in 0..30u8 {
-            // Replacements, evictions (4000 bytes hold about 30 of these), removals, batches.
-            c.put(&[b'k', i % 20], &entry(100 + usize::from(i), i)).unwrap();
+        for i in 0..40u8 {
+            c.put(&[b'k', i % 28], &entry(100 + usize::from(i), i)).unwrap();
             agree(&c);
         }
+        assert!(c.stats.evictions.load(Ordering::Relaxed) > 0);
         c.put_many(&[(b"a", &entry(10, 1)), (b"b", &entry(10, 2)), (b"a", &entry(11, 3))]).unwrap();
         agree(&c);
         c.remove(b"a").unwrap();
