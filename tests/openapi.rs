@@ -804,6 +804,21 @@ async fn every_error_the_edge_makes_is_documented_for_its_path() {
             400,
             "bad-id",
         ),
+        // Routes without query parameters refuse them: a mistyped option is not ignored.
+        (
+            "delete",
+            "/cache/instances/{id}",
+            c.delete(url(&format!("/cache/instances/{ID}?dry_run=1"))).header("X-Api-Key", ADMIN_KEY),
+            400,
+            "bad-param",
+        ),
+        (
+            "get",
+            "/warm/{job}",
+            c.get(url("/warm/0123456789abcdef0123456789abcdef?verbose=1")).header("X-Api-Key", WARM_KEY),
+            400,
+            "bad-param",
+        ),
         (
             "delete",
             "/cache/series/{id}",

@@ -8,7 +8,7 @@ use futures_util::StreamExt as _;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::extract::json_object;
+use super::extract::{json_object, NoQuery};
 use crate::auth::{Minter, Principal, Resource, ResourceSet, Scope, Via, TOKEN_PARAM};
 use crate::config::{CookieConfig, SameSite};
 use crate::error::AppError;
@@ -78,6 +78,7 @@ struct SessionResponse<'a> {
 /// Signed links: one short token per instance, scoped to that instance alone.
 pub async fn sign(
     principal: Principal,
+    _: NoQuery,
     state: web::Data<AppState>,
     body: web::Payload,
 ) -> Result<HttpResponse, AppError> {
@@ -128,6 +129,7 @@ pub async fn sign(
 /// gets a new token; a browser presenting a session token gets that same token as a cookie.
 pub async fn session(
     principal: Principal,
+    _: NoQuery,
     state: web::Data<AppState>,
     body: web::Payload,
 ) -> Result<HttpResponse, AppError> {

@@ -35,6 +35,21 @@ impl FromRequest for PreviewRequest {
     }
 }
 
+/// A route that takes no query parameters (besides the auth layer's `token`): anything else is
+/// 400 `bad-param`, so that a mistyped option (`DELETE /cache/studies/{id}?dry_run=1`) is not
+/// silently ignored.
+#[derive(Debug, Clone, Copy)]
+pub struct NoQuery;
+
+impl FromRequest for NoQuery {
+    type Error = AppError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(parse_query(req.query_string(), &[]).map(|_| NoQuery))
+    }
+}
+
 const PREVIEW_PARAMS: [&str; 7] = ["quality", "w", "h", "fit", "format", "q", "preset"];
 const RENDERED_PARAMS: [&str; 8] =
     ["window-center", "window-width", "w", "h", "fit", "format", "q", "preset"];

@@ -3,7 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
-use super::extract::path_id;
+use super::extract::{path_id, NoQuery};
 use crate::auth::{Principal, Resource, Scope};
 use crate::error::AppError;
 use crate::ids::OrthancId;
@@ -11,6 +11,7 @@ use crate::state::AppState;
 
 pub async fn purge(
     principal: Principal,
+    _: NoQuery,
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {

@@ -3,7 +3,7 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use super::extract::json_object;
+use super::extract::{json_object, NoQuery};
 use crate::auth::{Principal, Resource, Scope};
 use crate::error::AppError;
 use crate::state::AppState;
@@ -11,6 +11,7 @@ use crate::warm::WarmRequest;
 
 pub async fn start(
     principal: Principal,
+    _: NoQuery,
     state: web::Data<AppState>,
     body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, AppError> {
@@ -25,6 +26,7 @@ pub async fn start(
 
 pub async fn progress(
     principal: Principal,
+    _: NoQuery,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
@@ -35,6 +37,7 @@ pub async fn progress(
 
 pub async fn cancel(
     principal: Principal,
+    _: NoQuery,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
