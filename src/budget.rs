@@ -5,6 +5,7 @@
 //! they have their own concurrency.
 
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use governor::clock::{Clock, DefaultClock};
@@ -12,19 +13,25 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 /// Clients tracked before the state of idle ones is dropped.
 const RETAIN_ABOVE: usize = 10_000;
+/// Above that, the (whole-map) clean-up runs once per this many misses, not on every one.
+const RETAIN_EVERY: u64 = 1024;
 
 #[derive(Clone, Default)]
 pub struct MissBudget {
     limiter: Option<Arc<DefaultKeyedRateLimiter<Arc<str>>>>,
+    spent: Arc<AtomicU64>,
 }
 
 impl MissBudget {
     /// `per_minute` 0 = no budget (every miss allowed).
     pub fn new(per_minute: u32, burst: u32) -> Self {
         let (Some(rate), Some(burst)) = (NonZeroU32::new(per_minute), NonZeroU32::new(burst)) else {
-            return Self { limiter: None };
+            return Self::default();
         };
-        Self { limiter: Some(Arc::new(RateLimiter::keyed(Quota::per_minute(rate).allow_burst(burst)))) }
+        Self {
+            limiter: Some(Arc::new(RateLimiter::keyed(Quota::per_minute(rate).allow_burst(burst)))),
+            spent: Arc::default(),
+        }
     }
 
     /// Charge one miss to `client`; `Err(seconds)` until it may make another.
@@ -32,7 +39,7 @@ impl MissBudget {
         let Some(limiter) = &self.limiter else {
             return Ok(());
         };
-        if limiter.len() > RETAIN_ABOVE {
+        if self.spent.fetch_add(1, Ordering::Relaxed) % RETAIN_EVERY == 0 && limiter.len() > RETAIN_ABOVE {
             limiter.retain_recent();
         }
         limiter.check_key(client).map_err(|not_until| {

@@ -15,6 +15,9 @@ use crate::config::RateLimitConfig;
 
 /// Addresses tracked before stale limiter state is dropped.
 const RETAIN_ABOVE: usize = 10_000;
+/// Above that, the (whole-map) clean-up runs once per this many failures, not on every one: a
+/// botnet of many addresses must not make each failure cost a scan.
+const RETAIN_EVERY: usize = 1024;
 
 #[derive(Clone, Default)]
 pub struct FailureLimiter {
@@ -28,6 +31,8 @@ struct Inner {
     blocked: Mutex<HashMap<IpAddr, Instant>>,
     /// Entries in `blocked`: the common case (nobody blocked) takes no lock.
     blocked_count: AtomicUsize,
+    /// Failures recorded, to space out the clean-up.
+    recorded: AtomicUsize,
 }
 
 impl FailureLimiter {
@@ -43,6 +48,7 @@ impl FailureLimiter {
                 failures: RateLimiter::keyed(quota),
                 blocked: Mutex::new(HashMap::new()),
                 blocked_count: AtomicUsize::new(0),
+                recorded: AtomicUsize::new(0),
             })),
         }
     }
@@ -75,7 +81,9 @@ impl FailureLimiter {
         let Some(inner) = &self.inner else {
             return Ok(());
         };
-        if inner.failures.len() > RETAIN_ABOVE {
+        if inner.recorded.fetch_add(1, Ordering::Relaxed) % RETAIN_EVERY == 0
+            && inner.failures.len() > RETAIN_ABOVE
+        {
             inner.failures.retain_recent();
         }
         match inner.failures.check_key(&ip) {
