@@ -2,22 +2,13 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-
 use super::AuthError;
+use crate::budget::KeyedBudget;
 use crate::config::RateLimitConfig;
-
-/// Addresses tracked before stale limiter state is dropped.
-const RETAIN_ABOVE: usize = 10_000;
-/// Above that, the (whole-map) clean-up runs once per this many failures, not on every one: a
-/// botnet of many addresses must not make each failure cost a scan.
-const RETAIN_EVERY: usize = 1024;
 
 #[derive(Clone, Default)]
 pub struct FailureLimiter {
@@ -25,30 +16,24 @@ pub struct FailureLimiter {
 }
 
 struct Inner {
-    failures: DefaultKeyedRateLimiter<IpAddr>,
+    failures: KeyedBudget<IpAddr>,
     /// Addresses refused until the given instant. While blocked, even a correct credential is
     /// refused, or the 429/200 difference would tell a guesser when they got it right.
     blocked: Mutex<HashMap<IpAddr, Instant>>,
     /// Entries in `blocked`: the common case (nobody blocked) takes no lock.
     blocked_count: AtomicUsize,
-    /// Failures recorded, to space out the clean-up.
-    recorded: AtomicUsize,
 }
 
 impl FailureLimiter {
     pub fn new(cfg: &RateLimitConfig) -> Self {
-        let (Some(rate), Some(burst)) =
-            (NonZeroU32::new(cfg.failures_per_minute), NonZeroU32::new(cfg.burst))
-        else {
+        let Some(failures) = KeyedBudget::new(cfg.failures_per_minute, cfg.burst) else {
             return Self { inner: None };
         };
-        let quota = Quota::per_minute(rate).allow_burst(burst);
         Self {
             inner: Some(Arc::new(Inner {
-                failures: RateLimiter::keyed(quota),
+                failures,
                 blocked: Mutex::new(HashMap::new()),
                 blocked_count: AtomicUsize::new(0),
-                recorded: AtomicUsize::new(0),
             })),
         }
     }
@@ -81,16 +66,10 @@ impl FailureLimiter {
         let Some(inner) = &self.inner else {
             return Ok(());
         };
-        if inner.recorded.fetch_add(1, Ordering::Relaxed) % RETAIN_EVERY == 0
-            && inner.failures.len() > RETAIN_ABOVE
-        {
-            inner.failures.retain_recent();
-        }
-        match inner.failures.check_key(&ip) {
+        match inner.failures.spend(&ip) {
             Ok(()) => Ok(()),
-            Err(not_until) => {
-                let wait =
-                    not_until.wait_time_from(DefaultClock::default().now()).max(Duration::from_secs(1));
+            Err(wait) => {
+                let wait = wait.max(Duration::from_secs(1));
                 if let Ok(mut blocked) = inner.blocked.lock() {
                     let now = Instant::now();
                     blocked.retain(|_, until| *until > now);

@@ -191,14 +191,14 @@ impl DiskCache {
     /// bodies no row points to. Damaged entries are removed and counted. Returns (good, damaged).
     pub fn verify_all(&self) -> Result<(u64, u64), CacheError> {
         let (mut good, mut bad) = (0u64, 0u64);
+        // Body names (32 bytes each), not paths: this set holds one item per entry of the tier.
         let mut known = HashSet::new();
         for item in self.meta.iter() {
             let (key, _) = item?;
-            let path = self.body_path(&key);
-            if std::fs::read(&path).ok().is_some_and(|raw| Entry::decode(&raw).is_ok()) {
+            if std::fs::read(self.body_path(&key)).ok().is_some_and(|raw| Entry::decode(&raw).is_ok()) {
                 good += 1;
                 self.stats.verified.fetch_add(1, Ordering::Relaxed);
-                known.insert(path);
+                known.insert(blake3::hash(&key));
             } else {
                 bad += 1;
                 self.stats.checksum_failures.fetch_add(1, Ordering::Relaxed);
@@ -210,14 +210,16 @@ impl DiskCache {
     }
 
     /// Delete body files that no index row points to (and temporary files of interrupted writes).
-    fn sweep_orphans(&self, known: &HashSet<PathBuf>) {
+    fn sweep_orphans(&self, known: &HashSet<blake3::Hash>) {
         let Ok(shards) = std::fs::read_dir(&self.bodies) else { return };
         for shard in shards.flatten() {
             let Ok(files) = std::fs::read_dir(shard.path()) else { continue };
             for file in files.flatten() {
-                let path = file.path();
-                if !known.contains(&path) {
-                    let _ = std::fs::remove_file(&path);
+                // `xx/<rest>` spells the body's name in hex; a temporary file's name does not parse.
+                let name =
+                    format!("{}{}", shard.file_name().to_string_lossy(), file.file_name().to_string_lossy());
+                if !blake3::Hash::from_hex(name).is_ok_and(|h| known.contains(&h)) {
+                    let _ = std::fs::remove_file(file.path());
                 }
             }
         }
@@ -253,7 +255,7 @@ impl DiskCache {
         let (replaced, replaced_bytes) = old.map_err(tx_err)?;
         self.entries.fetch_add(rows.len() as u64 - replaced, Ordering::Relaxed);
         self.used.fetch_add(rows.iter().map(|r| r.1).sum(), Ordering::Relaxed);
-        self.used.fetch_sub(replaced_bytes.min(self.used.load(Ordering::Relaxed)), Ordering::Relaxed);
+        sub_saturating(&self.used, replaced_bytes);
         if self.used.load(Ordering::Relaxed) > self.capacity {
             self.evict()?;
         }
@@ -284,14 +286,14 @@ impl DiskCache {
             }
             Ok::<_, ConflictableTransactionError<()>>(row.map(|_| old.map(|(_, s)| s).unwrap_or(0)))
         });
-        let Some(freed) = freed.map_err(tx_err)? else {
-            self.remove_body(key)?;
-            return Ok(0);
-        };
-        self.entries.fetch_sub(1.min(self.entries.load(Ordering::Relaxed)), Ordering::Relaxed);
+        // `None`: there was no row (a body may still be there).
+        let freed = freed.map_err(tx_err)?;
+        if let Some(bytes) = freed {
+            sub_saturating(&self.entries, 1);
+            sub_saturating(&self.used, bytes);
+        }
         self.remove_body(key)?;
-        self.used.fetch_sub(freed.min(self.used.load(Ordering::Relaxed)), Ordering::Relaxed);
-        Ok(freed)
+        Ok(freed.unwrap_or(0))
     }
 
     fn remove_body(&self, key: &[u8]) -> Result<(), CacheError> {
@@ -397,6 +399,11 @@ fn tx_err(e: TransactionError<()>) -> CacheError {
         TransactionError::Storage(s) => CacheError::Sled(s),
         TransactionError::Abort(()) => CacheError::Join("transaction aborted".into()),
     }
+}
+
+/// `counter -= n`, stopping at 0.
+fn sub_saturating(counter: &AtomicU64, n: u64) {
+    let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(n)));
 }
 
 fn aside_path(dir: &Path) -> PathBuf {

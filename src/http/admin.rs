@@ -11,7 +11,7 @@ pub async fn snapshot(state: &AppState) -> StateSnapshot {
     let memory_bytes = memory.weighted_size().await;
     let disk = state.cache.disk();
     let (disk_entries, disk_bytes) = (disk.len() as u64, disk.used_bytes());
-    let stats = &state.cache.disk().stats;
+    let stats = &disk.stats;
     let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
     StateSnapshot {
         memory_bytes,
