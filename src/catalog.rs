@@ -31,31 +31,6 @@ pub struct StudyGrid {
     pub series: Vec<SeriesCard>,
 }
 
-/// Which kind of resource a DICOM UID must name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum UidKind {
-    Study,
-    Series,
-    Instance,
-}
-
-impl UidKind {
-    fn orthanc_type(self) -> &'static str {
-        match self {
-            UidKind::Study => "Study",
-            UidKind::Series => "Series",
-            UidKind::Instance => "Instance",
-        }
-    }
-}
-
-/// Is this a DICOM UID (digits and dots, at most 64 characters, no empty component)?
-pub fn valid_uid(uid: &str) -> bool {
-    !uid.is_empty()
-        && uid.len() <= 64
-        && uid.split('.').all(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()))
-}
-
 type Shared<T> = moka::future::Cache<OrthancId, Arc<T>>;
 
 #[derive(Clone)]
@@ -64,7 +39,6 @@ pub struct Catalog {
     grids: Shared<StudyGrid>,
     representatives: Shared<OrthancId>,
     series_members: Shared<Vec<OrthancId>>,
-    uids: moka::future::Cache<(UidKind, String), OrthancId>,
 }
 
 fn cache<K, V>(ttl: Duration) -> moka::future::Cache<K, V>
@@ -86,14 +60,7 @@ fn id_of(s: &str) -> Result<OrthancId, AppError> {
 
 impl Catalog {
     pub fn new(upstream: OrthancClient, ttl: Duration) -> Self {
-        Self {
-            upstream,
-            grids: cache(ttl),
-            representatives: cache(ttl),
-            series_members: cache(ttl),
-            // UIDs never change their meaning: keep them longer.
-            uids: cache(ttl.saturating_mul(20)),
-        }
+        Self { upstream, grids: cache(ttl), representatives: cache(ttl), series_members: cache(ttl) }
     }
 
     pub async fn study_grid(&self, study: &OrthancId) -> Result<Arc<StudyGrid>, AppError> {
@@ -154,24 +121,6 @@ impl Catalog {
         grid.series.iter().map(|s| id_of(&s.id)).collect()
     }
 
-    /// The Orthanc id of a DICOM UID of the given kind (404 when Orthanc knows none).
-    pub async fn resolve_uid(&self, kind: UidKind, uid: &str) -> Result<OrthancId, AppError> {
-        if !valid_uid(uid) {
-            return Err(AppError::BadId("not a DICOM UID (digits and dots, at most 64 characters)".into()));
-        }
-        let up = self.upstream.clone();
-        let owned = uid.to_owned();
-        self.uids
-            .try_get_with((kind, uid.to_owned()), async move {
-                let hits = up.lookup(&owned).await?;
-                let hit =
-                    hits.iter().find(|h| h.kind == kind.orthanc_type()).ok_or(UpstreamError::NotFound)?;
-                id_of(&hit.id)
-            })
-            .await
-            .map_err(unshare)
-    }
-
     /// Forget what is known about these resources (after a purge or an Orthanc change).
     pub async fn forget(&self, id: &OrthancId) {
         self.grids.invalidate(id).await;
@@ -198,18 +147,4 @@ async fn card(up: &OrthancClient, s: SeriesInfo) -> Result<SeriesCard, AppError>
         instances: s.instances.len(),
         representative,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::valid_uid;
-
-    #[test]
-    fn uids() {
-        assert!(valid_uid("1.2.826.0.1.3680043.8.498.77001"));
-        assert!(valid_uid("1"));
-        for bad in ["", "1..2", ".1", "1.", "1.2a", "1.2.3/../x", &"1".repeat(65)] {
-            assert!(!valid_uid(bad), "{bad}");
-        }
-    }
 }

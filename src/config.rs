@@ -210,6 +210,9 @@ pub struct DelegateConfig {
     pub decision: DecisionScope,
     /// Response header listing the study ids an allowed credential may see ("" = ignored).
     pub studies_header: String,
+    /// Response header naming the user an answer is for: the key of that user's miss budget
+    /// ("" = ignored; the client address is the key then).
+    pub user_header: String,
     pub cache_entries: u64,
 }
 
@@ -562,11 +565,22 @@ impl Config {
             if actix_web::http::header::HeaderName::from_bytes(h.as_bytes()).is_err() {
                 return Err(invalid(&format!("auth.delegate.forward_headers[{i}]"), "is not a header name"));
             }
+            let lower = h.to_ascii_lowercase();
+            // The edge's own statements to the validator: a client must not be able to send them.
+            if lower.starts_with("x-edge-") || lower.starts_with("x-original-") {
+                return Err(invalid(
+                    &format!("auth.delegate.forward_headers[{i}]"),
+                    "must not be an X-Edge-* or X-Original-* header (the edge sets those itself)",
+                ));
+            }
         }
-        if !d.studies_header.is_empty()
-            && actix_web::http::header::HeaderName::from_bytes(d.studies_header.as_bytes()).is_err()
-        {
-            return Err(invalid("auth.delegate.studies_header", "is not a header name"));
+        for (key, h) in [
+            ("auth.delegate.studies_header", &d.studies_header),
+            ("auth.delegate.user_header", &d.user_header),
+        ] {
+            if !h.is_empty() && actix_web::http::header::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                return Err(invalid(key, "is not a header name"));
+            }
         }
         if self.auth.rate_limit.failures_per_minute > 0 && self.auth.rate_limit.burst == 0 {
             return Err(invalid("auth.rate_limit.burst", "must be greater than 0"));
@@ -790,6 +804,12 @@ mod tests {
         )
         .contains("auth.cookie.same_site"));
         assert!(err_of(PW, &[("ORTHANC_EDGE__AUTH__DELEGATE__URL", "nope")]).contains("auth.delegate.url"));
+        // A client must not be able to send what the edge tells the validator.
+        for h in ["X-Edge-Study", "x-original-uri"] {
+            let list = format!(r#"["Cookie", "{h}"]"#);
+            assert!(err_of(PW, &[("ORTHANC_EDGE__AUTH__DELEGATE__FORWARD_HEADERS", list.as_str())])
+                .contains("auth.delegate.forward_headers[1]"));
+        }
         assert!(err_of(
             PW,
             &[("ORTHANC_EDGE__AUTH__JWT__PUBLIC_KEYS", r#"[{"path":"/k.pem","alg":"HS256"}]"#)]

@@ -103,7 +103,10 @@ impl ResponseError for AppError {
             AppError::BadId(_) | AppError::BadParam(_) => StatusCode::BAD_REQUEST,
             AppError::Auth(e) => match e {
                 AuthError::Missing | AuthError::Invalid | AuthError::Expired => StatusCode::UNAUTHORIZED,
-                AuthError::Forbidden { .. } | AuthError::OutOfScope => StatusCode::FORBIDDEN,
+                AuthError::Forbidden { .. } | AuthError::OutOfScope | AuthError::Denied => {
+                    StatusCode::FORBIDDEN
+                }
+                AuthError::NotFound => StatusCode::NOT_FOUND,
                 AuthError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
                 AuthError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
                 AuthError::MintingDisabled => StatusCode::NOT_FOUND,

@@ -1,5 +1,7 @@
-//! Delegated decisions (nginx `auth_request` style): ask a validator, cache its answer per (credential digest, resource), fail closed.
+//! Delegated decisions (nginx `auth_request` style): ask a validator about the canonical resource, cache its answer per (credential digest, that resource), fail closed.
 
+use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -7,20 +9,38 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::HttpRequest;
 
 use super::credential::strip_token_param;
-use super::{AuthError, ResourceSet, Scope};
+use super::parents::Described;
+use super::{AuthError, ResourceSet};
 use crate::config::{DecisionScope, DelegateConfig};
-use crate::ids::OrthancId;
+use crate::ids::{Level, OrthancId};
+use crate::upstream::UpstreamError;
 
-/// Cache key: blake3 digest of the forwarded credential headers, and the resource (`None`:
-/// an answer covering every resource of that credential).
-type Key = ([u8; 32], Option<OrthancId>);
+/// What one cached answer covers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Covers {
+    /// Every resource of the credential (`decision = "credential"`, or an answer listing studies).
+    Credential,
+    /// Exactly this resource, as resolved from the URL the validator was shown.
+    Resource(Level, OrthancId),
+    /// A URL naming no resource Orthanc knows (unknown UID, lineage that does not hold): the
+    /// canonical path the validator was shown.
+    Unresolved(String),
+}
+
+/// Cache key: keyed blake3 digest of the forwarded credential headers, and what it covers.
+type Key = ([u8; 32], Covers);
 
 /// The forwarded credential of one request. The raw values are kept only for the validator call.
 pub struct Presented {
     digest: [u8; 32],
     headers: Vec<(HeaderName, HeaderValue)>,
-    uri: String,
+    /// The request's path rebuilt from its validated parameters (see `canonical_path`).
+    path: String,
+    query: String,
     method: String,
+    /// The client's address, for the failed-authentication limiter and as the budget key of a
+    /// user the validator does not name.
+    pub client: Option<IpAddr>,
 }
 
 impl std::fmt::Debug for Presented {
@@ -34,12 +54,36 @@ impl Presented {
     pub fn short_digest(&self) -> String {
         self.digest[..4].iter().map(|b| format!("{b:02x}")).collect()
     }
+
+    fn uri(&self) -> String {
+        if self.query.is_empty() {
+            self.path.clone()
+        } else {
+            format!("{}?{}", self.path, self.query)
+        }
+    }
+}
+
+/// What the validator is asked about: a resolved resource (described lazily: the description
+/// costs Orthanc lookups, made only when no cached answer covers the request), or a URL that
+/// resolves to nothing.
+pub enum Ask<'a, F> {
+    Resource { level: Level, id: &'a OrthancId, describe: F },
+    Unresolved { level: Level },
+}
+
+/// An allowing answer.
+#[derive(Debug, Clone)]
+pub struct Allowed {
+    /// `Some`: only these studies (the `studies_header`).
+    pub studies: Option<Arc<ResourceSet>>,
+    /// The user the validator named (`user_header`), for budgets and logs.
+    pub user: Option<Arc<str>>,
 }
 
 #[derive(Debug, Clone)]
 enum Verdict {
-    Allow,
-    AllowStudies(Arc<ResourceSet>),
+    Allow(Allowed),
     Unauthenticated,
     Forbidden,
 }
@@ -66,6 +110,7 @@ struct Inner {
     max_ttl: Duration,
     mode: DecisionScope,
     studies_header: Option<HeaderName>,
+    user_header: Option<HeaderName>,
     cache: moka::future::Cache<Key, Decision>,
     /// Key of the keyed blake3 digest of forwarded credentials (derived once).
     digest_key: [u8; 32],
@@ -75,6 +120,10 @@ struct Inner {
 #[derive(Clone)]
 pub struct Delegate {
     inner: Arc<Inner>,
+}
+
+fn header_name(name: &str) -> anyhow::Result<Option<HeaderName>> {
+    Ok((!name.is_empty()).then(|| HeaderName::from_bytes(name.as_bytes())).transpose()?)
 }
 
 impl Delegate {
@@ -88,9 +137,6 @@ impl Delegate {
             .iter()
             .map(|h| HeaderName::from_bytes(h.as_bytes()))
             .collect::<Result<Vec<_>, _>>()?;
-        let studies_header = (!cfg.studies_header.is_empty())
-            .then(|| HeaderName::from_bytes(cfg.studies_header.as_bytes()))
-            .transpose()?;
         Ok(Some(Self {
             inner: Arc::new(Inner {
                 http: reqwest::Client::builder()
@@ -104,7 +150,8 @@ impl Delegate {
                 ttl: Duration::from_secs(cfg.cache_ttl_s),
                 max_ttl: Duration::from_secs(cfg.max_cache_ttl_s),
                 mode: cfg.decision,
-                studies_header,
+                studies_header: header_name(&cfg.studies_header)?,
+                user_header: header_name(&cfg.user_header)?,
                 digest_key: blake3::derive_key("orthanc-edge delegated credential v1", b""),
                 cache: moka::future::Cache::builder()
                     .max_capacity(cfg.cache_entries)
@@ -115,7 +162,7 @@ impl Delegate {
     }
 
     /// The request's forwarded credential, or `None` when it carries none of the headers.
-    pub fn presented(&self, req: &HttpRequest) -> Option<Presented> {
+    pub fn presented(&self, req: &HttpRequest, client: Option<IpAddr>) -> Option<Presented> {
         let mut hasher = blake3::Hasher::new_keyed(&self.inner.digest_key);
         let mut headers = Vec::new();
         for name in &self.inner.forward {
@@ -130,50 +177,77 @@ impl Delegate {
         if headers.is_empty() {
             return None;
         }
-        let qs = strip_token_param(req.query_string());
-        let uri = if qs.is_empty() { req.path().to_owned() } else { format!("{}?{qs}", req.path()) };
         Some(Presented {
             digest: *hasher.finalize().as_bytes(),
             headers,
-            uri,
+            path: canonical_path(req),
+            query: canonical_query(req.query_string()),
             method: req.method().as_str().to_owned(),
+            client,
         })
     }
 
-    /// The validator's verdict for `p` on `instance`: `Ok(None)` allowed, `Ok(Some(studies))`
-    /// allowed if the instance is in those studies, `Err` denied or validator unavailable.
-    pub async fn decide(
-        &self,
-        p: &Presented,
-        instance: &OrthancId,
-    ) -> Result<Option<Arc<ResourceSet>>, AuthError> {
+    /// The validator's answer for `p` on what `ask` names; `Err` when denied or unavailable.
+    /// Concurrent requests for the same key share one validator call.
+    pub async fn decide<F>(&self, p: &Presented, ask: Ask<'_, F>) -> Result<Allowed, AuthError>
+    where
+        F: Future<Output = Result<Described, UpstreamError>>,
+    {
         let i = &self.inner;
-        let wide: Key = (p.digest, None);
-        if i.mode == DecisionScope::Resource {
-            // An earlier answer listed this credential's studies: it covers every resource.
-            if let Some(d) = i.cache.get(&wide).await {
-                return verdict(d.verdict);
-            }
+        let wide: Key = (p.digest, Covers::Credential);
+        if let Some(d) = i.cache.get(&wide).await {
+            // An earlier answer covered every resource of this credential.
+            return verdict(d.verdict);
         }
-        let key: Key = match i.mode {
-            DecisionScope::Credential => wide.clone(),
-            DecisionScope::Resource => (p.digest, Some(instance.clone())),
+        let covers = match (&ask, i.mode) {
+            (_, DecisionScope::Credential) => Covers::Credential,
+            (Ask::Resource { level, id, .. }, DecisionScope::Resource) => {
+                Covers::Resource(*level, (*id).clone())
+            }
+            (Ask::Unresolved { .. }, DecisionScope::Resource) => Covers::Unresolved(p.path.clone()),
         };
-        // Concurrent requests for the same key share one validator call.
-        let d = i.cache.try_get_with(key, self.call(p)).await.map_err(|e: Arc<AuthError>| (*e).clone())?;
-        if i.mode == DecisionScope::Resource && matches!(d.verdict, Verdict::AllowStudies(_)) {
+        let key: Key = (p.digest, covers);
+        let d = i
+            .cache
+            .try_get_with(key, async move {
+                let (level, described) = match ask {
+                    // What Orthanc does not know is not described: no resolved-id headers.
+                    Ask::Resource { level, describe, .. } => match describe.await {
+                        Ok(d) => (level, d),
+                        Err(UpstreamError::NotFound) => (level, Described::default()),
+                        Err(e) => return Err(AuthError::Upstream(e)),
+                    },
+                    Ask::Unresolved { level } => (level, Described::default()),
+                };
+                self.call(p, level, &described).await
+            })
+            .await
+            .map_err(|e: Arc<AuthError>| (*e).clone())?;
+        if matches!(&d.verdict, Verdict::Allow(Allowed { studies: Some(_), .. })) {
             i.cache.insert(wide, d.clone()).await;
         }
         verdict(d.verdict)
     }
 
-    async fn call(&self, p: &Presented) -> Result<Decision, AuthError> {
+    async fn call(&self, p: &Presented, level: Level, described: &Described) -> Result<Decision, AuthError> {
         let i = &self.inner;
         let mut req = i
             .http
             .get(&i.url)
-            .header("X-Original-URI", p.uri.as_str())
-            .header("X-Original-Method", p.method.as_str());
+            .header("X-Original-URI", p.uri())
+            .header("X-Original-Method", p.method.as_str())
+            .header("X-Edge-Level", level.as_str());
+        for (level, id, uid) in &described.nodes {
+            let (id_header, uid_header) = match level {
+                Level::Instance => ("X-Edge-Instance", "X-Edge-Instance-UID"),
+                Level::Series => ("X-Edge-Series", "X-Edge-Series-UID"),
+                Level::Study => ("X-Edge-Study", "X-Edge-Study-UID"),
+            };
+            req = req.header(id_header, id.as_str());
+            if let Some(uid) = uid {
+                req = req.header(uid_header, uid.as_str());
+            }
+        }
         for (name, value) in &p.headers {
             req = req.header(name.as_str(), value.as_bytes());
         }
@@ -183,13 +257,18 @@ impl Delegate {
         })?;
         let status = resp.status().as_u16();
         let verdict = match status {
-            200..=299 => match &i.studies_header {
-                Some(h) => match resp.headers().get(h.as_str()) {
-                    Some(v) => Verdict::AllowStudies(Arc::new(studies(v.as_bytes())?)),
-                    None => Verdict::Allow,
-                },
-                None => Verdict::Allow,
-            },
+            200..=299 => {
+                let studies = match &i.studies_header {
+                    Some(h) => resp.headers().get(h.as_str()).map(|v| studies(v.as_bytes())).transpose()?,
+                    None => None,
+                };
+                let user = i
+                    .user_header
+                    .as_ref()
+                    .and_then(|h| resp.headers().get(h.as_str()))
+                    .and_then(|v| user_name(v.as_bytes()));
+                Verdict::Allow(Allowed { studies: studies.map(Arc::new), user })
+            }
             401 => Verdict::Unauthenticated,
             403 => Verdict::Forbidden,
             s => {
@@ -207,12 +286,61 @@ impl Delegate {
     }
 }
 
-fn verdict(v: Verdict) -> Result<Option<Arc<ResourceSet>>, AuthError> {
+/// The request path as the route table matched it, each parameter replaced by its decoded,
+/// validated value (`%65…` becomes `e…`, frame `007` becomes `7`): what the validator sees is
+/// what is served. Falls back to the raw path for routes without a pattern.
+fn canonical_path(req: &HttpRequest) -> String {
+    let Some(pattern) = req.match_pattern() else {
+        return req.path().to_owned();
+    };
+    let info = req.match_info();
+    let mut out = String::with_capacity(pattern.len() + 64);
+    let mut rest = pattern.as_str();
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
+        let spec = &rest[open + 1..open + close];
+        let name = spec.split(':').next().unwrap_or(spec);
+        let value = info.get(name).unwrap_or("");
+        match name {
+            "frame" => match value.parse::<u32>() {
+                Ok(n) => out.push_str(&n.to_string()),
+                Err(_) => out.push_str(&percent(value)),
+            },
+            _ => out.push_str(&percent(value)),
+        }
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A path segment, percent-encoded where it is not an id, UID or number (those pass as they are).
+fn percent(segment: &str) -> String {
+    url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
+}
+
+/// The query without the session `token`, re-encoded from its decoded pairs.
+fn canonical_query(qs: &str) -> String {
+    let qs = strip_token_param(qs);
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(url::form_urlencoded::parse(qs.as_bytes()))
+        .finish()
+}
+
+/// A validator-named user: printable ASCII, at most 64 characters; anything else is ignored.
+fn user_name(v: &[u8]) -> Option<Arc<str>> {
+    let s = std::str::from_utf8(v).ok()?.trim();
+    (!s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_graphic() || b == b' ')).then(|| s.into())
+}
+
+fn verdict(v: Verdict) -> Result<Allowed, AuthError> {
     match v {
-        Verdict::Allow => Ok(None),
-        Verdict::AllowStudies(s) => Ok(Some(s)),
+        Verdict::Allow(a) => Ok(a),
         Verdict::Unauthenticated => Err(AuthError::Invalid),
-        Verdict::Forbidden => Err(AuthError::Forbidden { scope: Scope::Preview }),
+        Verdict::Forbidden => Err(AuthError::Denied),
     }
 }
 
@@ -254,6 +382,22 @@ mod tests {
         assert_eq!(max_age("max-age=30, no-cache"), Some(Duration::ZERO));
         assert_eq!(max_age("private"), None);
         assert_eq!(max_age("max-age=x"), None);
+    }
+
+    #[test]
+    fn canonical_queries_drop_the_token_and_reencode() {
+        assert_eq!(canonical_query(""), "");
+        assert_eq!(canonical_query("w=64&token=a.b.c"), "w=64");
+        assert_eq!(canonical_query("w=%36%34&preset=a%20b"), "w=64&preset=a+b");
+    }
+
+    #[test]
+    fn user_names_are_short_printable_ascii() {
+        assert_eq!(user_name(b" alice ").as_deref(), Some("alice"));
+        assert!(user_name(b"").is_none());
+        assert!(user_name(b"a\x01b").is_none());
+        assert!(user_name("é".as_bytes()).is_none());
+        assert!(user_name("x".repeat(65).as_bytes()).is_none());
     }
 
     #[test]

@@ -19,11 +19,11 @@ use crate::error::AppError;
 use crate::ids::OrthancId;
 use crate::upstream::{OrthancClient, UpstreamError};
 
+pub use crate::ids::Level;
 pub use api_key::{hash_key, ApiKeys};
 pub use credential::{strip_token_param, TOKEN_PARAM};
 pub use delegate::Delegate;
 pub use limit::FailureLimiter;
-pub use parents::Level;
 pub use parents::Parents;
 pub use session::{asymmetric_alg, Minted, Minter, SessionKeys, MAX_RESOURCES};
 
@@ -84,14 +84,45 @@ pub struct Principal {
     pub via: Via,
 }
 
-/// The thing being accessed.
+/// The thing being accessed, as the request names it.
 #[derive(Debug, Clone, Copy)]
 pub enum Resource<'a> {
     Instance(&'a OrthancId),
     Series(&'a OrthancId),
     Study(&'a OrthancId),
+    /// A DICOMweb path's UIDs (validated syntax): resolved to Orthanc ids, and the lineage the
+    /// path states (series in study, instance in series) checked, before anything is decided.
+    Dicom {
+        study: &'a str,
+        series: &'a str,
+        instance: Option<&'a str>,
+    },
     /// The edge itself (cache, jobs), not an image.
     Edge,
+}
+
+impl Resource<'_> {
+    fn level(&self) -> Option<Level> {
+        match self {
+            Resource::Instance(_) => Some(Level::Instance),
+            Resource::Series(_) => Some(Level::Series),
+            Resource::Study(_) => Some(Level::Study),
+            Resource::Dicom { instance: Some(_), .. } => Some(Level::Instance),
+            Resource::Dicom { instance: None, .. } => Some(Level::Series),
+            Resource::Edge => None,
+        }
+    }
+}
+
+/// What an authorization decided: the canonical resource, and whom its misses are charged to.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    /// The resource as resolved (for `Resource::Dicom`, the instance or series its UIDs name);
+    /// `None` for `Resource::Edge`.
+    pub target: Option<(Level, OrthancId)>,
+    /// Key of the per-client miss budget: the principal's name, or for a delegated principal the
+    /// user its validator named, else the client address (never the cookies a client chose).
+    pub client: Arc<str>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -106,6 +137,12 @@ pub enum AuthError {
     Forbidden { scope: Scope },
     #[error("this credential does not cover this resource")]
     OutOfScope,
+    #[error("the authorization service denied access to this resource")]
+    Denied,
+    /// The request names no resource Orthanc knows (an unknown UID, or a lineage that does not
+    /// hold); restricted principals get `OutOfScope` instead, so they learn nothing.
+    #[error("no such resource")]
+    NotFound,
     #[error("the authorization service is unavailable")]
     Unavailable,
     #[error("too many failed authentications from this address; retry later")]
@@ -122,7 +159,8 @@ impl AuthError {
             AuthError::Missing => "unauthenticated",
             AuthError::Invalid => "invalid-credentials",
             AuthError::Expired => "token-expired",
-            AuthError::Forbidden { .. } | AuthError::OutOfScope => "forbidden",
+            AuthError::Forbidden { .. } | AuthError::OutOfScope | AuthError::Denied => "forbidden",
+            AuthError::NotFound => "not-found",
             AuthError::Unavailable => "auth-unavailable",
             AuthError::RateLimited { .. } => "too-many-failures",
             AuthError::MintingDisabled => "minting-disabled",
@@ -231,7 +269,7 @@ impl Authenticator {
     /// A delegated principal when delegation is on and the request carries a forwarded header.
     fn delegated(&self, req: &HttpRequest) -> Option<Result<Principal, AuthError>> {
         let d = self.delegate.as_ref()?;
-        let presented = d.presented(req)?;
+        let presented = d.presented(req, req.peer_addr().map(|a| a.ip()))?;
         Some(Ok(Principal {
             name: format!("delegated:{}", presented.short_digest()).into(),
             scopes: Arc::from([Scope::Preview]),
@@ -240,24 +278,39 @@ impl Authenticator {
         }))
     }
 
-    /// May `principal` use `scope` on `resource`? The single decision point. Denials are audited.
+    /// May `principal` use `scope` on `resource`? The single decision point: ids and UIDs are
+    /// resolved and their lineage checked first, and only that canonical resource is decided on
+    /// (and shown to a validator). Denials are audited; a validator's 401 counts as a failed
+    /// authentication of the client address, like a bad key.
     pub async fn authorize(
         &self,
         principal: &Principal,
         scope: Scope,
         resource: Resource<'_>,
-    ) -> Result<(), AuthError> {
+    ) -> Result<Grant, AuthError> {
         let result = self.decide(principal, scope, resource).await;
-        if let Err(e) = &result {
-            if matches!(
-                e,
-                AuthError::Forbidden { .. } | AuthError::OutOfScope | AuthError::Invalid | AuthError::Missing
-            ) {
-                let id = match resource {
-                    Resource::Instance(id) | Resource::Series(id) | Resource::Study(id) => id.as_str(),
-                    Resource::Edge => "-",
-                };
-                tracing::warn!(target: "audit", principal = %principal.name, resource = id, code = e.code(), "denied");
+        let Err(e) = &result else {
+            return result;
+        };
+        if matches!(
+            e,
+            AuthError::Forbidden { .. }
+                | AuthError::OutOfScope
+                | AuthError::Denied
+                | AuthError::Invalid
+                | AuthError::Missing
+        ) {
+            let id = match resource {
+                Resource::Instance(id) | Resource::Series(id) | Resource::Study(id) => id.as_str(),
+                Resource::Dicom { instance: Some(uid), .. } => uid,
+                Resource::Dicom { series, .. } => series,
+                Resource::Edge => "-",
+            };
+            tracing::warn!(target: "audit", principal = %principal.name, resource = id, code = e.code(), "denied");
+        }
+        if let (AuthError::Invalid, Via::Delegated(p)) = (e, &principal.via) {
+            if let Some(ip) = p.client {
+                self.limiter.failed(ip)?;
             }
         }
         result
@@ -268,34 +321,62 @@ impl Authenticator {
         principal: &Principal,
         scope: Scope,
         resource: Resource<'_>,
-    ) -> Result<(), AuthError> {
+    ) -> Result<Grant, AuthError> {
         if !principal.scopes.contains(&scope) {
             return Err(AuthError::Forbidden { scope });
         }
-        let (id, level) = match resource {
-            Resource::Instance(id) => (id, Level::Instance),
-            Resource::Series(id) => (id, Level::Series),
-            Resource::Study(id) => (id, Level::Study),
+        let Some(level) = resource.level() else {
             // Minting, warm-up and purges are for API keys only: a token never mints a wider token.
-            Resource::Edge => {
-                return match principal.via {
-                    Via::ApiKey => Ok(()),
-                    _ => Err(AuthError::Forbidden { scope }),
+            return match principal.via {
+                Via::ApiKey => Ok(Grant { target: None, client: principal.name.clone() }),
+                _ => Err(AuthError::Forbidden { scope }),
+            };
+        };
+        // `None`: the URL names nothing Orthanc knows. Native ids are taken as they are (an
+        // unknown one is Orthanc's 404 later, or outside every restriction); UIDs are resolved.
+        let target: Option<(Level, OrthancId)> = match resource {
+            Resource::Instance(id) | Resource::Series(id) | Resource::Study(id) => Some((level, id.clone())),
+            Resource::Dicom { study, series, instance } => {
+                match self.parents.resolve_dicom(study, series, instance).await {
+                    Ok(t) => Some(t),
+                    Err(UpstreamError::NotFound) => None,
+                    Err(e) => return Err(e.into()),
                 }
             }
+            Resource::Edge => None,
         };
+        let mut client = principal.name.clone();
+        let mut studies = None;
         if let Via::Delegated(presented) = &principal.via {
             let d = self.delegate.as_ref().ok_or(AuthError::Unavailable)?;
-            if let Some(studies) = d.decide(presented, id).await? {
-                self.parents.within(&studies, id, level).await?;
-            }
+            let allowed = match &target {
+                Some((level, id)) => {
+                    let describe = self.parents.describe(*level, id);
+                    d.decide(presented, delegate::Ask::Resource { level: *level, id, describe }).await?
+                }
+                None => d.decide(presented, delegate::Ask::Unresolved::<NoDescription> { level }).await?,
+            };
+            client = match (&allowed.user, presented.client) {
+                (Some(user), _) => format!("delegated-user:{user}").into(),
+                (None, Some(ip)) => format!("delegated-addr:{ip}").into(),
+                (None, None) => client,
+            };
+            studies = allowed.studies;
         }
-        match &principal.restriction {
-            None => Ok(()),
-            Some(set) => self.parents.within(set, id, level).await,
+        let restricted = principal.restriction.is_some() || studies.is_some();
+        let Some((level, id)) = target else {
+            // A restricted principal cannot tell "not yours" from "does not exist".
+            return Err(if restricted { AuthError::OutOfScope } else { AuthError::NotFound });
+        };
+        for set in [studies.as_deref(), principal.restriction.as_deref()].into_iter().flatten() {
+            self.parents.within(set, &id, level).await?;
         }
+        Ok(Grant { target: Some((level, id)), client })
     }
 }
+
+/// The description future of an `Ask` that has none.
+type NoDescription = std::future::Ready<Result<parents::Described, UpstreamError>>;
 
 impl FromRequest for Principal {
     type Error = AppError;

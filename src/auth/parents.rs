@@ -1,13 +1,14 @@
-//! Instance → series → study parents, asked of Orthanc once and cached: what resource-scoped credentials are checked against.
+//! Orthanc's hierarchy as authorization needs it: parents and UIDs of ids, ids of UIDs, asked once and cached; lineage-checked DICOMweb targets.
 
 use std::sync::Arc;
 
 use super::{AuthError, ResourceSet};
-use crate::ids::OrthancId;
+use crate::ids::{Level, OrthancId};
+use crate::upstream::model::Node;
 use crate::upstream::{OrthancClient, UpstreamError};
 
-/// Parents never change (Orthanc ids are hashes of the DICOM UIDs), so entries never expire;
-/// they are only evicted for size.
+/// Parents and UIDs never change (Orthanc ids are hashes of the DICOM UIDs), so entries never
+/// expire; they are only evicted for size.
 const ENTRIES: u64 = 500_000;
 
 /// Where an instance sits.
@@ -17,42 +18,115 @@ pub struct Lineage {
     pub study: OrthancId,
 }
 
+/// A resource and the resources above it, with their DICOM UIDs where Orthanc has them: what a
+/// delegated validator is told. Ordered from the resource itself up to its study.
+#[derive(Debug, Clone, Default)]
+pub struct Described {
+    pub nodes: Vec<(Level, OrthancId, Option<String>)>,
+}
+
 #[derive(Clone)]
 pub struct Parents {
     upstream: OrthancClient,
-    /// instance → its series and study: one lookup on the hot path.
-    lineage: moka::future::Cache<OrthancId, Arc<Lineage>>,
-    /// series → study, so the other instances of a series cost one Orthanc request, not two.
-    study_of: moka::future::Cache<OrthancId, OrthancId>,
+    /// (level, id) → parent id and UID: one Orthanc request per resource, shared by its children.
+    nodes: moka::future::Cache<(Level, OrthancId), Arc<Node>>,
+    /// (level, DICOM UID) → Orthanc id.
+    uids: moka::future::Cache<(Level, String), OrthancId>,
+}
+
+fn unshare(e: Arc<UpstreamError>) -> UpstreamError {
+    (*e).clone()
 }
 
 impl Parents {
     pub fn new(upstream: OrthancClient) -> Self {
         Self {
             upstream,
-            lineage: moka::future::Cache::new(ENTRIES),
-            study_of: moka::future::Cache::new(ENTRIES / 10),
+            nodes: moka::future::Cache::new(ENTRIES),
+            uids: moka::future::Cache::new(ENTRIES / 10),
         }
     }
 
-    /// The series and study of `instance` (concurrent first lookups share the Orthanc requests).
-    pub async fn lineage(&self, instance: &OrthancId) -> Result<Arc<Lineage>, UpstreamError> {
-        self.lineage
-            .try_get_with_by_ref(instance, async move {
-                let series = self.upstream.instance_parent(instance).await?;
-                let study = self.study_of(&series).await?;
-                Ok(Arc::new(Lineage { series, study }))
-            })
+    /// The parent and UID of one resource (concurrent first lookups share the Orthanc request).
+    async fn node(&self, level: Level, id: &OrthancId) -> Result<Arc<Node>, UpstreamError> {
+        let up = &self.upstream;
+        self.nodes
+            .try_get_with((level, id.clone()), async move { up.node(level, id).await.map(Arc::new) })
             .await
-            .map_err(|e: Arc<UpstreamError>| (*e).clone())
+            .map_err(unshare)
     }
 
-    async fn study_of(&self, series: &OrthancId) -> Result<OrthancId, UpstreamError> {
+    async fn parent(&self, level: Level, id: &OrthancId) -> Result<OrthancId, UpstreamError> {
+        self.node(level, id)
+            .await?
+            .parent
+            .clone()
+            .ok_or_else(|| UpstreamError::BadResponse(format!("{} without a parent", level.as_str())))
+    }
+
+    /// The series and study of `instance`.
+    pub async fn lineage(&self, instance: &OrthancId) -> Result<Lineage, UpstreamError> {
+        let series = self.parent(Level::Instance, instance).await?;
+        let study = self.parent(Level::Series, &series).await?;
+        Ok(Lineage { series, study })
+    }
+
+    /// The Orthanc id of a DICOM UID of the given level (`NotFound` when Orthanc knows none).
+    pub async fn resolve_uid(&self, level: Level, uid: &str) -> Result<OrthancId, UpstreamError> {
         let up = &self.upstream;
-        self.study_of
-            .try_get_with_by_ref(series, async move { up.series_parent(series).await })
+        self.uids
+            .try_get_with((level, uid.to_owned()), async move {
+                let hits = up.lookup(uid).await?;
+                let hit =
+                    hits.iter().find(|h| h.kind == level.orthanc_type()).ok_or(UpstreamError::NotFound)?;
+                OrthancId::parse(&hit.id)
+                    .ok_or_else(|| UpstreamError::BadResponse("Orthanc answered a malformed id".into()))
+            })
             .await
-            .map_err(|e: Arc<UpstreamError>| (*e).clone())
+            .map_err(unshare)
+    }
+
+    /// A DICOMweb path's UIDs resolved, with the lineage the path states checked: the series is in
+    /// the study, the instance in the series. `NotFound` when a UID is unknown or the lineage
+    /// differs. Answers the series (no instance UID) or the instance.
+    pub async fn resolve_dicom(
+        &self,
+        study_uid: &str,
+        series_uid: &str,
+        instance_uid: Option<&str>,
+    ) -> Result<(Level, OrthancId), UpstreamError> {
+        let study = self.resolve_uid(Level::Study, study_uid).await?;
+        let series = self.resolve_uid(Level::Series, series_uid).await?;
+        if self.parent(Level::Series, &series).await? != study {
+            return Err(UpstreamError::NotFound);
+        }
+        let Some(uid) = instance_uid else {
+            return Ok((Level::Series, series));
+        };
+        let instance = self.resolve_uid(Level::Instance, uid).await?;
+        if self.parent(Level::Instance, &instance).await? != series {
+            return Err(UpstreamError::NotFound);
+        }
+        Ok((Level::Instance, instance))
+    }
+
+    /// `id` and its parents with their UIDs, for a validator.
+    pub async fn describe(&self, level: Level, id: &OrthancId) -> Result<Described, UpstreamError> {
+        let mut out = Described::default();
+        let (mut level, mut id) = (level, id.clone());
+        loop {
+            let node = self.node(level, &id).await?;
+            out.nodes.push((level, id, node.uid.clone()));
+            let up = match level {
+                Level::Instance => Level::Series,
+                Level::Series => Level::Study,
+                Level::Study => return Ok(out),
+            };
+            match &node.parent {
+                Some(p) => (level, id) = (up, p.clone()),
+                None => return Ok(out),
+            }
+        }
     }
 
     /// Is `id` (an instance, series or study, as `level` says) in `set`: listed itself, or its
@@ -78,7 +152,7 @@ impl Parents {
                     return Ok(());
                 }
                 if !set.studies.is_empty() {
-                    let study = self.study_of(id).await.map_err(not_found_is_out)?;
+                    let study = self.parent(Level::Series, id).await.map_err(not_found_is_out)?;
                     if set.studies.contains(&study) {
                         return Ok(());
                     }
@@ -92,14 +166,6 @@ impl Parents {
         }
         Err(AuthError::OutOfScope)
     }
-}
-
-/// Which kind of resource an id names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    Instance,
-    Series,
-    Study,
 }
 
 /// A scoped credential learns nothing about ids outside its scope, not even whether they exist.

@@ -6,8 +6,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use super::extract::{get, parse_query};
 use super::previews::{image_reply, note_principal};
 use crate::auth::{Principal, Resource, Scope};
-use crate::catalog::UidKind;
 use crate::error::AppError;
+use crate::ids::{valid_uid, Level};
 use crate::previews::{Output, PreviewSpec};
 use crate::state::AppState;
 use crate::transform::spec::{Fit, OutputFormat, VariantSpec};
@@ -71,21 +71,17 @@ pub async fn image(
         None => None,
     };
     for uid in [Some(study_uid), Some(series_uid), instance_uid].into_iter().flatten() {
-        if !crate::catalog::valid_uid(uid) {
+        if !valid_uid(uid) {
             return Err(AppError::BadId("not a DICOM UID (digits and dots, at most 64 characters)".into()));
         }
     }
-    let instance = match instance_uid {
-        Some(uid) => {
-            let instance = state.catalog.resolve_uid(UidKind::Instance, uid).await?;
-            state.auth.authorize(&principal, Scope::Preview, Resource::Instance(&instance)).await?;
-            instance
-        }
-        None => {
-            let series = state.catalog.resolve_uid(UidKind::Series, series_uid).await?;
-            state.auth.authorize(&principal, Scope::Preview, Resource::Series(&series)).await?;
-            state.catalog.representative(&series).await?
-        }
+    // Authorization resolves the UIDs and checks the lineage the path states.
+    let resource = Resource::Dicom { study: study_uid, series: series_uid, instance: instance_uid };
+    let grant = state.auth.authorize(&principal, Scope::Preview, resource).await?;
+    let instance = match grant.target {
+        Some((Level::Instance, id)) => id,
+        Some((Level::Series, id)) => state.catalog.representative(&id).await?,
+        _ => return Err(AppError::Internal("DICOMweb target is neither an instance nor a series".into())),
     };
     let variant = VariantSpec {
         w: size.map(|s| s.0),
@@ -96,7 +92,7 @@ pub async fn image(
     };
     let spec =
         PreviewSpec { instance, frame: 0, output: Output::Edge { rendering: Rendering::Preview, variant } };
-    let served = state.previews.get(&spec, &principal.name).await?;
+    let served = state.previews.get(&spec, &grant.client).await?;
     let vary = get(&query, "accept").is_none().then_some("Accept");
     Ok(image_reply(&req, &state, &served, vary))
 }

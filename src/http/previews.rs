@@ -18,8 +18,8 @@ pub async fn preview(
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
     note_principal(&req, &principal);
-    state.auth.authorize(&principal, Scope::Preview, Resource::Instance(&spec.instance)).await?;
-    let served = state.previews.get(&spec, &principal.name).await?;
+    let grant = state.auth.authorize(&principal, Scope::Preview, Resource::Instance(&spec.instance)).await?;
+    let served = state.previews.get(&spec, &grant.client).await?;
     Ok(image_reply(&req, &state, &served, negotiated.then_some("Accept")))
 }
 

@@ -25,9 +25,9 @@ pub async fn series_preview(
 ) -> Result<HttpResponse, AppError> {
     note_principal(&req, &principal);
     let series = spec.instance.clone();
-    state.auth.authorize(&principal, Scope::Preview, Resource::Series(&series)).await?;
+    let grant = state.auth.authorize(&principal, Scope::Preview, Resource::Series(&series)).await?;
     spec.instance = state.catalog.representative(&series).await?;
-    let served = state.previews.get(&spec, &principal.name).await?;
+    let served = state.previews.get(&spec, &grant.client).await?;
     Ok(image_reply(&req, &state, &served, negotiated.then_some("Accept")))
 }
 

@@ -2,6 +2,8 @@
 
 use serde::Deserialize;
 
+use crate::ids::OrthancId;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct StudyInfo {
@@ -157,4 +159,34 @@ mod tests {
         .unwrap();
         assert_eq!(changes.changes[0].seq, 7);
     }
+}
+
+/// Where a resource sits in Orthanc's hierarchy, and its DICOM UID (when Orthanc has it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// The series of an instance, the study of a series; `None` for a study.
+    pub parent: Option<OrthancId>,
+    pub uid: Option<String>,
+}
+
+/// `GET /{instances|series|studies}/{id}`, the fields `Node` needs.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct RawNode {
+    #[serde(default)]
+    pub parent_series: Option<String>,
+    #[serde(default)]
+    pub parent_study: Option<String>,
+    #[serde(default)]
+    pub main_dicom_tags: NodeTags,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct NodeTags {
+    #[serde(rename = "SOPInstanceUID", default)]
+    pub sop_instance_uid: Option<String>,
+    #[serde(rename = "SeriesInstanceUID", default)]
+    pub series_instance_uid: Option<String>,
+    #[serde(rename = "StudyInstanceUID", default)]
+    pub study_instance_uid: Option<String>,
 }

@@ -11,10 +11,10 @@ use reqwest::StatusCode;
 
 use super::breaker::Breaker;
 use super::gate::RenderGate;
-use super::model::{Changes, InstanceInfo, LookupHit, SeriesInfo, StudyInfo};
+use super::model::{Changes, InstanceInfo, LookupHit, Node, RawNode, SeriesInfo, StudyInfo};
 use super::UpstreamError;
 use crate::config::{OrthancConfig, Secret};
-use crate::ids::OrthancId;
+use crate::ids::{Level, OrthancId};
 
 /// Encodings Orthanc's `/preview` can produce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -375,26 +375,29 @@ impl OrthancClient {
         })
     }
 
-    /// The series an instance belongs to (`GET /instances/{id}` → `ParentSeries`).
-    pub async fn instance_parent(&self, id: &OrthancId) -> Result<OrthancId, UpstreamError> {
-        self.parent(&format!("{}/instances/{id}", self.base), "ParentSeries").await
-    }
-
-    /// The study a series belongs to (`GET /series/{id}` → `ParentStudy`).
-    pub async fn series_parent(&self, id: &OrthancId) -> Result<OrthancId, UpstreamError> {
-        self.parent(&format!("{}/series/{id}", self.base), "ParentStudy").await
-    }
-
-    async fn parent(&self, url: &str, field: &str) -> Result<OrthancId, UpstreamError> {
-        let resp = self.http.get(url).header(ACCEPT, "application/json").send().await.map_err(classify)?;
-        check_status(resp.status())?;
-        let body = self.read_capped(resp).await?;
-        let v: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|_| UpstreamError::BadResponse("resource answer is not JSON".into()))?;
-        v.get(field)
-            .and_then(|p| p.as_str())
-            .and_then(OrthancId::parse)
-            .ok_or_else(|| UpstreamError::BadResponse(format!("resource answer has no {field}")))
+    /// One node of the hierarchy (`GET /{instances|series|studies}/{id}`): its parent's id and
+    /// its own DICOM UID, as Orthanc indexed them.
+    pub async fn node(&self, level: Level, id: &OrthancId) -> Result<Node, UpstreamError> {
+        let raw: RawNode =
+            self.json(self.http.get(format!("{}/{}/{id}", self.base, level.orthanc_path()))).await?;
+        let parent = match level {
+            Level::Instance => Some(raw.parent_series),
+            Level::Series => Some(raw.parent_study),
+            Level::Study => None,
+        };
+        let parent = match parent {
+            None => None,
+            Some(p) => Some(p.as_deref().and_then(OrthancId::parse).ok_or_else(|| {
+                UpstreamError::BadResponse(format!("{} answer has no parent", level.as_str()))
+            })?),
+        };
+        let tags = raw.main_dicom_tags;
+        let uid = match level {
+            Level::Instance => tags.sop_instance_uid,
+            Level::Series => tags.series_instance_uid,
+            Level::Study => tags.study_instance_uid,
+        };
+        Ok(Node { parent, uid: uid.filter(|u| crate::ids::valid_uid(u)) })
     }
 
     /// Is Orthanc answering with our credentials? (`GET /system`)

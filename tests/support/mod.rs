@@ -188,10 +188,21 @@ async fn fake_parent(req: HttpRequest, id: String, field: &str, state: web::Data
             .insert_header(("WWW-Authenticate", "Basic realm=\"Orthanc\""))
             .finish();
     }
-    match state.parents.lock().unwrap().get(&id) {
-        Some(parent) => HttpResponse::Ok().json(serde_json::json!({"ID": id, field: parent})),
-        None => HttpResponse::NotFound().finish(),
-    }
+    let Some(parent) = state.parents.lock().unwrap().get(&id).cloned() else {
+        return HttpResponse::NotFound().finish();
+    };
+    // The UID registered for this id (add_uid), as Orthanc's MainDicomTags carry it.
+    let (tag, kind) = match field {
+        "ParentSeries" => ("SOPInstanceUID", "Instance"),
+        _ => ("SeriesInstanceUID", "Series"),
+    };
+    let uid =
+        state.uids.lock().unwrap().iter().find(|(_, (k, i))| k == kind && *i == id).map(|(u, _)| u.clone());
+    let tags = match uid {
+        Some(u) => serde_json::json!({ tag: u }),
+        None => serde_json::json!({}),
+    };
+    HttpResponse::Ok().json(serde_json::json!({"ID": id, field: parent, "MainDicomTags": tags}))
 }
 
 async fn fake_instance(req: HttpRequest, id: web::Path<String>, state: web::Data<FakeState>) -> HttpResponse {
@@ -223,10 +234,19 @@ async fn fake_study(req: HttpRequest, id: web::Path<String>, state: web::Data<Fa
     if series.is_empty() {
         return HttpResponse::NotFound().finish();
     }
-    HttpResponse::Ok().json(serde_json::json!({
-        "ID": *id, "IsStable": true, "Series": series,
-        "MainDicomTags": {"StudyDescription": "Fake study", "StudyDate": "20260101"},
-    }))
+    let uid = state
+        .uids
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(_, (k, i))| k == "Study" && *i == *id)
+        .map(|(u, _)| u.clone());
+    let mut tags = serde_json::json!({"StudyDescription": "Fake study", "StudyDate": "20260101"});
+    if let Some(u) = uid {
+        tags["StudyInstanceUID"] = serde_json::Value::String(u);
+    }
+    HttpResponse::Ok()
+        .json(serde_json::json!({"ID": *id, "IsStable": true, "Series": series, "MainDicomTags": tags}))
 }
 
 async fn fake_study_series(
@@ -687,11 +707,19 @@ pub struct Answer {
     pub headers: Vec<(String, String)>,
     pub body: String,
     pub delay: Duration,
+    /// When set, `status` only for requests whose header (lowercase name) has this value, 403
+    /// otherwise: a validator that decides by what it is told.
+    pub only_if: Option<(String, String)>,
 }
 
 impl Answer {
     pub fn status(status: u16) -> Self {
-        Self { status, headers: vec![], body: String::new(), delay: Duration::ZERO }
+        Self { status, headers: vec![], body: String::new(), delay: Duration::ZERO, only_if: None }
+    }
+
+    pub fn only_if(mut self, header: &str, value: &str) -> Self {
+        self.only_if = Some((header.to_ascii_lowercase(), value.to_owned()));
+        self
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Self {
@@ -770,7 +798,13 @@ async fn canned(req: HttpRequest, state: web::Data<CannedState>) -> HttpResponse
     if !a.delay.is_zero() {
         tokio::time::sleep(a.delay).await;
     }
-    let mut resp = HttpResponse::build(actix_web::http::StatusCode::from_u16(a.status).unwrap());
+    let status = match &a.only_if {
+        Some((h, v)) if req.headers().get(h.as_str()).and_then(|x| x.to_str().ok()) != Some(v.as_str()) => {
+            403
+        }
+        _ => a.status,
+    };
+    let mut resp = HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap());
     for (k, v) in &a.headers {
         resp.insert_header((k.as_str(), v.as_str()));
     }
