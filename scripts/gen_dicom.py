@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 # Generates deterministic synthetic DICOM test files for orthanc-edge's integration tests and demo.
 #
-# Usage: scripts/gen_dicom.py OUTDIR [--large]
+# Usage: scripts/gen_dicom.py OUTDIR [--large] [--patient N] [--study N] [--slices N]
 #
 # Every file belongs to patient Doe^Jane (EDGE-TEST-1) and to one study; each file is its own
 # series. All UIDs derive from a constant root, so reruns give the same Orthanc ids.
+# --patient N (N > 1) writes another patient's study instead: Roe^Richard-N (EDGE-TEST-N), its own
+# UID root, and a second marker in every image's bottom-right corner so its pixels differ from
+# patient 1's (the two-patient security tests, tests/security_real.rs).
 #   ct16.dcm         CT, 16-bit signed MONOCHROME2, 512x512, slope/intercept + window
 #   cr_mono1.dcm     CR, MONOCHROME1, 16-bit unsigned (BitsStored 12), 640 cols x 800 rows
 #   rgb8.dcm         Secondary capture, 8-bit RGB interleaved, 256 cols x 192 rows
@@ -36,6 +39,7 @@ FRAME_OF_REF_UID = f"{ROOT}.2"
 EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
 JPEG2000_LOSSLESS = "1.2.840.10008.1.2.4.90"
 PYDICOM_MAJOR = int(pydicom.__version__.split(".")[0])
+PATIENT = 1  # --patient
 
 SOP_CT = "1.2.840.10008.5.1.4.1.1.2"
 SOP_CR = "1.2.840.10008.5.1.4.1.1.1"
@@ -77,10 +81,15 @@ def base_dataset(*, n, sop_class, modality, description, transfer_syntax=EXPLICI
     ds.ReferringPhysicianName = ""
     ds.StudyDescription = "orthanc-edge synthetic study"
     ds.SeriesDescription = description
-    ds.PatientName = "Doe^Jane"
-    ds.PatientID = "EDGE-TEST-1"
-    ds.PatientBirthDate = "19700101"
-    ds.PatientSex = "F"
+    if PATIENT == 1:
+        ds.PatientName = "Doe^Jane"
+        ds.PatientBirthDate = "19700101"
+        ds.PatientSex = "F"
+    else:
+        ds.PatientName = f"Roe^Richard-{PATIENT}"
+        ds.PatientBirthDate = "19800202"
+        ds.PatientSex = "M"
+    ds.PatientID = f"EDGE-TEST-{PATIENT}"
     ds.StudyInstanceUID = STUDY_UID
     ds.SeriesInstanceUID = series_uid(n)
     ds.StudyID = "1"
@@ -117,8 +126,11 @@ def set_pixels(ds, arr, *, photometric, bits_stored=None, signed=False, frames=N
 
 
 def marker(arr, value, size):
-    """Bright square in the top-left corner: orientation check for image comparisons."""
+    """Bright square in the top-left corner: orientation check for image comparisons. Patients
+    other than 1 get a second one in the bottom-right corner: their pixels are their own."""
     arr[2 : 2 + size, 2 : 2 + size, ...] = value
+    if PATIENT != 1:
+        arr[-2 - size : -2, -2 - size : -2, ...] = value
 
 
 def make_ct16():
@@ -283,6 +295,8 @@ def make_ct_slice(k, slices, size=128, series_count=1):
     y, x = np.mgrid[0:size, 0:size]
     r = np.hypot(x - size / 2, y - size / 2)
     arr = np.where(r < size / 6 + (k % 20) * size / 60, 1024 + 40 * (k % 25), 24).astype(np.int16)
+    if PATIENT != 1:
+        marker(arr, 2047, max(4, size // 16))
     set_pixels(ds, arr, photometric="MONOCHROME2", signed=True)
     return ds
 
@@ -305,10 +319,18 @@ def main():
     ap.add_argument("--ct-size", type=int, default=128, help="rows and columns of the CT slices")
     ap.add_argument("--study", type=int, default=0,
                     help="another study: N > 0 gives every UID a different root (same patient)")
+    ap.add_argument("--patient", type=int, default=1,
+                    help="another patient: N > 1 gives patient EDGE-TEST-N its own study and UID root")
     args = ap.parse_args()
+    if args.patient < 1:
+        ap.error("--patient must be at least 1")
+    global ROOT, STUDY_UID, FRAME_OF_REF_UID, PATIENT
+    PATIENT = args.patient
+    if PATIENT != 1:
+        ROOT = f"{ROOT}.100{PATIENT}"
     if args.study:
-        global ROOT, STUDY_UID, FRAME_OF_REF_UID
         ROOT = f"{ROOT}.{args.study}"
+    if PATIENT != 1 or args.study:
         STUDY_UID = f"{ROOT}.1"
         FRAME_OF_REF_UID = f"{ROOT}.2"
     os.makedirs(args.outdir, exist_ok=True)

@@ -7,7 +7,8 @@
 #       (scripts/load_samples.py) and exports
 #         ORTHANC_EDGE_IT_URL, ORTHANC_EDGE_IT_USER, ORTHANC_EDGE_IT_PASSWORD,
 #         ORTHANC_EDGE_IT_MANIFEST (JSON: {"study", "patient", "instances": {stem: {...}}}),
-#         ORTHANC_EDGE_IT_DIR (the Orthanc folder: orthanc.log, orthanc.json, storage/)
+#         ORTHANC_EDGE_IT_DIR (the Orthanc folder: orthanc.log, orthanc.json, storage/),
+#         ORTHANC_EDGE_IT_MANIFEST_B (the same for the second patient, when uploaded)
 #       and adds an EXIT trap that stops Orthanc, run after any EXIT trap already set.
 #       Returns non-zero (with the Orthanc log tail) if anything fails.
 #
@@ -19,6 +20,8 @@
 # IT_ORTHANC_SLICES=N: instances in the generated CT series (default 5; benchmarks use more),
 #   spread over IT_ORTHANC_CT_SERIES series (default 1), IT_ORTHANC_CT_SIZE pixels square (128).
 # IT_ORTHANC_LARGE=1 also generates and uploads cr_large.dcm (2048x2500, for benchmarks).
+# IT_ORTHANC_PATIENT_B=0 skips the second patient (EDGE-TEST-2: its own study, 3 CT slices, other
+#   pixels; default 1), which the two-patient security tests (tests/security_real.rs) need.
 # Needs Orthanc, curl, pydicom, numpy: scripts/setup-deps.sh orthanc python.
 # Sourcing does not change the caller's shell options: the steps run in a `set -euo pipefail`
 # subshell.
@@ -71,6 +74,12 @@ _it_orthanc_up() {
     "$s/gen_dicom.py" "$workdir/dicom" "${large[@]}" || exit 1
     "$s/load_samples.py" --env "$workdir/orthanc/orthanc.env" --dicom-dir "$workdir/dicom" \
       --manifest "$workdir/manifest.json" || exit 1
+    rm -rf "$workdir/dicom-b" "$workdir/manifest-b.json" || exit 1
+    if [[ ${IT_ORTHANC_PATIENT_B:-1} == 1 ]]; then
+      "$s/gen_dicom.py" "$workdir/dicom-b" --patient 2 --slices 3 || exit 1
+      "$s/load_samples.py" --env "$workdir/orthanc/orthanc.env" --dicom-dir "$workdir/dicom-b" \
+        --manifest "$workdir/manifest-b.json" || exit 1
+    fi
   ); then
     echo "it-orthanc.sh: setup failed; Orthanc log tail:" >&2
     tail -n 20 "$workdir/orthanc/orthanc.log" >&2 2>/dev/null || true
@@ -82,6 +91,9 @@ _it_orthanc_up() {
   source "$workdir/orthanc/orthanc.env" || return 1
   export ORTHANC_EDGE_IT_MANIFEST=$workdir/manifest.json
   export ORTHANC_EDGE_IT_DIR=$workdir/orthanc
+  if [[ -f $workdir/manifest-b.json ]]; then
+    export ORTHANC_EDGE_IT_MANIFEST_B=$workdir/manifest-b.json
+  fi
 }
 
 if [[ ${BASH_SOURCE[0]} != "$0" ]]; then
