@@ -647,10 +647,49 @@ impl Config {
         Ok(Secret::new(text))
     }
 
-    /// The effective configuration as TOML, secrets redacted.
+    /// The effective configuration as TOML, secrets redacted: `Secret`s, the user and password
+    /// of every URL, and API keys printed as name and scopes only (no hash).
     pub fn to_redacted_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+        let mut v = match toml::Value::try_from(self) {
+            Ok(v) => v,
+            Err(e) => return format!("# cannot render: {e}\n"),
+        };
+        redact_urls(&mut v);
+        if let Some(keys) =
+            v.get_mut("auth").and_then(|a| a.get_mut("api_keys")).and_then(|k| k.as_array_mut())
+        {
+            for key in keys.iter_mut().filter_map(toml::Value::as_table_mut) {
+                key.remove("hash");
+            }
+        }
+        toml::to_string_pretty(&v).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
+}
+
+/// Every string that is a URL with a user or password gets `<redacted>` in their place.
+fn redact_urls(v: &mut toml::Value) {
+    match v {
+        toml::Value::String(s) => {
+            if let Some(r) = redact_userinfo(s) {
+                *s = r;
+            }
+        }
+        toml::Value::Array(a) => a.iter_mut().for_each(redact_urls),
+        toml::Value::Table(t) => t.iter_mut().for_each(|(_, v)| redact_urls(v)),
+        _ => {}
+    }
+}
+
+/// `https://user:pw@host/x` → `https://<redacted>@host/x`; `None` when there is nothing to hide.
+fn redact_userinfo(s: &str) -> Option<String> {
+    let url = Url::parse(s).ok()?;
+    if url.username().is_empty() && url.password().is_none() {
+        return None;
+    }
+    let (scheme, rest) = s.split_once("://")?;
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let at = rest[..authority_end].rfind('@')?;
+    Some(format!("{scheme}://<redacted>@{}", &rest[at + 1..]))
 }
 
 /// HS256 is only as strong as its secret: ask for at least 32 bytes.
@@ -849,6 +888,38 @@ mod tests {
         assert!(!text.contains("s3cret"));
         assert!(text.contains("<redacted>"));
         assert!(!format!("{cfg:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn redacted_output_hides_url_passwords_and_key_hashes() {
+        let f = file(&format!(
+            "{PW}[[auth.api_keys]]\nname = \"viewer\"\nhash = \"{}\"\nscopes = [\"preview\"]\n",
+            "ab".repeat(32)
+        ));
+        let cfg = Config::load_from(
+            Some(f.path()),
+            env(&[
+                ("ORTHANC_EDGE__AUTH__JWT__JWKS_URL", "https://kc:jwks-pw-1@idp.test/certs?x=a@b"),
+                ("ORTHANC_EDGE__AUTH__DELEGATE__URL", "http://app:validator-pw-2@app.test:8000/auth"),
+                ("ORTHANC_EDGE__AUTH__SIGN__PUBLIC_URL", "https://onlyuser@edge.test"),
+            ]),
+        )
+        .unwrap();
+        let text = cfg.to_redacted_toml();
+        for secret in ["jwks-pw-1", "validator-pw-2", "kc:", "app:", "onlyuser", &"ab".repeat(32), "hash"] {
+            assert!(!text.contains(secret), "{secret} in\n{text}");
+        }
+        for kept in [
+            "https://<redacted>@idp.test/certs?x=a@b",
+            "http://<redacted>@app.test:8000/auth",
+            "https://<redacted>@edge.test",
+            "name = \"viewer\"",
+            "scopes = [\"preview\"]",
+        ] {
+            assert!(text.contains(kept), "{kept} missing in\n{text}");
+        }
+        assert_eq!(redact_userinfo("http://pacs:8042"), None);
+        assert_eq!(redact_userinfo("not a url"), None);
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub enum AppError {
     /// Carries the methods the route does allow (the `Allow` header).
     #[error("method not allowed")]
     MethodNotAllowed(&'static str),
-    #[error("this origin is not in cors.allowed_origins")]
+    #[error("this origin is neither the edge's own nor in cors.allowed_origins")]
     OriginNotAllowed,
     #[error("waited too long for the same image being fetched by another request")]
     FlightTimeout,
@@ -103,9 +103,10 @@ impl ResponseError for AppError {
             AppError::BadId(_) | AppError::BadParam(_) => StatusCode::BAD_REQUEST,
             AppError::Auth(e) => match e {
                 AuthError::Missing | AuthError::Invalid | AuthError::Expired => StatusCode::UNAUTHORIZED,
-                AuthError::Forbidden { .. } | AuthError::OutOfScope | AuthError::Denied => {
-                    StatusCode::FORBIDDEN
-                }
+                AuthError::Forbidden { .. }
+                | AuthError::OutOfScope
+                | AuthError::Denied
+                | AuthError::LinkMismatch(_) => StatusCode::FORBIDDEN,
                 AuthError::NotFound => StatusCode::NOT_FOUND,
                 AuthError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
                 AuthError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,

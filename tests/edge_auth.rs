@@ -656,3 +656,301 @@ async fn failed_authentications_are_rate_limited_per_address() {
     edge.stop().await;
     fake.stop().await;
 }
+
+/// Status, code and message of a refusal (`(200, "", "")` for a success).
+async fn refusal(r: reqwest::Response) -> (u16, String, String) {
+    let status = r.status().as_u16();
+    if status == 200 || status == 204 {
+        return (status, String::new(), String::new());
+    }
+    let v: Value = r.json().await.unwrap();
+    (status, v["code"].as_str().unwrap().to_owned(), v["message"].as_str().unwrap().to_owned())
+}
+
+/// The claims of a JWT, read without verifying it.
+fn claims_of(token: &str) -> Value {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap())
+        .unwrap()
+}
+
+fn token_of(url: &str) -> String {
+    url.split("token=").nth(1).unwrap().split('&').next().unwrap().to_owned()
+}
+
+#[actix_web::test]
+async fn signed_links_serve_only_their_own_size_route_and_frame() {
+    let fake = FakeOrthanc::start().await;
+    let t = tree(&fake);
+    fake.add_uid("1.2.3", "Series", &t.s1);
+    let dir = tempfile::tempdir().unwrap();
+    let edge = TestEdge::start(test_config(&fake.url, dir.path(), &[JWT_ENV])).await;
+    let sign = format!("{}/auth/sign", edge.url);
+    let r = post(&sign, Some(MINT_KEY), json!({"instances": [t.i1], "sizes": [{"w": 64, "h": 64}]})).await;
+    let v: Value = r.json().await.unwrap();
+    let own = format!("{}{}", edge.url, v["links"][0]["url"].as_str().unwrap());
+    let token = token_of(&own);
+    assert_eq!(
+        claims_of(&token)["link"],
+        json!({"route": "instance-preview", "params": {"w": "64", "h": "64"}})
+    );
+    assert_eq!(plain(&own).await, ok());
+    // Format negotiation by Accept stays open; the token as Bearer on the same URL too.
+    let r = client().get(&own).header("Accept", "image/jpeg").send().await.unwrap();
+    assert_eq!(outcome(r).await, ok());
+    let bare = format!("{}?w=64&h=64", edge.preview_url(&t.i1));
+    assert_eq!(bearer(&bare, &token).await, ok());
+    let inst = edge.preview_url(&t.i1);
+    let base = format!("{}/instances/{}", edge.url, t.i1);
+    for (what, url) in [
+        ("bigger", format!("{inst}?w=2048&h=64&token={token}")),
+        ("format", format!("{inst}?w=64&h=64&format=png&token={token}")),
+        ("quality", format!("{inst}?w=64&h=64&q=90&token={token}")),
+        ("fit", format!("{inst}?w=64&h=64&fit=cover&token={token}")),
+        ("preset", format!("{inst}?preset=thumb&token={token}")),
+        ("full preview", format!("{inst}?token={token}")),
+        ("orthanc quality", format!("{inst}?quality=90&token={token}")),
+        ("rendered", format!("{base}/rendered?w=64&h=64&token={token}")),
+        ("window", format!("{base}/rendered?w=64&h=64&window-center=40&window-width=400&token={token}")),
+        ("frame 0 path", format!("{base}/frames/0/preview?w=64&h=64&token={token}")),
+        ("frame 1", format!("{base}/frames/1/preview?w=64&h=64&token={token}")),
+        ("series", format!("{}/series/{}/preview?w=64&h=64&token={token}", edge.url, t.s1)),
+        ("grid", format!("{}/studies/{}/series?token={token}", edge.url, t.st1)),
+        ("grid page", format!("{}/studies/{}/grid?token={token}", edge.url, t.st1)),
+        ("dicomweb", format!("{}/dicom-web/studies/1.2/series/1.2.3/thumbnail?token={token}", edge.url)),
+    ] {
+        let (status, code, message) = refusal(client().get(&url).send().await.unwrap()).await;
+        assert_eq!((status, code.as_str()), (403, "forbidden"), "{what}: {url}");
+        assert!(message.contains("signed link"), "{what}: {message}");
+    }
+    // Nor does it become a session cookie.
+    let r = client().post(format!("{}/auth/session", edge.url)).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(outcome(r).await, err(403, "forbidden"));
+    assert_eq!(fake.parent_lookups(), 0, "a misused link costs no lookup");
+
+    // A link without sizes is the full preview, and only that.
+    let r = post(&sign, Some(MINT_KEY), json!({"instances": [t.i1]})).await;
+    let v: Value = r.json().await.unwrap();
+    let full = format!("{}{}", edge.url, v["links"][0]["url"].as_str().unwrap());
+    assert_eq!(plain(&full).await, ok());
+    let t2 = token_of(&full);
+    assert_eq!(plain(&format!("{inst}?w=64&h=64&token={t2}")).await, err(403, "forbidden"));
+    assert_eq!(plain(&format!("{inst}?quality=5&token={t2}")).await, err(403, "forbidden"));
+    // Each size is its own token.
+    let r = post(
+        &sign,
+        Some(MINT_KEY),
+        json!({"instances": [t.i1], "sizes": [{"w": 32, "h": 32}, {"w": 96, "h": 96}]}),
+    )
+    .await;
+    let v: Value = r.json().await.unwrap();
+    let (a, b) = (v["links"][0]["url"].as_str().unwrap(), v["links"][1]["url"].as_str().unwrap());
+    assert_ne!(token_of(a), token_of(b));
+    assert_eq!(plain(&format!("{}{a}", edge.url)).await, ok());
+    assert_eq!(plain(&format!("{inst}?w=96&h=96&token={}", token_of(a))).await, err(403, "forbidden"));
+    edge.stop().await;
+    fake.stop().await;
+}
+
+#[actix_web::test]
+async fn grid_links_carry_the_bare_sub_work_and_are_bound_to_the_thumbnail() {
+    let fake = FakeOrthanc::start().await;
+    let t = tree(&fake);
+    let dir = tempfile::tempdir().unwrap();
+    let edge = TestEdge::start(test_config(&fake.url, dir.path(), &[JWT_ENV])).await;
+    let session = hs(json!({"sub": "alice", "exp": now() + 300, "studies": [t.st1]}));
+    let r = client()
+        .get(format!("{}/studies/{}/series", edge.url, t.st1))
+        .bearer_auth(&session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let grid: Value = r.json().await.unwrap();
+    let series = grid["series"].as_array().unwrap();
+    assert_eq!(series.len(), 2);
+    for s in series {
+        let thumb = s["thumbnail"].as_str().unwrap();
+        let token = token_of(thumb);
+        let c = claims_of(&token);
+        assert_eq!(c["sub"], "alice", "the bare subject, not jwt:alice or jwt:jwt:alice");
+        assert_eq!(c["link"], json!({"route": "series-preview", "params": {"preset": "thumb"}}));
+        assert_eq!(plain(&format!("{}{thumb}", edge.url)).await, ok());
+        let id = s["id"].as_str().unwrap();
+        for url in [
+            format!("{}/series/{id}/preview?preset=grid&token={token}", edge.url),
+            format!("{}/series/{id}/preview?token={token}", edge.url),
+            format!("{}/series/{id}/preview?w=900&token={token}", edge.url),
+            format!("{}/studies/{}/series?token={token}", edge.url, t.st1),
+        ] {
+            assert_eq!(plain(&url).await, err(403, "forbidden"), "{url}");
+        }
+    }
+    // The session token itself is unbound: other variants and the grid page still work.
+    let other = format!("{}/series/{}/preview?preset=grid", edge.url, t.s1);
+    assert_eq!(bearer(&other, &session).await, ok());
+    assert_eq!(bearer(&format!("{}/studies/{}/grid", edge.url, t.st1), &session).await, ok());
+    edge.stop().await;
+    fake.stop().await;
+}
+
+#[actix_web::test]
+async fn required_scope_is_carried_by_minted_tokens_and_named_lowercase() {
+    let fake = FakeOrthanc::start().await;
+    let t = tree(&fake);
+    let dir = tempfile::tempdir().unwrap();
+    let edge = TestEdge::start(test_config(
+        &fake.url,
+        dir.path(),
+        &[JWT_ENV, ("ORTHANC_EDGE__AUTH__JWT__REQUIRED_SCOPE", "edge:preview")],
+    ))
+    .await;
+    let url = edge.preview_url(&t.i1);
+    // A token without the scope: refused, the scope named as in config.
+    let lacking = hs(json!({"sub": "a", "exp": now() + 300}));
+    let (status, code, message) =
+        refusal(client().get(&url).bearer_auth(&lacking).send().await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (403, "forbidden"));
+    assert!(message.contains("`preview`"), "{message}");
+    // Tokens the edge mints: signed links, sessions, grid thumbnails.
+    let r = post(&format!("{}/auth/sign", edge.url), Some(MINT_KEY), json!({"instances": [t.i1]})).await;
+    let v: Value = r.json().await.unwrap();
+    let link = format!("{}{}", edge.url, v["links"][0]["url"].as_str().unwrap());
+    assert_eq!(claims_of(&token_of(&link))["scope"], "edge:preview");
+    assert_eq!(plain(&link).await, ok());
+    let r = post(&format!("{}/auth/session", edge.url), Some(MINT_KEY), json!({"studies": [t.st1]})).await;
+    let v: Value = r.json().await.unwrap();
+    let session = v["token"].as_str().unwrap().to_owned();
+    assert_eq!(bearer(&url, &session).await, ok());
+    let r = client()
+        .get(format!("{}/studies/{}/series", edge.url, t.st1))
+        .bearer_auth(&session)
+        .send()
+        .await
+        .unwrap();
+    let grid: Value = r.json().await.unwrap();
+    for s in grid["series"].as_array().unwrap() {
+        assert_eq!(plain(&format!("{}{}", edge.url, s["thumbnail"].as_str().unwrap())).await, ok());
+    }
+    edge.stop().await;
+    fake.stop().await;
+}
+
+#[actix_web::test]
+async fn session_endpoint_never_echoes_the_cookie_and_checks_the_origin() {
+    let fake = FakeOrthanc::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let viewer = "http://viewer.test:8000";
+    let origins = format!(r#"["{viewer}"]"#);
+    let edge = TestEdge::start(test_config(
+        &fake.url,
+        dir.path(),
+        &[JWT_ENV, ("ORTHANC_EDGE__CORS__ALLOWED_ORIGINS", &origins)],
+    ))
+    .await;
+    let session = format!("{}/auth/session", edge.url);
+    let token = hs(json!({"sub": "alice", "exp": now() + 300}));
+    let cookie = format!("orthanc_edge_session={token}");
+    // Only the cookie: the cookie is set again, the token stays out of the body.
+    let r = client().post(&session).header("Cookie", &cookie).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(header(&r, "set-cookie").starts_with(&format!("{cookie};")));
+    let body = r.text().await.unwrap();
+    assert!(!body.contains(&token), "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert!(v.get("token").is_none() && v["expires_at"].as_u64().is_some(), "{body}");
+    // Presented as Bearer (the caller has it) or newly minted: in the body.
+    let r = client()
+        .post(&session)
+        .bearer_auth(&token)
+        .header("Cookie", "orthanc_edge_session=x")
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["token"], token.as_str());
+    let v: Value = post(&session, Some(MINT_KEY), json!({})).await.json().await.unwrap();
+    assert!(v["token"].as_str().is_some_and(|t| t != token));
+
+    // Origin: foreign → 403 on POST and DELETE, before any credential is looked at.
+    let edge_origin = edge.url.clone();
+    for (origin, allowed) in [
+        (Some("http://evil.test"), false),
+        (Some("null"), false),
+        (Some("http://viewer.test:8001"), false),
+        (Some(viewer), true),
+        (Some(edge_origin.as_str()), true),
+        (None, true),
+    ] {
+        let with = |mut r: reqwest::RequestBuilder| {
+            if let Some(o) = origin {
+                r = r.header("Origin", o);
+            }
+            r
+        };
+        let r = with(client().post(&session).bearer_auth(&token)).send().await.unwrap();
+        let got = outcome(r).await;
+        let r = with(client().post(&session).header("X-Api-Key", MINT_KEY)).send().await.unwrap();
+        let minted = outcome(r).await;
+        let r = with(client().delete(&session)).send().await.unwrap();
+        let cookie_gone = r.headers().get("set-cookie").is_some();
+        let deleted = outcome(r).await;
+        if allowed {
+            assert_eq!((got, minted), (ok(), ok()), "{origin:?}");
+            assert_eq!(deleted, (204, String::new()), "{origin:?}");
+            assert!(cookie_gone);
+        } else {
+            assert_eq!(got, err(403, "origin-not-allowed"), "{origin:?}");
+            assert_eq!(minted, err(403, "origin-not-allowed"), "{origin:?}");
+            assert_eq!(deleted, err(403, "origin-not-allowed"), "{origin:?}");
+            assert!(!cookie_gone, "a refused logout sets no cookie");
+        }
+    }
+    // A cross-site form carrying bad credentials is refused for its origin, not counted as a failure.
+    let r = client()
+        .post(&session)
+        .header("Origin", "http://evil.test")
+        .bearer_auth("junk")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(outcome(r).await, err(403, "origin-not-allowed"));
+    edge.stop().await;
+    fake.stop().await;
+}
+
+#[actix_web::test]
+async fn an_oversize_jwks_is_refused_and_the_last_good_keys_are_kept() {
+    let fake = FakeOrthanc::start().await;
+    let idp = Canned::start(Answer::status(200).body(jwks(&["rsa-a.jwk.json"]))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let edge = TestEdge::start(test_config(
+        &fake.url,
+        dir.path(),
+        &[
+            ("ORTHANC_EDGE__AUTH__JWT__JWKS_URL", &idp.url),
+            ("ORTHANC_EDGE__AUTH__JWT__JWKS_COOLDOWN_S", "0"),
+            ("ORTHANC_EDGE__AUTH__JWT__JWKS_REFRESH_S", "3600"),
+        ],
+    ))
+    .await;
+    let url = edge.preview_url(ID);
+    let claims = json!({"sub": "kc-user", "exp": now() + 300});
+    let a = signed(Algorithm::RS256, "rsa-a.key", Some("key-a"), claims.clone());
+    let b = signed(Algorithm::RS256, "rsa-b.key", Some("key-b"), claims);
+    assert_eq!(bearer(&url, &a).await, ok());
+    // Valid JSON holding key-b, padded past 1 MiB: refused, key-a still trusted.
+    let padded = format!("{}{}", " ".repeat((1 << 20) + 1), jwks(&["rsa-b.jwk.json"]));
+    idp.set(Answer::status(200).body(padded));
+    let calls = idp.calls();
+    assert_eq!(bearer(&url, &b).await, err(401, "invalid-credentials"));
+    assert!(idp.calls() > calls, "the unknown kid made the edge fetch");
+    assert_eq!(bearer(&url, &a).await, ok());
+    // The same set at its real size is taken.
+    idp.set(Answer::status(200).body(jwks(&["rsa-b.jwk.json"])));
+    assert_eq!(bearer(&url, &b).await, ok());
+    edge.stop().await;
+    idp.stop().await;
+    fake.stop().await;
+}

@@ -768,6 +768,20 @@ async fn every_error_the_edge_makes_is_documented_for_its_path() {
         ),
         (
             "post",
+            "/auth/session",
+            c.post(url("/auth/session")).header("X-Api-Key", MINT_KEY).header("Origin", "http://evil.test"),
+            403,
+            "origin-not-allowed",
+        ),
+        (
+            "delete",
+            "/auth/session",
+            c.delete(url("/auth/session")).header("Origin", "http://evil.test"),
+            403,
+            "origin-not-allowed",
+        ),
+        (
+            "post",
             "/warm",
             c.post(url("/warm")).header("X-Api-Key", WARM_KEY).json(&json!({"presets": ["thumb"]})),
             400,

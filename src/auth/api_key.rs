@@ -37,6 +37,7 @@ impl ApiKeys {
                         name: k.name.as_str().into(),
                         scopes: scopes.into(),
                         restriction: None,
+                        link: None,
                         via: Via::ApiKey,
                     },
                 })

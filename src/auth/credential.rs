@@ -54,6 +54,12 @@ pub fn presented<'a>(req: &'a HttpRequest, cookie: &str) -> Result<Presented<'a>
     Ok(Presented::Nothing)
 }
 
+/// Did the request's credential come from the session cookie (the ambient one, which a page's
+/// scripts cannot read and so must never be shown)?
+pub fn presented_in_cookie(req: &HttpRequest, cookie: &str) -> bool {
+    matches!(presented(req, cookie), Ok(Presented::Cookie(_)))
+}
+
 fn bearer(req: &HttpRequest) -> Option<&str> {
     let auth = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, rest) = auth.trim().split_once(' ')?;

@@ -4,6 +4,7 @@ mod api_key;
 mod credential;
 mod delegate;
 mod limit;
+mod link;
 mod parents;
 mod session;
 
@@ -21,9 +22,10 @@ use crate::upstream::{OrthancClient, UpstreamError};
 
 pub use crate::ids::Level;
 pub use api_key::{hash_key, ApiKeys};
-pub use credential::{strip_token_param, TOKEN_PARAM};
+pub use credential::{presented_in_cookie, strip_token_param, TOKEN_PARAM};
 pub use delegate::Delegate;
 pub use limit::FailureLimiter;
+pub use link::{check_link, LinkBinding, LinkRefusal, LinkRoute};
 pub use parents::Parents;
 pub use session::{asymmetric_alg, Minted, Minter, SessionKeys, MAX_RESOURCES};
 
@@ -39,6 +41,18 @@ pub enum Scope {
     Warm,
     /// Mint session tokens and signed links (`/auth/sign`, `/auth/session`): an app backend.
     Mint,
+}
+
+/// Lowercase, as in config and token claims (`preview`, `admin`, `warm`, `mint`).
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Scope::Preview => "preview",
+            Scope::Admin => "admin",
+            Scope::Warm => "warm",
+            Scope::Mint => "mint",
+        })
+    }
 }
 
 /// Orthanc resources a credential is restricted to (from a token's `studies`/`series`/`instances`
@@ -68,6 +82,8 @@ pub enum Via {
     Session {
         token: Arc<Secret>,
         exp: u64,
+        /// The token's `sub` (what a token minted on its behalf carries).
+        sub: Arc<str>,
     },
     /// Decided per resource by the validator (`auth.delegate`).
     Delegated(Arc<delegate::Presented>),
@@ -81,6 +97,8 @@ pub struct Principal {
     pub scopes: Arc<[Scope]>,
     /// `None`: whatever the scopes allow. `Some`: only these resources (and their children).
     pub restriction: Option<Arc<ResourceSet>>,
+    /// `Some` for a signed link: the only URL shape it serves (see `check_link`).
+    pub link: Option<Arc<LinkBinding>>,
     pub via: Via,
 }
 
@@ -133,7 +151,7 @@ pub enum AuthError {
     Invalid,
     #[error("the session token has expired")]
     Expired,
-    #[error("this credential lacks the `{scope:?}` scope")]
+    #[error("this credential lacks the `{scope}` scope")]
     Forbidden { scope: Scope },
     #[error("this credential does not cover this resource")]
     OutOfScope,
@@ -143,6 +161,8 @@ pub enum AuthError {
     /// hold); restricted principals get `OutOfScope` instead, so they learn nothing.
     #[error("no such resource")]
     NotFound,
+    #[error("this signed link serves only its own URL, not {0}")]
+    LinkMismatch(LinkRefusal),
     #[error("the authorization service is unavailable")]
     Unavailable,
     #[error("too many failed authentications from this address; retry later")]
@@ -159,7 +179,9 @@ impl AuthError {
             AuthError::Missing => "unauthenticated",
             AuthError::Invalid => "invalid-credentials",
             AuthError::Expired => "token-expired",
-            AuthError::Forbidden { .. } | AuthError::OutOfScope | AuthError::Denied => "forbidden",
+            AuthError::Forbidden { .. } | AuthError::OutOfScope | AuthError::Denied | AuthError::LinkMismatch(_) => {
+                "forbidden"
+            }
             AuthError::NotFound => "not-found",
             AuthError::Unavailable => "auth-unavailable",
             AuthError::RateLimited { .. } => "too-many-failures",
@@ -274,6 +296,7 @@ impl Authenticator {
             name: format!("delegated:{}", presented.short_digest()).into(),
             scopes: Arc::from([Scope::Preview]),
             restriction: None,
+            link: None,
             via: Via::Delegated(Arc::new(presented)),
         }))
     }
@@ -392,5 +415,19 @@ impl FromRequest for Principal {
             tracing::Span::current().record("principal", &*p.name);
             Ok(p)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_read_in_messages_as_in_config() {
+        let e = AuthError::Forbidden { scope: Scope::Preview };
+        assert_eq!(e.to_string(), "this credential lacks the `preview` scope");
+        for s in [Scope::Preview, Scope::Admin, Scope::Warm, Scope::Mint] {
+            assert_eq!(serde_json::to_value(s).unwrap(), serde_json::Value::String(s.to_string()));
+        }
     }
 }

@@ -11,12 +11,16 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, PublicKeyUse
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use super::{AuthError, Principal, ResourceSet, Scope, Via};
+use super::{AuthError, LinkBinding, Principal, ResourceSet, Scope, Via};
 use crate::config::{JwtConfig, Secret, SignConfig};
 use crate::ids::OrthancId;
 
 /// Most resource ids a token may list (bounds the work one token can cause).
 pub const MAX_RESOURCES: usize = 10_000;
+
+/// Largest JWKS response read (a real key set is a few KiB); a bigger one is refused and the
+/// keys of the last good fetch are kept.
+pub const MAX_JWKS_BYTES: usize = 1 << 20;
 
 /// The asymmetric algorithm named `name`, or `None` (HS* is never a public-key algorithm here).
 pub fn asymmetric_alg(name: &str) -> Option<Algorithm> {
@@ -50,6 +54,9 @@ struct Claims {
     series: Option<Vec<String>>,
     #[serde(default)]
     instances: Option<Vec<String>>,
+    /// A signed link's binding (route kind, frame, exact parameters); see `link.rs`.
+    #[serde(default)]
+    link: Option<LinkBinding>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -328,13 +335,18 @@ impl SessionKeys {
         } else {
             None
         };
+        let link = match claims.link {
+            Some(b) if !b.is_bounded() => return Err(AuthError::Invalid),
+            b => b.map(Arc::new),
+        };
         let sub: String =
             claims.sub.as_deref().unwrap_or("-").chars().filter(|c| !c.is_control()).take(64).collect();
         Ok(Principal {
             name: format!("jwt:{sub}").into(),
             scopes,
             restriction,
-            via: Via::Session { token: Arc::new(Secret::new(token)), exp: claims.exp },
+            link,
+            via: Via::Session { token: Arc::new(Secret::new(token)), exp: claims.exp, sub: sub.into() },
         })
     }
 }
@@ -344,8 +356,20 @@ fn ids(list: Option<&[String]>) -> Result<HashSet<OrthancId>, AuthError> {
 }
 
 async fn fetch_jwks(j: &Jwks, rules: &ValidationRules) -> anyhow::Result<Vec<VerifyKey>> {
-    let resp = j.http.get(&j.url).send().await?.error_for_status()?;
-    let set: JwkSet = resp.json().await?;
+    let mut resp = j.http.get(&j.url).send().await?.error_for_status()?;
+    let too_big = || anyhow::anyhow!("JWKS response larger than {MAX_JWKS_BYTES} bytes; refused");
+    if resp.content_length().is_some_and(|n| n > MAX_JWKS_BYTES as u64) {
+        return Err(too_big());
+    }
+    // Read in chunks, so that a body without (or lying about) its length is cut off too.
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if body.len() + chunk.len() > MAX_JWKS_BYTES {
+            return Err(too_big());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let set: JwkSet = serde_json::from_slice(&body)?;
     let mut keys = Vec::new();
     for jwk in &set.keys {
         if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
@@ -394,6 +418,11 @@ struct MintClaims<'a> {
     series: Option<Vec<&'a str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     instances: Option<Vec<&'a str>>,
+    /// `auth.jwt.required_scope`, so that the edge accepts its own tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    link: Option<&'a LinkBinding>,
 }
 
 /// A freshly minted token.
@@ -409,6 +438,7 @@ pub struct Minter {
     key: Arc<EncodingKey>,
     issuer: Option<Arc<str>>,
     audience: Option<Arc<str>>,
+    required_scope: Option<Arc<str>>,
     pub default_lifetime: u64,
     pub max_lifetime: u64,
     pub public_url: Arc<str>,
@@ -420,18 +450,21 @@ impl Minter {
             key: Arc::new(EncodingKey::from_secret(secret.expose().as_bytes())),
             issuer: (!jwt.issuer.is_empty()).then(|| jwt.issuer.as_str().into()),
             audience: (!jwt.audience.is_empty()).then(|| jwt.audience.as_str().into()),
+            required_scope: (!jwt.required_scope.is_empty()).then(|| jwt.required_scope.as_str().into()),
             default_lifetime: sign.default_lifetime_s,
             max_lifetime: sign.max_lifetime_s,
             public_url: sign.public_url.trim_end_matches('/').into(),
         }
     }
 
-    /// A token for `sub`, valid `lifetime` seconds, restricted to `resources` when given.
+    /// A token for `sub`, valid `lifetime` seconds, restricted to `resources` when given, and to
+    /// one URL shape when `link` is given (a signed link).
     pub fn mint(
         &self,
         sub: &str,
         lifetime: u64,
         resources: Option<&ResourceSet>,
+        link: Option<&LinkBinding>,
     ) -> Result<Minted, jsonwebtoken::errors::Error> {
         let now = jsonwebtoken::get_current_timestamp();
         let exp = now + lifetime;
@@ -449,6 +482,8 @@ impl Minter {
             studies: resources.map(|r| list(&r.studies)),
             series: resources.map(|r| list(&r.series)),
             instances: resources.map(|r| list(&r.instances)),
+            scope: self.required_scope.as_deref(),
+            link,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.key)?;
         Ok(Minted { token, exp })
@@ -604,12 +639,49 @@ mod tests {
             &SignConfig { default_lifetime_s: 300, max_lifetime_s: 3600, public_url: String::new() },
         );
         let set = ResourceSet { instances: [OrthancId::parse(ID).unwrap()].into(), ..Default::default() };
-        let minted = m.mint("app", 120, Some(&set)).unwrap();
+        let minted = m.mint("app", 120, Some(&set), None).unwrap();
         assert!(minted.exp >= now() + 119);
         let p = verify(&k, &minted.token).unwrap();
         assert_eq!(&*p.name, "jwt:app");
         assert_eq!(*p.restriction.unwrap(), set);
-        let free = m.mint("app", 120, None).unwrap();
+        let free = m.mint("app", 120, None, None).unwrap();
         assert!(verify(&k, &free.token).unwrap().restriction.is_none());
+    }
+
+    fn minter(jwt: &JwtConfig) -> Minter {
+        Minter::new(
+            &Secret::new(SECRET),
+            jwt,
+            &SignConfig { default_lifetime_s: 300, max_lifetime_s: 3600, public_url: String::new() },
+        )
+    }
+
+    #[test]
+    fn minted_tokens_carry_the_required_scope_the_bare_sub_and_the_link() {
+        let mut c = cfg();
+        c.required_scope = "edge:preview".into();
+        let (k, m) = (keys(&c), minter(&c));
+        let p = verify(&k, &m.mint("alice", 60, None, None).unwrap().token).unwrap();
+        assert_eq!(&*p.scopes, &[Scope::Preview], "the edge accepts the tokens it mints");
+        assert!(p.link.is_none());
+        let Via::Session { sub, .. } = &p.via else { panic!("{:?}", p.via) };
+        assert_eq!((&**sub, &*p.name), ("alice", "jwt:alice"));
+        // Minting on behalf of that principal keeps the subject as it was.
+        let again = verify(&k, &m.mint(sub, 60, None, None).unwrap().token).unwrap();
+        assert_eq!(&*again.name, "jwt:alice");
+
+        let b = LinkBinding::new(super::super::LinkRoute::InstancePreview, None, [("w", "64".to_owned())]);
+        let p = verify(&k, &m.mint("alice", 60, None, Some(&b)).unwrap().token).unwrap();
+        assert_eq!(p.link.as_deref(), Some(&b));
+        // A binding too large to be one link's is not a valid token.
+        let params: serde_json::Map<String, serde_json::Value> =
+            (0..20).map(|i| (format!("p{i}"), json!("1"))).collect();
+        let t = hs(
+            json!({"sub": "a", "exp": now() + 60, "link": {"route": "instance-preview", "params": params}}),
+            SECRET,
+        );
+        assert!(matches!(verify(&k, &t), Err(AuthError::Invalid)));
+        let t = hs(json!({"sub": "a", "exp": now() + 60, "link": {"route": "nowhere"}}), SECRET);
+        assert!(matches!(verify(&k, &t), Err(AuthError::Invalid)));
     }
 }

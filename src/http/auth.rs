@@ -3,13 +3,17 @@
 use std::collections::HashSet;
 
 use actix_web::cookie::{time, Cookie, SameSite as CookieSameSite};
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt as _;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::extract::{json_object, NoQuery};
-use crate::auth::{Minter, Principal, Resource, ResourceSet, Scope, Via, TOKEN_PARAM};
+use super::cors::SameOrigin;
+use super::extract::{json_object, link_allows, NoQuery};
+use crate::auth::{
+    presented_in_cookie, LinkBinding, LinkRoute, Minter, Principal, Resource, ResourceSet, Scope, Via,
+    TOKEN_PARAM,
+};
 use crate::config::{CookieConfig, SameSite};
 use crate::error::AppError;
 use crate::ids::OrthancId;
@@ -71,11 +75,14 @@ struct SessionRequest {
 
 #[derive(Serialize)]
 struct SessionResponse<'a> {
-    token: &'a str,
+    /// Absent when the token came from the cookie: a page's scripts must not read it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<&'a str>,
     expires_at: u64,
 }
 
-/// Signed links: one short token per instance, scoped to that instance alone.
+/// Signed links: one short token per link, scoped to its instance and bound to its URL (route,
+/// frameless path, the link's own `w`/`h` or none): another size, format or route is 403.
 pub async fn sign(
     principal: Principal,
     _: NoQuery,
@@ -104,11 +111,13 @@ pub async fn sign(
     for raw in &req.instances {
         let id = parse_id(raw, "instances")?;
         let scope = ResourceSet { instances: HashSet::from([id.clone()]), ..Default::default() };
-        let minted = minter
-            .mint(sub, lifetime, Some(&scope))
-            .map_err(|e| AppError::Internal(format!("minting a link token: {e}")))?;
-        expires_at = minted.exp;
         for size in &sizes {
+            let params = size.map(|s| [("w", s.w.to_string()), ("h", s.h.to_string())]);
+            let binding = LinkBinding::new(LinkRoute::InstancePreview, None, params.into_iter().flatten());
+            let minted = minter
+                .mint(sub, lifetime, Some(&scope), Some(&binding))
+                .map_err(|e| AppError::Internal(format!("minting a link token: {e}")))?;
+            expires_at = minted.exp;
             let query = match size {
                 Some(s) => format!("w={}&h={}&{TOKEN_PARAM}={}", s.w, s.h, minted.token),
                 None => format!("{TOKEN_PARAM}={}", minted.token),
@@ -126,17 +135,26 @@ pub async fn sign(
 }
 
 /// A session token as JSON and as an HttpOnly cookie. An app backend (API key with `mint`)
-/// gets a new token; a browser presenting a session token gets that same token as a cookie.
+/// gets a new token; a browser presenting a session token gets that same token as a cookie
+/// (echoed in the body only if it did not come from the cookie). Browsers' `Origin` is checked
+/// first (`SameOrigin`), so that a cross-site form cannot plant a session.
 pub async fn session(
+    _: SameOrigin,
     principal: Principal,
     _: NoQuery,
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: web::Payload,
 ) -> Result<HttpResponse, AppError> {
     let cookie_cfg = &state.config.auth.cookie;
-    let (token, exp) = match &principal.via {
+    // A signed link is not a session: it serves its one URL.
+    link_allows(&principal, &req)?;
+    // `echo`: whether the body may show the token (the caller already holds it, or it is new).
+    let (token, exp, echo) = match &principal.via {
         // No new rights: the cookie carries exactly the token presented.
-        Via::Session { token, exp } => (token.expose().to_owned(), *exp),
+        Via::Session { token, exp, .. } => {
+            (token.expose().to_owned(), *exp, !presented_in_cookie(&req, &cookie_cfg.name))
+        }
         _ => {
             state.auth.authorize(&principal, Scope::Mint, Resource::Edge).await?;
             let minter = minter(&state)?;
@@ -160,9 +178,9 @@ pub async fn session(
             };
             let sub = req.sub.as_deref().unwrap_or(&principal.name);
             let m = minter
-                .mint(sub, lifetime, restriction.as_ref())
+                .mint(sub, lifetime, restriction.as_ref(), None)
                 .map_err(|e| AppError::Internal(format!("minting a session token: {e}")))?;
-            (m.token, m.exp)
+            (m.token, m.exp, true)
         }
     };
     let now = jsonwebtoken::get_current_timestamp();
@@ -170,11 +188,12 @@ pub async fn session(
     Ok(HttpResponse::Ok()
         .insert_header(("cache-control", "no-store"))
         .cookie(cookie(cookie_cfg, &token, max_age))
-        .json(SessionResponse { token: &token, expires_at: exp }))
+        .json(SessionResponse { token: echo.then_some(token.as_str()), expires_at: exp }))
 }
 
-/// Log out: expire the cookie. Needs no credential (it only removes one).
-pub async fn end_session(state: web::Data<AppState>) -> HttpResponse {
+/// Log out: expire the cookie. Needs no credential (it only removes one), but a browser's
+/// `Origin` must be allowed (`SameOrigin`): a cross-site form must not log a user out.
+pub async fn end_session(_: SameOrigin, state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::NoContent()
         .insert_header(("cache-control", "no-store"))
         .cookie(cookie(&state.config.auth.cookie, "", 0))

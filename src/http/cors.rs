@@ -4,6 +4,7 @@
 //! errors, and its rules (exact origins only, never `*` with credentials) are the whole policy.
 
 use std::collections::HashSet;
+use std::future::{ready, Ready};
 use std::sync::Arc;
 
 use actix_web::body::{BoxBody, MessageBody};
@@ -11,10 +12,11 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
-use actix_web::{web, Error, HttpResponse, ResponseError};
+use actix_web::{dev::Payload, web, Error, FromRequest, HttpRequest, HttpResponse, ResponseError};
 
 use crate::config::CorsConfig;
 use crate::error::AppError;
+use crate::state::AppState;
 
 const ALLOW_METHODS: &str = "GET, HEAD, POST, DELETE";
 const ALLOW_HEADERS: &str = "Authorization, X-Api-Key, Content-Type, Accept, If-None-Match";
@@ -44,6 +46,51 @@ impl Cors {
                 max_age: HeaderValue::from(cfg.max_age_s),
             })),
         }
+    }
+}
+
+impl Cors {
+    /// Is `origin` one of `cors.allowed_origins` (exact match)?
+    pub fn allows(&self, origin: &str) -> bool {
+        self.inner.as_ref().is_some_and(|i| i.origins.contains(origin))
+    }
+}
+
+/// Extractor for requests that change the browser's session (`POST`/`DELETE /auth/session`): a
+/// browser's `Origin` must be the edge's own host, the origin of `auth.sign.public_url` or one of
+/// `cors.allowed_origins`, else 403 `origin-not-allowed` (a cross-site form must not plant a
+/// session or log a user out). No `Origin` passes: curl and app backends send none, and every
+/// browser sends one on a cross-site POST or DELETE.
+#[derive(Debug, Clone, Copy)]
+pub struct SameOrigin;
+
+impl FromRequest for SameOrigin {
+    type Error = AppError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(check_origin(req).map(|()| SameOrigin))
+    }
+}
+
+fn check_origin(req: &HttpRequest) -> Result<(), AppError> {
+    let Some(origin) = req.headers().get(header::ORIGIN) else { return Ok(()) };
+    let origin = origin.to_str().map_err(|_| AppError::OriginNotAllowed)?;
+    let listed = req.app_data::<web::Data<Cors>>().is_some_and(|c| c.allows(origin));
+    let public = req
+        .app_data::<web::Data<AppState>>()
+        .and_then(|s| url::Url::parse(&s.config.auth.sign.public_url).ok())
+        .is_some_and(|u| u.origin().ascii_serialization() == origin);
+    // Same host as the request's (scheme aside: TLS often ends at a proxy). A page elsewhere
+    // cannot choose the Host a browser sends.
+    let own = origin
+        .split_once("://")
+        .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(req.connection_info().host()));
+    if listed || public || own {
+        Ok(())
+    } else {
+        tracing::warn!(target: "audit", origin = %origin.chars().take(128).collect::<String>(), code = "origin-not-allowed", "cross-site session request refused");
+        Err(AppError::OriginNotAllowed)
     }
 }
 

@@ -3,7 +3,7 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::extract::{get, parse_query};
+use super::extract::{get, link_allows, parse_query};
 use super::previews::{image_reply, note_principal};
 use crate::auth::{Principal, Resource, Scope};
 use crate::error::AppError;
@@ -48,6 +48,7 @@ pub async fn image(
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
     note_principal(&req, &principal);
+    link_allows(&principal, &req)?;
     let info = req.match_info();
     let (study_uid, series_uid) = (info.get("study").unwrap_or(""), info.get("series").unwrap_or(""));
     let instance_uid = info.get("instance");

@@ -4,7 +4,7 @@ use std::future::{ready, Ready};
 
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
 
-use crate::auth::strip_token_param;
+use crate::auth::{check_link, strip_token_param, AuthError, LinkRoute, Principal};
 use crate::error::AppError;
 use crate::ids::OrthancId;
 use crate::previews::{Output, PreviewSpec};
@@ -101,6 +101,34 @@ fn parse(req: &HttpRequest, state: &AppState) -> Result<PreviewRequest, AppError
         }
     };
     Ok(PreviewRequest { spec: PreviewSpec { instance, frame, output }, negotiated })
+}
+
+/// Refuse a signed link on any request but the one it was minted for (403 `forbidden`): the
+/// route kind and frame of this request's path, and its query parameters besides `token`.
+pub fn link_allows(principal: &Principal, req: &HttpRequest) -> Result<(), AuthError> {
+    let (route, frame) = link_route(req);
+    check_link(principal, route, frame, req.query_string())
+}
+
+/// The route kind and the frame named in the path (`None`: the path names no frame).
+fn link_route(req: &HttpRequest) -> (LinkRoute, Option<u32>) {
+    let path = req.path();
+    let route = if path.starts_with("/dicom-web/") {
+        LinkRoute::Dicomweb
+    } else if path.starts_with("/studies/") {
+        LinkRoute::Grid
+    } else if path.starts_with("/series/") {
+        LinkRoute::SeriesPreview
+    } else if path.starts_with("/auth/") {
+        LinkRoute::Session
+    } else if path.ends_with("/rendered") {
+        LinkRoute::InstanceRendered
+    } else {
+        LinkRoute::InstancePreview
+    };
+    // An unparsable frame was already refused by the extractor; here it would match nothing.
+    let frame = req.match_info().get("frame").map(|f| parse_frame(f).unwrap_or(u32::MAX));
+    (route, frame)
 }
 
 pub fn get<'a>(query: &'a [(String, String)], key: &str) -> Option<&'a str> {

@@ -4,6 +4,7 @@ use actix_web::http::header::HeaderValue;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 
 use super::conditional::image_response;
+use super::extract::link_allows;
 use super::middleware::{AccessRecord, SERVER_TIMING};
 use super::PreviewRequest;
 use crate::auth::{Principal, Resource, Scope};
@@ -18,6 +19,7 @@ pub async fn preview(
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
     note_principal(&req, &principal);
+    link_allows(&principal, &req)?;
     let grant = state.auth.authorize(&principal, Scope::Preview, Resource::Instance(&spec.instance)).await?;
     let served = state.previews.get(&spec, &grant.client).await?;
     Ok(image_reply(&req, &state, &served, negotiated.then_some("Accept")))

@@ -5,12 +5,14 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
 use super::conditional::none_match;
-use super::extract::{parse_query, path_id};
+use super::extract::{link_allows, parse_query, path_id};
 use super::previews::{image_reply, note_principal};
 use super::PreviewRequest;
 use std::collections::HashSet;
 
-use crate::auth::{Minter, Principal, Resource, ResourceSet, Scope, Via, TOKEN_PARAM};
+use crate::auth::{
+    LinkBinding, LinkRoute, Minter, Principal, Resource, ResourceSet, Scope, Via, TOKEN_PARAM,
+};
 use crate::catalog::{SeriesCard, StudyGrid};
 use crate::error::AppError;
 use crate::ids::OrthancId;
@@ -24,6 +26,7 @@ pub async fn series_preview(
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
     note_principal(&req, &principal);
+    link_allows(&principal, &req)?;
     let series = spec.instance.clone();
     let grant = state.auth.authorize(&principal, Scope::Preview, Resource::Series(&series)).await?;
     spec.instance = state.catalog.representative(&series).await?;
@@ -47,8 +50,8 @@ struct GridBody<'a> {
 }
 
 /// Makes thumbnail URLs. A caller holding a session token gets signed links (a short token
-/// scoped to that series), so `<img>` tags work where cookies do not flow; API-key callers get
-/// plain URLs.
+/// scoped to that series and bound to that one URL), so `<img>` tags work where cookies do not
+/// flow; API-key callers get plain URLs.
 struct Thumbnails<'a> {
     preset: &'a str,
     signer: Option<(&'a Minter, &'a str, u64)>,
@@ -57,9 +60,9 @@ struct Thumbnails<'a> {
 impl<'a> Thumbnails<'a> {
     fn new(state: &'a AppState, principal: &'a Principal) -> Self {
         let signer = match (&principal.via, state.auth.minter()) {
-            (Via::Session { exp, .. }, Some(minter)) => {
+            (Via::Session { exp, sub, .. }, Some(minter)) => {
                 let left = exp.saturating_sub(jsonwebtoken::get_current_timestamp());
-                Some((minter, &*principal.name, left.min(minter.default_lifetime)))
+                Some((minter, &**sub, left.min(minter.default_lifetime)))
             }
             _ => None,
         };
@@ -68,11 +71,14 @@ impl<'a> Thumbnails<'a> {
 
     fn url(&self, card: &SeriesCard) -> Option<String> {
         card.representative.as_ref()?;
-        let mut url = format!("/series/{}/preview?preset={}", card.id, self.preset);
+        // Encoded, so that the link's decoded parameter is exactly the preset its binding names.
+        let preset: String = url::form_urlencoded::byte_serialize(self.preset.as_bytes()).collect();
+        let mut url = format!("/series/{}/preview?preset={preset}", card.id);
         if let Some((minter, sub, lifetime)) = self.signer {
             let series = OrthancId::parse(&card.id)?;
             let scope = ResourceSet { series: HashSet::from([series]), ..Default::default() };
-            let minted = minter.mint(sub, lifetime, Some(&scope)).ok()?;
+            let link = LinkBinding::new(LinkRoute::SeriesPreview, None, [("preset", self.preset.to_owned())]);
+            let minted = minter.mint(sub, lifetime, Some(&scope), Some(&link)).ok()?;
             url.push_str(&format!("&{TOKEN_PARAM}={}", minted.token));
         }
         Some(url)
@@ -85,6 +91,7 @@ async fn load_grid(
     state: &AppState,
 ) -> Result<std::sync::Arc<StudyGrid>, AppError> {
     note_principal(req, principal);
+    link_allows(principal, req)?;
     let study = path_id(req, "id")?;
     parse_query(req.query_string(), &[])?;
     state.auth.authorize(principal, Scope::Preview, Resource::Study(&study)).await?;
