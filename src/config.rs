@@ -20,6 +20,7 @@ const JSON_LIST_VARS: &[(&str, &str)] = &[
     ("AUTH__JWT__PUBLIC_KEYS", "auth.jwt.public_keys"),
     ("AUTH__DELEGATE__FORWARD_HEADERS", "auth.delegate.forward_headers"),
     ("CORS__ALLOWED_ORIGINS", "cors.allowed_origins"),
+    ("SERVER__TRUSTED_PROXIES", "server.trusted_proxies"),
 ];
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -68,6 +69,8 @@ pub struct ServerConfig {
     pub max_connections: usize,
     pub max_uri_bytes: usize,
     pub max_header_bytes: usize,
+    /// CIDRs / addresses of reverse proxies whose forwarding headers name the client.
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -391,6 +394,8 @@ impl Config {
         if self.server.flight_wait_ms == 0 {
             return Err(invalid("server.flight_wait_ms", "must be greater than 0"));
         }
+        crate::http::TrustedProxies::parse(&self.server.trusted_proxies)
+            .map_err(|(i, why)| invalid(&format!("server.trusted_proxies[{i}]"), why))?;
         let url =
             Url::parse(&self.orthanc.url).map_err(|e| invalid("orthanc.url", format!("not a URL ({e})")))?;
         if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
@@ -767,6 +772,11 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.orthanc.url, "http://pacs:8042");
         assert_eq!(cfg.cache.memory_bytes, 1024);
+        assert!(cfg.server.trusted_proxies.is_empty(), "no proxy is trusted by default");
+        let list = r#"["10.244.0.0/16", "fd00::/8", "192.0.2.1"]"#;
+        let cfg = Config::load_from(Some(f.path()), env(&[("ORTHANC_EDGE__SERVER__TRUSTED_PROXIES", list)]))
+            .unwrap();
+        assert_eq!(cfg.server.trusted_proxies, ["10.244.0.0/16", "fd00::/8", "192.0.2.1"]);
     }
 
     #[test]
@@ -797,6 +807,10 @@ mod tests {
         assert!(err_of(PW, &[("ORTHANC_EDGE__SERVER__ADMIN_LISTEN", "127.0.0.1:8080")])
             .contains("server.admin_listen"));
         assert!(err_of(PW, &[("ORTHANC_EDGE__SERVER__SHUTDOWN_GRACE_S", "0")]).contains("shutdown_grace_s"));
+        let proxies =
+            err_of(PW, &[("ORTHANC_EDGE__SERVER__TRUSTED_PROXIES", r#"["10.0.0.0/8", "10.0.0.0/40"]"#)]);
+        assert!(proxies.contains("server.trusted_proxies[1]"), "{proxies}");
+        assert!(err_of(PW, &[("ORTHANC_EDGE__SERVER__TRUSTED_PROXIES", "10.0.0.0/8")]).contains("JSON list"));
         assert!(err_of(
             "[orthanc]\npassword=\"p\"\n[[auth.api_keys]]\nname=\"a\"\nhash=\"zz\"\nscopes=[\"preview\"]\n",
             &[]

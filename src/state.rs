@@ -11,7 +11,7 @@ use crate::budget::MissBudget;
 use crate::cache::{DiskCache, MemoryCache, TieredCache};
 use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::http::Cors;
+use crate::http::{Cors, TrustedProxies};
 use crate::lifecycle::Lifecycle;
 use crate::previews::{MakeLimits, PreviewService};
 use crate::transform::spec::{Limits, Preset};
@@ -33,6 +33,8 @@ pub struct AppState {
     pub catalog: Catalog,
     pub warmer: Warmer,
     pub cors: Cors,
+    /// `server.trusted_proxies`, parsed: whose forwarding headers name the client.
+    pub proxies: TrustedProxies,
     pub lifecycle: Lifecycle,
 }
 
@@ -85,6 +87,8 @@ impl AppState {
         let auth = Authenticator::from_config(&config, upstream.clone())?;
         let cache_control = HeaderValue::from_str(&config.http.cache_control)?;
         let cors = Cors::from_config(&config.cors);
+        let proxies = TrustedProxies::parse(&config.server.trusted_proxies)
+            .map_err(|(i, why)| anyhow::anyhow!("config key `server.trusted_proxies[{i}]`: {why}"))?;
         Ok(Self {
             config: Arc::new(config),
             upstream,
@@ -97,6 +101,7 @@ impl AppState {
             catalog,
             warmer,
             cors,
+            proxies,
             lifecycle: Lifecycle::default(),
         })
     }

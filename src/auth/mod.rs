@@ -240,7 +240,7 @@ impl Authenticator {
 
     /// The request's credential, in the documented precedence, resolved to a principal.
     pub async fn authenticate(&self, req: &HttpRequest) -> Result<Principal, AuthError> {
-        let client = req.peer_addr().map(|a| a.ip());
+        let client = crate::http::client_addr(req);
         if let Some(ip) = client {
             self.limiter.check(ip)?;
         }

@@ -1,4 +1,4 @@
-//! Per-request context: size limits, request id, a tracing span, admission while shutting down, metrics, one access log line.
+//! Per-request context: the client's address, size limits, request id, a tracing span, admission while shutting down, metrics, one access log line.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,6 +11,7 @@ use actix_web::{web, Error, HttpMessage, ResponseError};
 use tracing::field::Empty;
 use tracing::Instrument;
 
+use super::client::{self, ClientAddr};
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::telemetry;
@@ -81,6 +82,12 @@ pub async fn request_context(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
     let id = request_id(&req);
+    // Once per request; `client_addr(req)` reads it back.
+    let client = client::compute(req.request());
+    if let Some(c) = client {
+        req.extensions_mut().insert::<ClientAddr>(c);
+    }
+    let client = client.map_or_else(|| "-".to_owned(), |c| c.ip.to_string());
     // The path only: query strings may carry credentials in later versions of the API.
     let path: String = req.path().chars().take(200).collect();
     let method = req.method().as_str().to_owned();
@@ -138,6 +145,7 @@ pub async fn request_context(
         target: "orthanc_edge::access",
         parent: None,
         request_id = %id,
+        client = %client,
         method = %method,
         path = %path,
         route = %route,

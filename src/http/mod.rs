@@ -2,6 +2,7 @@
 
 mod admin;
 mod auth;
+mod client;
 pub mod conditional;
 mod cors;
 mod dicomweb;
@@ -14,6 +15,7 @@ mod routes;
 mod studies;
 mod warm;
 
+pub use client::{client_addr, ClientAddr, TrustedProxies};
 pub use cors::{cors, Cors};
 pub use extract::PreviewRequest;
 pub use middleware::request_context;
