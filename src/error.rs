@@ -50,6 +50,13 @@ struct ErrorBody<'a> {
     message: String,
 }
 
+/// A variant parameter problem (it names the parameter) is a 400 `bad-param`.
+impl From<crate::transform::spec::ParamError> for AppError {
+    fn from(e: crate::transform::spec::ParamError) -> Self {
+        AppError::BadParam(e.to_string())
+    }
+}
+
 impl AppError {
     /// The stable, documented code clients can switch on.
     pub fn code(&self) -> &'static str {

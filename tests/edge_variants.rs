@@ -334,3 +334,156 @@ async fn a_person_gets_the_next_orthanc_slot_before_queued_background_work() {
     edge.stop().await;
     fake.stop().await;
 }
+
+const STUDY: &str = "0e1437e1-8e289db9-3ecf395f-d8aae463-f4bb49fe";
+const SERIES: &str = "3ecf395f-0e1437e1-8e289db9-d8aae463-f4bb49fe";
+const STUDY_UID: &str = "1.2.826.0.1.3680043.8.498.1";
+const SERIES_UID: &str = "1.2.826.0.1.3680043.8.498.1.7";
+
+async fn error_of(r: reqwest::Response) -> (u16, String, String) {
+    let status = r.status().as_u16();
+    let v: serde_json::Value = r.json().await.unwrap();
+    (status, v["code"].as_str().unwrap_or("").to_owned(), v["message"].as_str().unwrap_or("").to_owned())
+}
+
+#[actix_web::test]
+async fn presets_only_holds_on_every_route() {
+    let fake = FakeOrthanc::start().await;
+    fake.add_instance(ID, SERIES, STUDY);
+    fake.add_uid(STUDY_UID, "Study", STUDY);
+    fake.add_uid(SERIES_UID, "Series", SERIES);
+    let dir = tempfile::tempdir().unwrap();
+    let strict = test_config(&fake.url, dir.path(), &[("ORTHANC_EDGE__TRANSFORM__ALLOW_ARBITRARY", "false")]);
+    let edge = TestEdge::start(strict).await;
+    let preview = edge.preview_url(ID);
+    let rendered = format!("{}/instances/{ID}/rendered", edge.url);
+    // Orthanc's own JPEG quality and windowed renders are variants too: refused, nothing rendered.
+    for url in [
+        format!("{preview}?quality=37"),
+        format!("{preview}?quality=1"),
+        format!("{}/instances/{ID}/frames/0/preview?quality=99", edge.url),
+        format!("{}/series/{SERIES}/preview?quality=37", edge.url),
+        format!("{rendered}?window-center=40.1&window-width=400"),
+        format!("{rendered}?window-center=40.01&window-width=400&preset=thumb"),
+        format!("{}/series/{SERIES}/preview?w=101", edge.url),
+    ] {
+        let (status, code, message) = error_of(get(&url, "image/jpeg").await).await;
+        assert_eq!((status, code.as_str()), (400, "bad-param"), "{url}");
+        assert!(message.contains("only presets"), "{url}: {message}");
+    }
+    assert_eq!(fake.image_requests(), 0, "no Orthanc render for a refused variant");
+    // DICOMweb: a viewport is served by the preset that fits it (here all by `thumb`, 128²):
+    // one entry, one source render, whatever viewports viewers send.
+    let dw = format!("{}/dicom-web/studies/{STUDY_UID}/series/{SERIES_UID}", edge.url);
+    let first = get(&format!("{dw}/thumbnail?viewport=128,128"), "image/jpeg").await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(header(&first, "x-cache"), "miss");
+    let etag = header(&first, "etag").to_owned();
+    assert_eq!(dims(&first.bytes().await.unwrap()).0, 128);
+    for qs in ["viewport=101,101", "viewport=127,300", "viewport=1,1", "viewport=255,255", ""] {
+        let r = get(&format!("{dw}/thumbnail?{qs}"), "image/jpeg").await;
+        assert_eq!(r.status(), 200, "{qs}");
+        assert_eq!(header(&r, "x-cache"), "hit-memory", "{qs}");
+        assert_eq!(header(&r, "etag"), etag, "{qs}");
+    }
+    // The grid preset (256²) for a viewport it fits in; the same entry as ?preset=grid.
+    let big = get(&format!("{dw}/rendered?viewport=300,300"), "image/jpeg").await;
+    assert_eq!((big.status().as_u16(), header(&big, "x-cache")), (200, "miss"));
+    let native = get(&format!("{preview}?preset=grid"), "image/jpeg").await;
+    assert_eq!(header(&native, "x-cache"), "hit-memory");
+    let native = get(&format!("{preview}?preset=thumb"), "image/jpeg").await;
+    assert_eq!(header(&native, "etag"), etag, "DICOMweb and native presets share entries");
+    let (status, code, _) =
+        error_of(get(&format!("{dw}/thumbnail?viewport=128,128&quality=37"), "image/jpeg").await).await;
+    assert_eq!((status, code.as_str()), (400, "bad-param"));
+    assert_eq!(fake.image_requests(), 1, "one source render for every DICOMweb viewport");
+    // What presets-only allows besides presets: Orthanc's preview, the instance's own window.
+    assert_eq!(get(&preview, "image/jpeg").await.status(), 200);
+    assert_eq!(get(&format!("{rendered}?preset=thumb"), "image/jpeg").await.status(), 200);
+    assert_eq!(get(&rendered, "image/jpeg").await.status(), 200);
+    assert_eq!(fake.image_requests(), 3);
+    edge.stop().await;
+
+    // Arbitrary mode as before: the exact viewport and quality, Orthanc quality, any window.
+    let dir2 = tempfile::tempdir().unwrap();
+    let edge = TestEdge::start(test_config(&fake.url, dir2.path(), &[])).await;
+    let before = fake.image_requests();
+    let dw = format!("{}/dicom-web/studies/{STUDY_UID}/series/{SERIES_UID}", edge.url);
+    let r = get(&format!("{dw}/thumbnail?viewport=101,101&quality=37"), "image/jpeg").await;
+    assert_eq!((r.status().as_u16(), header(&r, "x-cache")), (200, "miss"));
+    assert_eq!(dims(&r.bytes().await.unwrap()).0, 101);
+    let q = get(&format!("{}?quality=37", edge.preview_url(ID)), "image/jpeg").await;
+    assert_eq!(q.status(), 200);
+    let w =
+        get(&format!("{}/instances/{ID}/rendered?window-center=40&window-width=400", edge.url), "image/jpeg")
+            .await;
+    assert_eq!(w.status(), 200);
+    assert_eq!(fake.image_requests(), before + 3);
+    edge.stop().await;
+    fake.stop().await;
+}
+
+#[actix_web::test]
+async fn near_identical_windows_share_one_entry_and_one_render() {
+    let fake = FakeOrthanc::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let edge = TestEdge::start(test_config(&fake.url, dir.path(), &[])).await;
+    let at = |c: &str, w: &str| {
+        format!("{}/instances/{ID}/rendered?window-center={c}&window-width={w}&w=32&format=jpeg", edge.url)
+    };
+    let first = get(&at("40.1", "400"), "*/*").await;
+    assert_eq!(header(&first, "x-cache"), "miss");
+    let etag = header(&first, "etag").to_owned();
+    for (c, w) in [("40.10", "400"), ("40.1000001", "400"), ("40.1", "400.00"), ("40.0999", "400.01")] {
+        let r = get(&at(c, w), "*/*").await;
+        assert_eq!(header(&r, "x-cache"), "hit-memory", "{c}/{w}");
+        assert_eq!(header(&r, "etag"), etag, "{c}/{w}");
+    }
+    assert_eq!(fake.image_requests(), 1);
+    assert!(fake.paths()[0].ends_with("/rendered?window-center=40.1&window-width=400"), "{:?}", fake.paths());
+    // 40.01 and 40.001 are the window 40 (4 significant digits of the width 400: 0.1 steps).
+    assert_eq!(header(&get(&at("40.01", "400"), "*/*").await, "x-cache"), "miss");
+    assert!(fake.paths()[1].ends_with("/rendered?window-center=40&window-width=400"), "{:?}", fake.paths());
+    for (c, w) in [("40.001", "400"), ("40", "400"), ("-0.0", "400")] {
+        let expect = if c == "-0.0" { "miss" } else { "hit-memory" };
+        assert_eq!(header(&get(&at(c, w), "*/*").await, "x-cache"), expect, "{c}");
+    }
+    assert!(fake.paths()[2].ends_with("/rendered?window-center=0&window-width=400"), "{:?}", fake.paths());
+    assert_eq!(fake.image_requests(), 3);
+    edge.stop().await;
+    fake.stop().await;
+}
+
+#[actix_web::test]
+async fn windowed_and_quality_renders_are_charged_to_the_miss_budget() {
+    let fake = FakeOrthanc::start().await;
+    let budget =
+        [("ORTHANC_EDGE__TRANSFORM__MISSES_PER_MINUTE", "6"), ("ORTHANC_EDGE__TRANSFORM__MISS_BURST", "3")];
+    // New windows: each is a new /rendered source (an Orthanc render) and a miss.
+    let dir = tempfile::tempdir().unwrap();
+    let edge = TestEdge::start(test_config(&fake.url, dir.path(), &budget)).await;
+    let windowed =
+        |c: u32| format!("{}/instances/{ID}/rendered?window-center={c}&window-width=400", edge.url);
+    for c in [40, 41, 42] {
+        assert_eq!(get(&windowed(c), "image/jpeg").await.status(), 200, "{c}");
+    }
+    assert_eq!(fake.image_requests(), 3);
+    let (status, code, _) = error_of(get(&windowed(43), "image/jpeg").await).await;
+    assert_eq!((status, code.as_str()), (429, "too-many-misses"));
+    assert_eq!(fake.image_requests(), 3, "a refused window reaches nothing");
+    assert_eq!(get(&windowed(41), "image/jpeg").await.status(), 200, "a cached window is free");
+    edge.stop().await;
+    // Orthanc JPEG qualities: each an Orthanc render and a miss.
+    let dir = tempfile::tempdir().unwrap();
+    let edge = TestEdge::start(test_config(&fake.url, dir.path(), &budget)).await;
+    let quality = |q: u32| format!("{}?quality={q}", edge.preview_url(ID));
+    for q in [1, 2, 3] {
+        assert_eq!(get(&quality(q), "image/jpeg").await.status(), 200, "{q}");
+    }
+    assert_eq!(fake.image_requests(), 6);
+    let (status, code, _) = error_of(get(&quality(4), "image/jpeg").await).await;
+    assert_eq!((status, code.as_str()), (429, "too-many-misses"));
+    assert_eq!(fake.image_requests(), 6, "a refused quality reaches nothing");
+    edge.stop().await;
+    fake.stop().await;
+}

@@ -9,7 +9,7 @@ use crate::error::AppError;
 use crate::ids::OrthancId;
 use crate::previews::{Output, PreviewSpec};
 use crate::state::AppState;
-use crate::transform::spec::{self, OutputFormat, ParamError};
+use crate::transform::spec::{self, Ask, OutputFormat, Plan, Rules, SourceSpec};
 use crate::upstream::{ImageFormat, Rendering, Window};
 
 /// Highest frame number accepted (Orthanc numbers frames from 0).
@@ -73,33 +73,13 @@ fn parse(req: &HttpRequest, state: &AppState) -> Result<PreviewRequest, AppError
     let rendered = req.path().ends_with("/rendered");
     let allowed: &[&str] = if rendered { &RENDERED_PARAMS } else { &PREVIEW_PARAMS };
     let query = parse_query(req.query_string(), allowed)?;
-    let bad = |e: ParamError| AppError::BadParam(e.to_string());
-    let variant = spec::parse_params(&query, &state.presets, &state.limits).map_err(bad)?;
     let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let orthanc_format = negotiate(accept);
-    let default_format = match orthanc_format {
+    let default_format = match negotiate(accept) {
         ImageFormat::Jpeg => OutputFormat::Jpeg,
         ImageFormat::Png => OutputFormat::Png,
     };
-    let quality = get(&query, "quality").map(parse_quality).transpose()?;
-    let (output, negotiated) = match (rendered, variant) {
-        (false, None) => (Output::Orthanc { format: orthanc_format, quality }, true),
-        (false, Some(v)) => {
-            if quality.is_some() {
-                return Err(AppError::BadParam(
-                    "parameter `quality`: with variant parameters use `q`".into(),
-                ));
-            }
-            let (variant, negotiated) = spec::resolve(&v, default_format, accept, &state.limits);
-            (Output::Edge { rendering: Rendering::Preview, variant }, negotiated)
-        }
-        (true, v) => {
-            let v = v.unwrap_or_default();
-            let (variant, negotiated) = spec::resolve(&v, default_format, accept, &state.limits);
-            let window = parse_window(&query)?;
-            (Output::Edge { rendering: Rendering::Rendered { window }, variant }, negotiated)
-        }
-    };
+    let ask = Ask::Native { query: &query, rendered, default_format, accept };
+    let (output, negotiated) = output(spec::plan(&ask, &rules(state))?);
     Ok(PreviewRequest { spec: PreviewSpec { instance, frame, output }, negotiated })
 }
 
@@ -131,42 +111,36 @@ fn link_route(req: &HttpRequest) -> (LinkRoute, Option<u32>) {
     (route, frame)
 }
 
-pub fn get<'a>(query: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+/// The presets and limits of this server, for [`spec::plan`].
+pub fn rules(state: &AppState) -> Rules<'_> {
+    Rules {
+        presets: &state.presets,
+        limits: &state.limits,
+        thumbnail_preset: &state.config.grid.thumbnail_preset,
+    }
 }
 
-fn parse_quality(v: &str) -> Result<u8, AppError> {
-    v.parse::<u8>()
-        .ok()
-        .filter(|q| (1..=100).contains(q))
-        .ok_or_else(|| AppError::BadParam("parameter `quality` must be an integer from 1 to 100".into()))
-}
-
-/// `window-center` and `window-width` come together: finite numbers, width > 0.
-fn parse_window(query: &[(String, String)]) -> Result<Option<Window>, AppError> {
-    let num = |k: &str| -> Result<Option<f64>, AppError> {
-        get(query, k)
-            .map(|v| {
-                v.parse::<f64>()
-                    .ok()
-                    .filter(|x| x.is_finite() && x.abs() <= 1e7)
-                    .ok_or_else(|| AppError::BadParam(format!("parameter `{k}` must be a number")))
-            })
-            .transpose()
-    };
-    match (num("window-center")?, num("window-width")?) {
-        (None, None) => Ok(None),
-        (Some(center), Some(width)) if width > 0.0 => Ok(Some(Window { center, width })),
-        (Some(_), Some(_)) => {
-            Err(AppError::BadParam("parameter `window-width` must be greater than 0".into()))
+/// What the preview service makes for a plan, and whether its bytes depend on Accept.
+pub fn output(plan: Plan) -> (Output, bool) {
+    match plan {
+        Plan::Orthanc { format, quality } => {
+            let format = if format == OutputFormat::Jpeg { ImageFormat::Jpeg } else { ImageFormat::Png };
+            (Output::Orthanc { format, quality }, true)
         }
-        (Some(_), None) => {
-            Err(AppError::BadParam("parameter `window-width` is required with `window-center`".into()))
-        }
-        (None, Some(_)) => {
-            Err(AppError::BadParam("parameter `window-center` is required with `window-width`".into()))
+        Plan::Edge { source, variant, negotiated } => {
+            let rendering = match source {
+                SourceSpec::Preview => Rendering::Preview,
+                SourceSpec::Rendered(window) => Rendering::Rendered {
+                    window: window.map(|w| Window { center: w.center, width: w.width }),
+                },
+            };
+            (Output::Edge { rendering, variant }, negotiated)
         }
     }
+}
+
+pub fn get<'a>(query: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
 fn parse_frame(s: &str) -> Result<u32, AppError> {

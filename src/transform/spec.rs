@@ -1,4 +1,4 @@
-//! Variant specs: parse `w`/`h`/`fit`/`format`/`q`/`preset`, apply limits, and name each variant canonically.
+//! Variant specs: every route's image parameters, the presets-only limit, canonical windows and variant names.
 
 use std::collections::BTreeMap;
 
@@ -150,9 +150,8 @@ pub fn parse_params(
     if !explicit {
         return Ok(None);
     }
-    if !limits.allow_arbitrary {
-        let which = ["w", "h", "fit", "format", "q"].into_iter().find(|k| get(k).is_some()).unwrap_or("w");
-        return Err(param_err(which, "only presets are allowed here (use ?preset=NAME)"));
+    if let Some(which) = ["w", "h", "fit", "format", "q"].into_iter().find(|k| get(k).is_some()) {
+        presets_only(limits, which, "use ?preset=NAME")?;
     }
     let dim = |k: &str| -> Result<Option<u32>, ParamError> {
         get(k)
@@ -188,6 +187,213 @@ pub fn parse_params(
         })
         .transpose()?;
     Ok(Some(VariantParams { w: dim("w")?, h: dim("h")?, fit, format, q }))
+}
+
+/// The presets-only rule (`transform.allow_arbitrary = false`), for every parameter that would
+/// make a new variant: `w`, `h`, `fit`, `format`, `q`, `quality`, the window, a DICOMweb `quality`.
+fn presets_only(limits: &Limits, param: &str, hint: &str) -> Result<(), ParamError> {
+    if limits.allow_arbitrary {
+        return Ok(());
+    }
+    Err(param_err(
+        param,
+        format!("only presets are allowed here (transform.allow_arbitrary = false): {hint}"),
+    ))
+}
+
+/// Significant digits a window width keeps; the center is rounded to the same decimal place.
+pub const WINDOW_DIGITS: usize = 4;
+
+/// A `/rendered` window (center, width), canonical: see [`canonical_window`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WindowSpec {
+    pub center: f64,
+    pub width: f64,
+}
+
+/// Canonical window values, so that near-identical windows are one cache entry and one Orthanc
+/// render: the width to [`WINDOW_DIGITS`] significant digits, the center to the same decimal
+/// place (it moves by at most 1/2000 of the width: under 0.13 of an 8-bit grey level), -0 → 0.
+/// Values that already have that precision are unchanged (`40`/`400`, `-600`/`1500`, `400.5`).
+pub fn canonical_window(center: f64, width: f64) -> WindowSpec {
+    // `{:.3e}` rounds to 4 significant digits and says which decimal place that is.
+    let sci = format!("{width:.prec$e}", prec = WINDOW_DIGITS - 1);
+    let exp = sci.split_once('e').and_then(|(_, e)| e.parse::<i32>().ok()).unwrap_or(0);
+    let width = sci.parse::<f64>().unwrap_or(width);
+    let place = exp - (WINDOW_DIGITS as i32 - 1);
+    let center = if place >= 0 {
+        let step = 10f64.powi(place);
+        (center / step).round() * step
+    } else {
+        // Decimal rounding through the formatter: `40.1000001` → "40.1" → the f64 nearest 40.1.
+        let decimals = usize::try_from(-place).unwrap_or(0);
+        format!("{center:.decimals$}").parse::<f64>().unwrap_or(center)
+    };
+    WindowSpec { center: center + 0.0, width: width + 0.0 }
+}
+
+/// `window-center` and `window-width` come together: finite numbers, width > 0; canonical.
+fn parse_window(query: &[(String, String)]) -> Result<Option<WindowSpec>, ParamError> {
+    let num = |k: &str| -> Result<Option<f64>, ParamError> {
+        lookup(query, k)
+            .map(|v| {
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite() && x.abs() <= 1e7)
+                    .ok_or_else(|| param_err(k, "must be a number"))
+            })
+            .transpose()
+    };
+    match (num("window-center")?, num("window-width")?) {
+        (None, None) => Ok(None),
+        (Some(center), Some(width)) if width > 0.0 => Ok(Some(canonical_window(center, width))),
+        (Some(_), Some(_)) => Err(param_err("window-width", "must be greater than 0")),
+        (Some(_), None) => Err(param_err("window-width", "is required with `window-center`")),
+        (None, Some(_)) => Err(param_err("window-center", "is required with `window-width`")),
+    }
+}
+
+fn parse_quality(param: &str, v: &str) -> Result<u8, ParamError> {
+    v.parse::<u8>()
+        .ok()
+        .filter(|q| (1..=100).contains(q))
+        .ok_or_else(|| param_err(param, "must be an integer from 1 to 100"))
+}
+
+/// DICOMweb `viewport=width,height`, each from 1 to `max`.
+fn parse_viewport(v: &str, max: u32) -> Result<(u32, u32), ParamError> {
+    let bad = || param_err("viewport", format!("must be `width,height`, each from 1 to {max}"));
+    let (w, h) = v.split_once(',').ok_or_else(bad)?;
+    let dim = |s: &str| s.trim().parse::<u32>().ok().filter(|d| (1..=max).contains(d)).ok_or_else(bad);
+    Ok((dim(w)?, dim(h)?))
+}
+
+fn lookup<'a>(query: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// The presets and limits every route's variant goes through.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules<'a> {
+    pub presets: &'a BTreeMap<String, Preset>,
+    pub limits: &'a Limits,
+    /// The preset of a DICOMweb thumbnail asked for without a viewport (`grid.thumbnail_preset`).
+    pub thumbnail_preset: &'a str,
+}
+
+/// What one request asks for, as its route names it (query values already split, not checked).
+#[derive(Debug, Clone, Copy)]
+pub enum Ask<'a> {
+    /// `/instances/{id}/preview|rendered`, their `/frames/{n}/` forms, `/series/{id}/preview`:
+    /// the decoded query. `default_format` is Orthanc's choice from Accept (PNG or JPEG).
+    Native { query: &'a [(String, String)], rendered: bool, default_format: OutputFormat, accept: &'a str },
+    /// DICOMweb `thumbnail` and `rendered`: `viewport` and `quality` as sent, the format chosen
+    /// from `accept`/Accept.
+    DicomWeb { viewport: Option<&'a str>, quality: Option<&'a str>, thumbnail: bool, format: OutputFormat },
+}
+
+/// Which lossless source an edge variant is made from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SourceSpec {
+    /// Orthanc's `/preview` (full range).
+    Preview,
+    /// Orthanc's `/rendered`: the instance's own window, or this canonical one.
+    Rendered(Option<WindowSpec>),
+}
+
+/// What to serve for a request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    /// Orthanc's own `/preview` bytes in `format` (PNG or JPEG), at its JPEG `quality` if given.
+    Orthanc { format: OutputFormat, quality: Option<u8> },
+    /// Made at the edge; `negotiated`: the bytes depend on Accept.
+    Edge { source: SourceSpec, variant: VariantSpec, negotiated: bool },
+}
+
+/// The one place a request becomes a variant, for every route: parameters checked, defaults
+/// filled, presets-only enforced (see README "Presets-only mode").
+pub fn plan(ask: &Ask, rules: &Rules) -> Result<Plan, ParamError> {
+    let limits = rules.limits;
+    match *ask {
+        Ask::Native { query, rendered, default_format, accept } => {
+            let variant = parse_params(query, rules.presets, limits)?;
+            let quality = lookup(query, "quality").map(|q| parse_quality("quality", q)).transpose()?;
+            if quality.is_some() {
+                presets_only(limits, "quality", "Orthanc's default JPEG quality applies")?;
+            }
+            let window = if rendered { parse_window(query)? } else { None };
+            if window.is_some() {
+                presets_only(limits, "window-center", "/rendered uses the instance's own window")?;
+            }
+            let source = if rendered { SourceSpec::Rendered(window) } else { SourceSpec::Preview };
+            match (source, variant) {
+                (SourceSpec::Preview, None) => Ok(Plan::Orthanc { format: default_format, quality }),
+                (_, Some(_)) if quality.is_some() => {
+                    Err(param_err("quality", "with variant parameters use `q`"))
+                }
+                (source, v) => {
+                    let (variant, negotiated) =
+                        resolve(&v.unwrap_or_default(), default_format, accept, limits);
+                    Ok(Plan::Edge { source, variant, negotiated })
+                }
+            }
+        }
+        Ask::DicomWeb { viewport, quality, thumbnail, format } => {
+            let quality = quality.map(|q| parse_quality("quality", q)).transpose()?;
+            let viewport = viewport.map(|v| parse_viewport(v, limits.max_dimension)).transpose()?;
+            let choice = Some(match format {
+                OutputFormat::Jpeg => FormatChoice::Jpeg,
+                OutputFormat::Png => FormatChoice::Png,
+                OutputFormat::Webp => FormatChoice::Webp,
+            });
+            let thumb = rules.presets.get(rules.thumbnail_preset);
+            let params = if limits.allow_arbitrary {
+                // A thumbnail without a viewport is the grid thumbnail size; a rendering is full size.
+                let size = viewport.or_else(|| {
+                    thumbnail.then(|| {
+                        (thumb.and_then(|p| p.w).unwrap_or(128), thumb.and_then(|p| p.h).unwrap_or(128))
+                    })
+                });
+                VariantParams {
+                    w: size.map(|s| s.0),
+                    h: size.map(|s| s.1),
+                    fit: Some(Fit::Contain),
+                    format: choice,
+                    q: quality,
+                }
+            } else {
+                if quality.is_some() {
+                    presets_only(limits, "quality", "the preset's quality applies")?;
+                }
+                let preset = match viewport {
+                    Some(vp) => Some(preset_for_viewport(rules.presets, vp)?),
+                    None if thumbnail => Some(thumb.ok_or_else(|| {
+                        param_err("viewport", "required: grid.thumbnail_preset names no preset")
+                    })?),
+                    None => None,
+                };
+                VariantParams { format: choice, ..preset.map(VariantParams::from).unwrap_or_default() }
+            };
+            let (variant, _) = resolve(&params, format, "", limits);
+            Ok(Plan::Edge { source: SourceSpec::Preview, variant, negotiated: false })
+        }
+    }
+}
+
+/// Presets-only DICOMweb: the largest preset (with both `w` and `h`) that fits inside the
+/// viewport, as PS3.18 asks; for a viewport smaller than every preset, the smallest preset (a
+/// viewer scales it down) rather than a broken image.
+fn preset_for_viewport(
+    presets: &BTreeMap<String, Preset>,
+    (vw, vh): (u32, u32),
+) -> Result<&Preset, ParamError> {
+    let boxed = || presets.values().filter_map(|p| Some((u64::from(p.w?) * u64::from(p.h?), p)));
+    let inside = boxed()
+        .filter(|(_, p)| p.w.is_some_and(|w| w <= vw) && p.h.is_some_and(|h| h <= vh))
+        .max_by_key(|(area, _)| *area);
+    inside.or_else(|| boxed().min_by_key(|(area, _)| *area)).map(|(_, p)| p).ok_or_else(|| {
+        param_err("viewport", "no preset has both `w` and `h` to serve it (presets-only mode)")
+    })
 }
 
 /// Does this Accept header allow WebP (listed explicitly with a non-zero q)?
@@ -266,6 +472,11 @@ mod tests {
             "thumb".to_owned(),
             Preset { w: Some(128), h: Some(128), fit: None, format: Some(FormatChoice::Auto), q: Some(80) },
         );
+        m.insert(
+            "grid".to_owned(),
+            Preset { w: Some(256), h: Some(256), fit: None, format: Some(FormatChoice::Auto), q: Some(70) },
+        );
+        m.insert("wide".to_owned(), Preset { w: Some(512), h: None, fit: None, format: None, q: None });
         m
     }
 
@@ -310,5 +521,132 @@ mod tests {
         assert_eq!(parse_params(&pairs("w=5"), &presets(), &strict).unwrap_err().param, "w");
         assert!(parse_params(&pairs("preset=thumb"), &presets(), &strict).unwrap().is_some());
         assert!(parse_params(&pairs(""), &presets(), &limits()).unwrap().is_none());
+    }
+
+    fn strict() -> Limits {
+        Limits { allow_arbitrary: false, ..limits() }
+    }
+
+    fn plan_of(ask: Ask, limits: &Limits) -> Result<Plan, ParamError> {
+        plan(&ask, &Rules { presets: &presets(), limits, thumbnail_preset: "thumb" })
+    }
+
+    fn native(qs: &str, rendered: bool, limits: &Limits) -> Result<Plan, ParamError> {
+        let q = pairs(qs);
+        plan_of(Ask::Native { query: &q, rendered, default_format: OutputFormat::Png, accept: "*/*" }, limits)
+    }
+
+    fn dicomweb(
+        viewport: Option<&str>,
+        quality: Option<&str>,
+        thumbnail: bool,
+        limits: &Limits,
+    ) -> Result<Plan, ParamError> {
+        plan_of(Ask::DicomWeb { viewport, quality, thumbnail, format: OutputFormat::Jpeg }, limits)
+    }
+
+    fn variant(p: Result<Plan, ParamError>) -> String {
+        match p.unwrap() {
+            Plan::Edge { variant, .. } => variant.canonical(),
+            other => panic!("not an edge variant: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn windows_are_canonical_to_four_significant_digits() {
+        let w = |c: f64, wd: f64| {
+            let w = canonical_window(c, wd);
+            (w.center.to_string(), w.width.to_string())
+        };
+        let s = |c: &str, wd: &str| (c.to_owned(), wd.to_owned());
+        // Near-identical windows are one window, written the short way.
+        for c in [40.1, 40.10, 40.1000001, 40.09999, 40.1049] {
+            assert_eq!(w(c, 400.0), s("40.1", "400"), "{c}");
+        }
+        assert_eq!(w(40.01, 400.0), s("40", "400"));
+        assert_eq!(w(40.001, 400.0), s("40", "400"));
+        // Windows that already have that precision keep their names (cache keys stay stable).
+        assert_eq!(w(40.0, 400.0), s("40", "400"));
+        assert_eq!(w(-600.0, 1500.0), s("-600", "1500"));
+        assert_eq!(w(-0.0, 400.5), s("0", "400.5"));
+        assert_eq!(w(-0.01, 400.0), s("0", "400"), "-0 after rounding is 0");
+        // The precision follows the width: narrow windows keep their decimals, wide ones lose units.
+        assert_eq!(w(0.12344, 0.5), s("0.1234", "0.5"));
+        assert_eq!(w(1023.4567, 1.0), s("1023.457", "1"));
+        assert_eq!(w(16383.0, 32767.0), s("16380", "32770"));
+        assert_eq!(w(5.0, 9999.6), s("10", "10000"), "rounding up a digit moves the place");
+        // Parsed windows are canonical.
+        let parsed = |qs: &str| parse_window(&pairs(qs)).unwrap().unwrap();
+        assert_eq!(parsed("window-center=40.1000001&window-width=400.00"), canonical_window(40.1, 400.0));
+    }
+
+    #[test]
+    fn viewports() {
+        assert_eq!(parse_viewport("128,128", 2048).unwrap(), (128, 128));
+        assert_eq!(parse_viewport(" 64 , 32 ", 2048).unwrap(), (64, 32));
+        for bad in ["", "128", "0,5", "5,0", "99999,5", "a,b", "1,2,3"] {
+            assert_eq!(parse_viewport(bad, 2048).unwrap_err().param, "viewport", "{bad}");
+        }
+    }
+
+    #[test]
+    fn presets_only_holds_on_native_routes() {
+        let err = |qs: &str, rendered: bool| native(qs, rendered, &strict()).unwrap_err().param;
+        assert_eq!(err("w=5", false), "w");
+        assert_eq!(err("quality=37", false), "quality");
+        assert_eq!(err("window-center=40.1&window-width=400", true), "window-center");
+        assert_eq!(err("preset=thumb&window-center=40&window-width=400", true), "window-center");
+        // What presets-only still allows: Orthanc's own preview, presets, the instance's own window.
+        assert_eq!(
+            native("", false, &strict()).unwrap(),
+            Plan::Orthanc { format: OutputFormat::Png, quality: None }
+        );
+        assert_eq!(variant(native("preset=thumb", false, &strict())), "w128.h128.contain.jpeg.q80");
+        match native("preset=thumb", true, &strict()).unwrap() {
+            Plan::Edge { source, .. } => assert_eq!(source, SourceSpec::Rendered(None)),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(variant(native("", true, &strict())), "w-.h-.contain.png");
+        // Arbitrary mode as before: quality, windows, sizes.
+        assert_eq!(
+            native("quality=37", false, &limits()).unwrap(),
+            Plan::Orthanc { format: OutputFormat::Png, quality: Some(37) }
+        );
+        match native("window-center=40.10&window-width=400&w=64", true, &limits()).unwrap() {
+            Plan::Edge { source, .. } => {
+                assert_eq!(source, SourceSpec::Rendered(Some(canonical_window(40.1, 400.0))))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(native("w=10&quality=5", false, &limits()).unwrap_err().param, "quality");
+    }
+
+    #[test]
+    fn presets_only_dicomweb_serves_the_preset_that_fits() {
+        let s = strict();
+        let thumb = "w128.h128.contain.jpeg.q80";
+        let grid = "w256.h256.contain.jpeg.q70";
+        assert_eq!(variant(dicomweb(Some("128,128"), None, true, &s)), thumb);
+        assert_eq!(variant(dicomweb(Some("255,1000"), None, true, &s)), thumb, "largest preset inside");
+        assert_eq!(variant(dicomweb(Some("300,300"), None, false, &s)), grid);
+        assert_eq!(variant(dicomweb(Some("2048,2048"), None, false, &s)), grid, "w-only presets have no box");
+        assert_eq!(
+            variant(dicomweb(Some("101,101"), None, true, &s)),
+            thumb,
+            "smaller than all: the smallest"
+        );
+        assert_eq!(variant(dicomweb(None, None, true, &s)), thumb, "no viewport: grid.thumbnail_preset");
+        assert_eq!(
+            variant(dicomweb(None, None, false, &s)),
+            "w-.h-.contain.jpeg.q80",
+            "a rendering is full size"
+        );
+        assert_eq!(dicomweb(Some("128,128"), Some("37"), true, &s).unwrap_err().param, "quality");
+        assert_eq!(dicomweb(Some("0,5"), None, true, &s).unwrap_err().param, "viewport");
+        // Arbitrary mode as before: the exact viewport and quality.
+        let a = limits();
+        assert_eq!(variant(dicomweb(Some("101,101"), Some("37"), true, &a)), "w101.h101.contain.jpeg.q37");
+        assert_eq!(variant(dicomweb(None, None, true, &a)), thumb);
+        assert_eq!(variant(dicomweb(None, None, false, &a)), "w-.h-.contain.jpeg.q80");
     }
 }
