@@ -11,6 +11,7 @@ use crate::budget::MissBudget;
 use crate::cache::{DiskCache, MemoryCache, TieredCache};
 use crate::catalog::Catalog;
 use crate::config::Config;
+use crate::health::Health;
 use crate::http::Cors;
 use crate::lifecycle::Lifecycle;
 use crate::previews::{MakeLimits, PreviewService};
@@ -34,13 +35,15 @@ pub struct AppState {
     pub warmer: Warmer,
     pub cors: Cors,
     pub lifecycle: Lifecycle,
+    pub health: Health,
 }
 
 impl AppState {
     /// Open caches and build clients. Blocking (opens sled): call before the server starts.
     pub fn build(config: Config) -> anyhow::Result<Self> {
         let password = config.orthanc_password()?;
-        let upstream = OrthancClient::new(&config.orthanc, &password)?;
+        let upstream = OrthancClient::new(&config.orthanc, &password)?
+            .with_negative_ttl(Duration::from_secs(config.cache.negative_ttl_s));
         let c = &config.cache;
         let disk = Arc::new(DiskCache::open_with_page_cache(&c.dir, c.disk_bytes, c.disk_page_cache_bytes)?);
         verify_in_background(disk.clone());
@@ -85,6 +88,8 @@ impl AppState {
         let auth = Authenticator::from_config(&config, upstream.clone())?;
         let cache_control = HeaderValue::from_str(&config.http.cache_control)?;
         let cors = Cors::from_config(&config.cors);
+        let lifecycle = Lifecycle::default();
+        let health = Health::new(upstream.clone(), lifecycle.clone());
         Ok(Self {
             config: Arc::new(config),
             upstream,
@@ -97,7 +102,8 @@ impl AppState {
             catalog,
             warmer,
             cors,
-            lifecycle: Lifecycle::default(),
+            lifecycle,
+            health,
         })
     }
 }
