@@ -13,3 +13,15 @@ stop_pids() {
   for p in "$@"; do kill "$p" 2>/dev/null || true; done
   for p in "$@"; do wait "$p" 2>/dev/null || true; done
 }
+
+# Wait until `url` gives any HTTP answer (at most `seconds`, default 20) while process `pid` lives.
+wait_http_up() { # url pid [seconds]
+  local url=$1 pid=$2 tries=$((${3:-20} * 4)) i code
+  for ((i = 0; i < tries; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 1
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" || true)
+    [[ $code != 000 ]] && return 0
+    sleep 0.25
+  done
+  return 1
+}

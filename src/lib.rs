@@ -6,6 +6,7 @@ pub mod cache;
 pub mod catalog;
 pub mod config;
 pub mod error;
+pub mod health;
 pub mod http;
 pub mod ids;
 pub mod lifecycle;

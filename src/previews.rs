@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 use crate::budget::MissBudget;
-use crate::cache::{CacheKey, CacheStatus, Entry, TieredCache, Tiers};
+use crate::cache::{CacheKey, CacheStatus, Entry, NegativeCache, TieredCache, Tiers};
 use crate::error::AppError;
 use crate::ids::OrthancId;
 use crate::transform::{self, Pixels, TransformError, TransformPool, VariantSpec, SOURCE_CONTENT_TYPE};
@@ -102,7 +102,7 @@ pub struct PreviewService {
     /// Misses each client may cause; see `budget`.
     budget: MissBudget,
     /// (instance, frame) pairs Orthanc recently answered 404 or 415 for, with that answer.
-    not_found: Option<moka::future::Cache<(OrthancId, u32), UpstreamError>>,
+    not_found: Option<NegativeCache>,
 }
 
 impl PreviewService {
@@ -114,13 +114,7 @@ impl PreviewService {
         budget: MissBudget,
         negative_ttl: Duration,
     ) -> Self {
-        let not_found = (!negative_ttl.is_zero()).then(|| {
-            moka::future::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(negative_ttl)
-                .support_invalidation_closures()
-                .build()
-        });
+        let not_found = NegativeCache::new(negative_ttl);
         Self { cache, upstream, pool, limits, budget, not_found }
     }
 
@@ -192,9 +186,8 @@ impl PreviewService {
         client: Option<&Arc<str>>,
         siblings: Arc<Siblings>,
     ) -> Result<Served, AppError> {
-        let miss_key = (spec.instance.clone(), spec.frame);
         if let Some(answer) = match &self.not_found {
-            Some(nf) => nf.get(&miss_key).await,
+            Some(nf) => nf.get(&spec.instance, spec.frame).await,
             None => None,
         } {
             return Err(answer.into());
@@ -225,19 +218,21 @@ impl PreviewService {
                 transform: Timings::get(&timings.transform_us),
             }),
             Err(AppError::Upstream(UpstreamError::NotFound)) => {
-                // Orthanc never reports deletions: a 404 is how we learn of one.
-                if let Err(e) = self.purge_instance(&spec.instance).await {
-                    tracing::warn!(error = %e, "purge after 404 failed");
-                }
+                // Remembered first: requests for it stop here while the purge runs.
                 if let Some(nf) = &self.not_found {
-                    nf.insert(miss_key, UpstreamError::NotFound).await;
+                    nf.insert(&spec.instance, spec.frame, UpstreamError::NotFound).await;
+                }
+                // Orthanc never reports deletions: a 404 is how we learn of one. Both tiers find
+                // an instance's entries by key, so an unknown id costs no scan.
+                if let Err(e) = self.cache.purge_instance(&spec.instance).await {
+                    tracing::warn!(error = %e, "purge after 404 failed");
                 }
                 Err(UpstreamError::NotFound.into())
             }
             // Undecodable stays undecodable: do not ask Orthanc again for a while.
             Err(AppError::Upstream(UpstreamError::Unsupported)) => {
                 if let Some(nf) = &self.not_found {
-                    nf.insert(miss_key, UpstreamError::Unsupported).await;
+                    nf.insert(&spec.instance, spec.frame, UpstreamError::Unsupported).await;
                 }
                 Err(UpstreamError::Unsupported.into())
             }
@@ -248,11 +243,7 @@ impl PreviewService {
     /// Drop every cached image of an instance (all frames, variants and sources).
     pub async fn purge_instance(&self, instance: &OrthancId) -> Result<(u64, u64), AppError> {
         if let Some(nf) = &self.not_found {
-            nf.invalidate_entries_if({
-                let id = instance.clone();
-                move |k, _| k.0 == id
-            })
-            .map_err(|e| AppError::Internal(format!("negative cache: {e}")))?;
+            nf.forget(instance).await;
         }
         self.cache.purge_instance(instance).await
     }

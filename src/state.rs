@@ -11,6 +11,7 @@ use crate::budget::MissBudget;
 use crate::cache::{DiskCache, MemoryCache, TieredCache};
 use crate::catalog::Catalog;
 use crate::config::Config;
+use crate::health::Health;
 use crate::http::{Cors, TrustedProxies};
 use crate::lifecycle::Lifecycle;
 use crate::previews::{MakeLimits, PreviewService};
@@ -36,13 +37,15 @@ pub struct AppState {
     /// `server.trusted_proxies`, parsed: whose forwarding headers name the client.
     pub proxies: TrustedProxies,
     pub lifecycle: Lifecycle,
+    pub health: Health,
 }
 
 impl AppState {
     /// Open caches and build clients. Blocking (opens sled): call before the server starts.
     pub fn build(config: Config) -> anyhow::Result<Self> {
         let password = config.orthanc_password()?;
-        let upstream = OrthancClient::new(&config.orthanc, &password)?;
+        let upstream = OrthancClient::new(&config.orthanc, &password)?
+            .with_negative_ttl(Duration::from_secs(config.cache.negative_ttl_s));
         let c = &config.cache;
         let disk = Arc::new(DiskCache::open_with_page_cache(&c.dir, c.disk_bytes, c.disk_page_cache_bytes)?);
         verify_in_background(disk.clone());
@@ -89,6 +92,8 @@ impl AppState {
         let cors = Cors::from_config(&config.cors);
         let proxies = TrustedProxies::parse(&config.server.trusted_proxies)
             .map_err(|(i, why)| anyhow::anyhow!("config key `server.trusted_proxies[{i}]`: {why}"))?;
+        let lifecycle = Lifecycle::default();
+        let health = Health::new(upstream.clone(), lifecycle.clone());
         Ok(Self {
             config: Arc::new(config),
             upstream,
@@ -102,7 +107,8 @@ impl AppState {
             warmer,
             cors,
             proxies,
-            lifecycle: Lifecycle::default(),
+            lifecycle,
+            health,
         })
     }
 }

@@ -179,9 +179,10 @@ impl AuthError {
             AuthError::Missing => "unauthenticated",
             AuthError::Invalid => "invalid-credentials",
             AuthError::Expired => "token-expired",
-            AuthError::Forbidden { .. } | AuthError::OutOfScope | AuthError::Denied | AuthError::LinkMismatch(_) => {
-                "forbidden"
-            }
+            AuthError::Forbidden { .. }
+            | AuthError::OutOfScope
+            | AuthError::Denied
+            | AuthError::LinkMismatch(_) => "forbidden",
             AuthError::NotFound => "not-found",
             AuthError::Unavailable => "auth-unavailable",
             AuthError::RateLimited { .. } => "too-many-failures",
@@ -291,7 +292,7 @@ impl Authenticator {
     /// A delegated principal when delegation is on and the request carries a forwarded header.
     fn delegated(&self, req: &HttpRequest) -> Option<Result<Principal, AuthError>> {
         let d = self.delegate.as_ref()?;
-        let presented = d.presented(req, req.peer_addr().map(|a| a.ip()))?;
+        let presented = d.presented(req, crate::http::client_addr(req))?;
         Some(Ok(Principal {
             name: format!("delegated:{}", presented.short_digest()).into(),
             scopes: Arc::from([Scope::Preview]),

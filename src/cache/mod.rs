@@ -4,12 +4,14 @@ mod disk;
 mod entry;
 mod key;
 mod memory;
+mod negative;
 mod tiered;
 
 pub use disk::{DiskCache, DiskStats};
 pub use entry::{Entry, EntryError};
 pub use key::CacheKey;
 pub use memory::MemoryCache;
+pub use negative::NegativeCache;
 pub use tiered::{CacheStatus, TieredCache, Tiers};
 
 /// The disk tier could not do what was asked. Never shown to clients: the request goes on without it.

@@ -12,6 +12,7 @@ pub async fn snapshot(state: &AppState) -> StateSnapshot {
     let disk = state.cache.disk();
     let (disk_entries, disk_bytes) = (disk.len() as u64, disk.used_bytes());
     let stats = &disk.stats;
+    let (metadata_in_flight, metadata_waiting) = state.upstream.metadata_load();
     let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
     StateSnapshot {
         memory_bytes,
@@ -23,6 +24,8 @@ pub async fn snapshot(state: &AppState) -> StateSnapshot {
         checksum_failures: load(&stats.checksum_failures),
         disk_write_errors: load(&stats.write_errors),
         transform_in_flight: state.previews.transform_in_flight() as u64,
+        metadata_in_flight: metadata_in_flight as u64,
+        metadata_waiting: metadata_waiting as u64,
         draining: state.lifecycle.is_draining(),
         memory: crate::telemetry::memory::read(),
     }

@@ -14,23 +14,15 @@ pub async fn healthz() -> HttpResponse {
 /// credentials at least once since start (a wrong URL or password keeps a new edge out of
 /// rotation). A later Orthanc outage makes the edge `degraded`, still 200: it keeps serving its
 /// cache, and taking every edge out of rotation would turn a PACS outage into a total one.
+/// Served from state (`crate::health`): probes never cost Orthanc more than a ping a second.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    if state.lifecycle.is_draining() {
-        return HttpResponse::ServiceUnavailable()
-            .insert_header(("cache-control", "no-store"))
-            .json(json!({"status": "draining"}));
-    }
-    let orthanc = state.upstream.ping().await;
-    let (mut resp, status) = match &orthanc {
-        Ok(()) => (HttpResponse::Ok(), "ready"),
-        Err(_) if state.upstream.has_answered() => (HttpResponse::Ok(), "degraded"),
-        Err(_) => (HttpResponse::ServiceUnavailable(), "unready"),
+    let r = state.health.readiness().await;
+    let mut resp = if r.is_ready() { HttpResponse::Ok() } else { HttpResponse::ServiceUnavailable() };
+    let body = match r.orthanc {
+        None => json!({"status": r.status}),
+        Some(orthanc) => {
+            json!({"status": r.status, "orthanc": orthanc, "cache": "open", "circuit": r.circuit})
+        }
     };
-    let body = json!({
-        "status": status,
-        "orthanc": match &orthanc { Ok(()) => "ok", Err(e) => e.code() },
-        "cache": "open",
-        "circuit": state.upstream.breaker().state().as_str(),
-    });
     resp.insert_header(("cache-control", "no-store")).json(body)
 }

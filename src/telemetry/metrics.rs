@@ -133,7 +133,8 @@ impl Metrics {
         );
         r.register(
             "upstream_requests",
-            "Requests to Orthanc by operation (image, ping) and outcome (ok or the error code)",
+            "Requests to Orthanc by operation (image, ping, or the metadata call: instance-parent, series-parent, \
+             study, study-series, series, series-instances, lookup, changes) and outcome (ok or the error code)",
             m.upstream_requests.clone(),
         );
         r.register(
@@ -195,6 +196,9 @@ pub struct StateSnapshot {
     pub checksum_failures: u64,
     pub disk_write_errors: u64,
     pub transform_in_flight: u64,
+    /// Metadata requests to Orthanc holding a slot, and queued for one.
+    pub metadata_in_flight: u64,
+    pub metadata_waiting: u64,
     pub draining: bool,
     pub memory: super::memory::MemoryStats,
 }
@@ -243,6 +247,16 @@ fn state_registry(s: &StateSnapshot) -> Registry {
         "transform_queue_depth",
         "Transform jobs admitted to the pool (running or queued)",
         gauge(s.transform_in_flight),
+    );
+    r.register(
+        "upstream_metadata_in_flight",
+        "Metadata requests to Orthanc holding one of orthanc.max_metadata_concurrency slots",
+        gauge(s.metadata_in_flight),
+    );
+    r.register(
+        "upstream_metadata_waiting",
+        "Metadata requests to Orthanc queued for a slot (at most orthanc.max_waiting)",
+        gauge(s.metadata_waiting),
     );
     r.register("draining", "1 while shutting down (readiness is then false)", gauge(u64::from(s.draining)));
     r.register("process_resident_bytes", "Resident set size of the edge process", gauge(s.memory.resident));

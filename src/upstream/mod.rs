@@ -2,6 +2,7 @@
 
 mod breaker;
 mod gate;
+mod metadata;
 pub mod model;
 mod orthanc;
 

@@ -1,5 +1,6 @@
-//! Typed Orthanc client: service credentials, pooling, timeouts, a render semaphore, answer classification.
+//! Typed Orthanc client: service credentials, pooling, timeouts, render and metadata gates, answer classification.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,6 +12,7 @@ use reqwest::StatusCode;
 
 use super::breaker::Breaker;
 use super::gate::RenderGate;
+use super::metadata::{MetadataGate, NotFoundMemo};
 use super::model::{Changes, InstanceInfo, LookupHit, Node, RawNode, SeriesInfo, StudyInfo};
 use super::UpstreamError;
 use crate::config::{OrthancConfig, Secret};
@@ -83,9 +85,10 @@ pub struct UpstreamImage {
 /// Counters of requests the client refused or gave up on, for logs now and metrics later.
 #[derive(Debug, Default)]
 pub struct UpstreamStats {
-    /// Refused at once: `max_concurrency` renders running and `max_waiting` already queued.
+    /// Refused at once: `max_concurrency` renders running and `max_waiting` already queued (or
+    /// the same for metadata requests).
     pub busy: AtomicU64,
-    /// Gave up waiting for a render slot within `timeout_ms`.
+    /// Gave up waiting for a render or metadata slot within `timeout_ms`.
     pub queue_timeouts: AtomicU64,
     /// Requests that failed in a way that counts against Orthanc (timeout, unreachable, 5xx).
     pub failures: AtomicU64,
@@ -104,6 +107,10 @@ pub struct OrthancClient {
     timeout: Duration,
     max_body: u64,
     breaker: Arc<Breaker>,
+    /// Slots for metadata requests, apart from renders.
+    metadata: MetadataGate,
+    /// Metadata requests Orthanc recently answered 404 for.
+    not_found: NotFoundMemo,
     /// Set once Orthanc has answered a ping with our credentials; readiness waits for it.
     answered: Arc<AtomicBool>,
     pub stats: Arc<UpstreamStats>,
@@ -164,14 +171,27 @@ impl OrthancClient {
             timeout: Duration::from_millis(cfg.timeout_ms),
             max_body: cfg.max_body_bytes,
             breaker: Breaker::new(cfg.breaker_failures, Duration::from_millis(cfg.breaker_probe_ms)),
+            metadata: MetadataGate::new(cfg.max_metadata_concurrency, cfg.max_waiting),
+            not_found: NotFoundMemo::new(Duration::ZERO),
             answered: Arc::default(),
             stats: Arc::default(),
         })
     }
 
+    /// Remember metadata 404s for `ttl` (`cache.negative_ttl_s`; zero: never).
+    pub fn with_negative_ttl(mut self, ttl: Duration) -> Self {
+        self.not_found = NotFoundMemo::new(ttl);
+        self
+    }
+
     /// The circuit breaker (state and counters).
     pub fn breaker(&self) -> &Breaker {
         &self.breaker
+    }
+
+    /// Metadata requests holding a slot, and queued for one.
+    pub fn metadata_load(&self) -> (usize, usize) {
+        (self.metadata.in_flight(), self.metadata.waiting())
     }
 
     /// Orthanc's `/preview` of one frame, in `format` (JPEG `quality` 1..=100 when given).
@@ -327,38 +347,119 @@ impl OrthancClient {
 
     /// `GET /studies/{id}`.
     pub async fn study(&self, id: &OrthancId) -> Result<StudyInfo, UpstreamError> {
-        self.json(self.http.get(format!("{}/studies/{id}", self.base))).await
+        self.get_json("study", &format!("/studies/{id}")).await
     }
 
     /// `GET /studies/{id}/series`: every series with its tags and instance ids.
     pub async fn study_series(&self, id: &OrthancId) -> Result<Vec<SeriesInfo>, UpstreamError> {
-        self.json(self.http.get(format!("{}/studies/{id}/series", self.base))).await
+        self.get_json("study-series", &format!("/studies/{id}/series")).await
     }
 
     /// `GET /series/{id}`.
     pub async fn series(&self, id: &OrthancId) -> Result<SeriesInfo, UpstreamError> {
-        self.json(self.http.get(format!("{}/series/{id}", self.base))).await
+        self.get_json("series", &format!("/series/{id}")).await
     }
 
     /// `GET /series/{id}/instances`: instances with `IndexInSeries` and instance numbers.
     pub async fn series_instances(&self, id: &OrthancId) -> Result<Vec<InstanceInfo>, UpstreamError> {
-        self.json(self.http.get(format!("{}/series/{id}/instances", self.base))).await
+        self.get_json("series-instances", &format!("/series/{id}/instances")).await
     }
 
-    /// `POST /tools/lookup` of a DICOM UID (validated by the caller).
+    /// `POST /tools/lookup` of a DICOM UID (validated by the caller). A UID Orthanc does not know
+    /// (an empty answer) is `NotFound`, remembered like a 404.
     pub async fn lookup(&self, uid: &str) -> Result<Vec<LookupHit>, UpstreamError> {
-        self.json(self.http.post(format!("{}/tools/lookup", self.base)).body(uid.to_owned())).await
+        let req = self.http.post(format!("{}/tools/lookup", self.base)).body(uid.to_owned());
+        self.metadata("lookup", &format!("POST /tools/lookup {uid}"), async {
+            let hits: Vec<LookupHit> = self.json(req).await?;
+            if hits.is_empty() {
+                return Err(UpstreamError::NotFound);
+            }
+            Ok(hits)
+        })
+        .await
     }
 
     /// `GET /changes?since=N&limit=M`.
     pub async fn changes(&self, since: u64, limit: u32) -> Result<Changes, UpstreamError> {
-        self.json(self.http.get(format!("{}/changes?since={since}&limit={limit}", self.base))).await
+        self.get_json("changes", &format!("/changes?since={since}&limit={limit}")).await
     }
 
     /// Sequence number of Orthanc's newest change (`GET /changes?last`).
     pub async fn last_change_seq(&self) -> Result<u64, UpstreamError> {
-        let page: Changes = self.json(self.http.get(format!("{}/changes?last", self.base))).await?;
+        let page: Changes = self.get_json("changes", "/changes?last").await?;
         Ok(page.last)
+    }
+
+    /// `GET {path}` as JSON, through [`Self::metadata`]: the usual shape of a new metadata call.
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        op: &'static str,
+        path: &str,
+    ) -> Result<T, UpstreamError> {
+        let req = self.http.get(format!("{}{path}", self.base));
+        self.metadata(op, &format!("GET {path}"), self.json(req)).await
+    }
+
+    /// The one way metadata requests (lineage, listings, UID lookups, /changes) reach Orthanc.
+    ///
+    /// `request` names the request exactly (method, path and any body, e.g. `GET /instances/{id}`):
+    /// if Orthanc answered it 404 within `cache.negative_ttl_s`, it is `NotFound` again at once.
+    /// Otherwise it is refused while the circuit is open, waits for one of
+    /// `orthanc.max_metadata_concurrency` slots (at most `max_waiting` queued, else `Busy`), runs
+    /// within `timeout_ms` all told, counts for or against the breaker and is timed under `op`.
+    /// A new call: `self.metadata("op", &request, async { ... self.json(req).await ... }).await`.
+    pub(crate) async fn metadata<T>(
+        &self,
+        op: &'static str,
+        request: &str,
+        call: impl Future<Output = Result<T, UpstreamError>>,
+    ) -> Result<T, UpstreamError> {
+        if self.not_found.contains(request) {
+            return Err(UpstreamError::NotFound);
+        }
+        if let Some(retry_after) = self.breaker.refuse() {
+            return Err(UpstreamError::CircuitOpen(retry_after));
+        }
+        let started = Instant::now();
+        let result = self.gated(call).await;
+        match &result {
+            // Refused before reaching Orthanc: says nothing about its health.
+            Err(UpstreamError::Busy) => {}
+            Err(e) if e.is_upstream_failure() => {
+                self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                if self.breaker.failure() {
+                    self.spawn_probe();
+                }
+            }
+            Err(UpstreamError::NotFound) => {
+                self.not_found.insert(request).await;
+                self.breaker.success();
+            }
+            _ => self.breaker.success(),
+        }
+        let outcome = result.as_ref().map_or_else(|e| e.code(), |_| "ok");
+        crate::telemetry::metrics::upstream(op, outcome, started.elapsed());
+        result
+    }
+
+    /// `call` under a metadata slot, within `timeout_ms` from now, queueing included.
+    async fn gated<T>(
+        &self,
+        call: impl Future<Output = Result<T, UpstreamError>>,
+    ) -> Result<T, UpstreamError> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let _slot = match tokio::time::timeout_at(deadline, self.metadata.acquire()).await {
+            Ok(Ok(slot)) => slot,
+            Ok(Err(_full)) => {
+                self.stats.busy.fetch_add(1, Ordering::Relaxed);
+                return Err(UpstreamError::Busy);
+            }
+            Err(_) => {
+                self.stats.queue_timeouts.fetch_add(1, Ordering::Relaxed);
+                return Err(UpstreamError::Timeout);
+            }
+        };
+        tokio::time::timeout_at(deadline, call).await.unwrap_or(Err(UpstreamError::Timeout))
     }
 
     /// A JSON request, classified like image requests, body capped.
@@ -378,8 +479,12 @@ impl OrthancClient {
     /// One node of the hierarchy (`GET /{instances|series|studies}/{id}`): its parent's id and
     /// its own DICOM UID, as Orthanc indexed them.
     pub async fn node(&self, level: Level, id: &OrthancId) -> Result<Node, UpstreamError> {
-        let raw: RawNode =
-            self.json(self.http.get(format!("{}/{}/{id}", self.base, level.orthanc_path()))).await?;
+        let op = match level {
+            Level::Instance => "instance",
+            Level::Series => "series",
+            Level::Study => "study",
+        };
+        let raw: RawNode = self.get_json(op, &format!("/{}/{id}", level.orthanc_path())).await?;
         let parent = match level {
             Level::Instance => Some(raw.parent_series),
             Level::Series => Some(raw.parent_study),
@@ -400,19 +505,20 @@ impl OrthancClient {
         Ok(Node { parent, uid: uid.filter(|u| crate::ids::valid_uid(u)) })
     }
 
-    /// Is Orthanc answering with our credentials? (`GET /system`)
+    /// Is Orthanc answering with our credentials? (`GET /system`) Under the metadata gate, but
+    /// neither refused by the breaker nor counted by it: the breaker's own probe is a ping.
     pub async fn ping(&self) -> Result<(), UpstreamError> {
         let started = Instant::now();
-        let result = match self
-            .http
-            .get(format!("{}/system", self.base))
-            .timeout(self.timeout.min(Duration::from_secs(2)))
-            .send()
-            .await
-        {
-            Ok(resp) => check_status(resp.status()),
-            Err(e) => Err(classify(e)),
-        };
+        let request =
+            self.http.get(format!("{}/system", self.base)).timeout(self.timeout.min(Duration::from_secs(2)));
+        let result = self
+            .gated(async {
+                match request.send().await {
+                    Ok(resp) => check_status(resp.status()),
+                    Err(e) => Err(classify(e)),
+                }
+            })
+            .await;
         let outcome = result.as_ref().map_or_else(|e| e.code(), |_| "ok");
         crate::telemetry::metrics::upstream("ping", outcome, started.elapsed());
         if result.is_ok() {

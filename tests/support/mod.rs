@@ -68,6 +68,26 @@ struct FakeState {
     lookups: AtomicUsize,
     /// DICOM UID → (Orthanc resource type, id), for `POST /tools/lookup`.
     uids: Mutex<HashMap<String, (String, String)>>,
+    /// `GET /system` and `POST /tools/lookup` requests received.
+    pings: AtomicUsize,
+    uid_lookups: AtomicUsize,
+    /// Delay of parent and UID lookups, and how many of them ran at once at most.
+    metadata_delay: Mutex<Option<Duration>>,
+    metadata_in_flight: AtomicUsize,
+    max_metadata_in_flight: AtomicUsize,
+}
+
+impl FakeState {
+    /// Count one metadata request as running while it waits the configured delay.
+    async fn metadata_delay(&self) {
+        let delay = *self.metadata_delay.lock().unwrap();
+        let now = self.metadata_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_metadata_in_flight.fetch_max(now, Ordering::SeqCst);
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
+        }
+        self.metadata_in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 pub struct FakeOrthanc {
@@ -135,6 +155,26 @@ impl FakeOrthanc {
         self.state.lookups.load(Ordering::SeqCst)
     }
 
+    /// `GET /system` requests received (readiness pings, breaker probes).
+    pub fn pings(&self) -> usize {
+        self.state.pings.load(Ordering::SeqCst)
+    }
+
+    /// `POST /tools/lookup` requests received.
+    pub fn uid_lookups(&self) -> usize {
+        self.state.uid_lookups.load(Ordering::SeqCst)
+    }
+
+    /// Make parent and UID lookups take `d`.
+    pub fn set_metadata_delay(&self, d: Duration) {
+        *self.state.metadata_delay.lock().unwrap() = Some(d);
+    }
+
+    /// Most parent and UID lookups the fake was answering at the same time.
+    pub fn max_metadata_in_flight(&self) -> usize {
+        self.state.max_metadata_in_flight.load(Ordering::SeqCst)
+    }
+
     pub fn bad_auth_requests(&self) -> usize {
         self.state.bad_auth.load(Ordering::SeqCst)
     }
@@ -167,6 +207,7 @@ fn authorized(req: &HttpRequest) -> bool {
 
 async fn fake_system(req: HttpRequest, state: web::Data<FakeState>) -> HttpResponse {
     state.other.fetch_add(1, Ordering::SeqCst);
+    state.pings.fetch_add(1, Ordering::SeqCst);
     if !authorized(&req) {
         return HttpResponse::Unauthorized()
             .insert_header(("WWW-Authenticate", "Basic realm=\"Orthanc\""))
@@ -183,6 +224,7 @@ async fn fake_system(req: HttpRequest, state: web::Data<FakeState>) -> HttpRespo
 
 async fn fake_parent(req: HttpRequest, id: String, field: &str, state: web::Data<FakeState>) -> HttpResponse {
     state.lookups.fetch_add(1, Ordering::SeqCst);
+    state.metadata_delay().await;
     if !authorized(&req) {
         return HttpResponse::Unauthorized()
             .insert_header(("WWW-Authenticate", "Basic realm=\"Orthanc\""))
@@ -297,6 +339,8 @@ async fn fake_series_instances(
 
 async fn fake_lookup(req: HttpRequest, body: String, state: web::Data<FakeState>) -> HttpResponse {
     state.other.fetch_add(1, Ordering::SeqCst);
+    state.uid_lookups.fetch_add(1, Ordering::SeqCst);
+    state.metadata_delay().await;
     if !authorized(&req) {
         return unauthorized();
     }
