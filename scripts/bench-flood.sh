@@ -7,7 +7,7 @@
 #
 # Starts a fake Orthanc (scripts/fake_orthanc.py: ids starting 00000000- exist, every other id is
 # a 404) and target/release/orthanc-edge (or EDGE_BIN) on 127.0.0.1, fills the memory tier with
-# ENTRIES distinct previews (wrk), then for each round runs wrk on one cached preview alone
+# ENTRIES distinct entries (wrk: 256 small edge-made sizes of each of ENTRIES/256 instances), then for each round runs wrk on one cached preview alone
 # ("quiet"), then again while a second wrk asks for a new random id on every request ("flood").
 # Everything it starts is stopped on exit; its files live in a temp dir.
 #
@@ -107,20 +107,22 @@ memory_entries() {
     awk '/^orthanc_edge_cache_entries\{tier="memory"\}/ { print $2; found = 1 } END { if (!found) print 0 }'
 }
 
-# --- fill: ENTRIES distinct known ids, in wrk runs of 5 s until the tier holds them --------------
-cat >"$tmp/fill.lua" <<LUA
-local n = 0
+# --- fill: ENTRIES distinct entries, 256 edge-made sizes (w, h from 1 to 16) of each known id, so
+# that one Orthanc fetch makes 256 entries; wrk runs of 5 s, each going on where the last stopped --
+cat >"$tmp/fill.lua" <<'LUA'
+local n = tonumber(os.getenv("START") or "0")
 request = function()
+  local id = math.floor(n / 256)
+  local w, h = n % 16 + 1, math.floor(n / 16) % 16 + 1
   n = n + 1
-  if n > $ENTRIES then n = 1 end
-  return wrk.format("GET", string.format("/instances/00000000-00000000-00000000-%08x-%08x/preview", math.floor(n / 65536), n))
+  return wrk.format("GET", string.format("/instances/00000000-00000000-00000000-00000000-%08x/preview?w=%d&h=%d&format=png", id + 1000, w, h))
 end
 LUA
-for ((i = 1; i <= 40; i++)); do
+for ((i = 1; i <= 60; i++)); do
   have=$(memory_entries)
   ((have >= ENTRIES)) && break
   log "filling the memory tier: $have of $ENTRIES entries"
-  wrk -t1 -c16 -d5s -H "X-Api-Key: $API_KEY" -s "$tmp/fill.lua" "$base" >"$tmp/fill-$i.txt" 2>&1 ||
+  START=$((have > 2000 ? have - 2000 : 0)) wrk -t1 -c32 -d5s -H "X-Api-Key: $API_KEY" -s "$tmp/fill.lua" "$base" >"$tmp/fill-$i.txt" 2>&1 ||
     { cat "$tmp/fill-$i.txt" >&2; die "fill run failed"; }
 done
 have=$(memory_entries)
@@ -128,6 +130,7 @@ have=$(memory_entries)
 log "memory tier: $have entries"
 
 hit_path=/instances/00000000-00000000-00000000-00000000-00000007/preview
+curl -s -o /dev/null -H "X-Api-Key: $API_KEY" "$base$hit_path" # a miss: now cached
 xcache=$(curl -s -o /dev/null -D - -H "X-Api-Key: $API_KEY" "$base$hit_path" | tr -d '\r' |
   awk -F': ' 'tolower($1) == "x-cache" { print $2 }')
 [[ $xcache == hit-memory ]] || die "the measured URL is not a memory hit (X-Cache: '$xcache')"

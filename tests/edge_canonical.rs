@@ -166,6 +166,15 @@ async fn a_delegated_decision_covers_only_the_resource_the_validator_was_asked_a
     ] {
         assert_eq!(with_cookie(&url, cookie).await, err(403, "forbidden"), "{url}");
     }
+    // A validator's refusal says so; it is not reported as a missing scope.
+    let r = client()
+        .get(format!("{e}/series/{}/preview", b.series))
+        .header("Cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert!(v["message"].as_str().unwrap().contains("authorization service denied"), "{v}");
     // One call per resource: B's series (the DICOMweb thumbnail names the same series) and B's
     // instance (a refusal is cached like an allow, for that resource and its variants).
     assert_eq!(validator.calls(), calls + 2);
