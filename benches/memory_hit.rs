@@ -15,9 +15,9 @@ use orthanc_edge::cache::{CacheStatus, DiskCache, Entry, MemoryCache, TieredCach
 use orthanc_edge::config::Config;
 use orthanc_edge::error::AppError;
 use orthanc_edge::ids::OrthancId;
+use orthanc_edge::model::ImageFormat;
 use orthanc_edge::previews::{Output, PreviewSpec};
 use orthanc_edge::state::AppState;
-use orthanc_edge::upstream::ImageFormat;
 
 const INSTANCE: &str = "8e289db9-0e1437e1-3ecf395f-d8aae463-f4bb49fe";
 const API_KEY: &str = "bench-key-0123456789";

@@ -8,10 +8,11 @@ use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use image::ImageEncoder;
+use orthanc_edge::model::ImageFormat;
 use orthanc_edge::transform::encode::encode;
 use orthanc_edge::transform::resize::{geometry, resize};
 use orthanc_edge::transform::source::to_pam;
-use orthanc_edge::transform::spec::{Fit, OutputFormat, VariantSpec};
+use orthanc_edge::transform::spec::{Fit, VariantSpec};
 use orthanc_edge::transform::{render, Pixels};
 
 fn input(name: &str, w: u32, h: u32) -> Vec<u8> {
@@ -36,12 +37,12 @@ fn input(name: &str, w: u32, h: u32) -> Vec<u8> {
     to_pam(&Pixels { width: w, height: h, channels: 1, data })
 }
 
-fn spec(format: OutputFormat) -> VariantSpec {
+fn spec(format: ImageFormat) -> VariantSpec {
     VariantSpec { w: Some(256), h: Some(256), fit: Fit::Contain, format, q: Some(80) }
 }
 
 /// The edge's path from Orthanc's bytes: parse PAM, Lanczos3 SIMD resize, encode.
-fn edge_from_pam(pam: &[u8], format: OutputFormat) -> Vec<u8> {
+fn edge_from_pam(pam: &[u8], format: ImageFormat) -> Vec<u8> {
     let pixels = Pixels::from_pam(pam, u64::MAX).expect("pam");
     let spec = spec(format);
     let g = geometry(pixels.width, pixels.height, &spec, false);
@@ -69,13 +70,13 @@ fn bench(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("transform/{name}"));
         group.sample_size(20).throughput(Throughput::Elements(1));
         group.bench_function(BenchmarkId::new("edge", "jpeg"), |b| {
-            b.iter(|| edge_from_pam(&pam, OutputFormat::Jpeg))
+            b.iter(|| edge_from_pam(&pam, ImageFormat::Jpeg))
         });
         group.bench_function(BenchmarkId::new("edge", "webp"), |b| {
-            b.iter(|| edge_from_pam(&pam, OutputFormat::Webp))
+            b.iter(|| edge_from_pam(&pam, ImageFormat::Webp))
         });
         group.bench_function(BenchmarkId::new("edge-cached-source", "jpeg"), |b| {
-            b.iter(|| render(&cached, &spec(OutputFormat::Jpeg), false).expect("render"))
+            b.iter(|| render(&cached, &spec(ImageFormat::Jpeg), false).expect("render"))
         });
         group.bench_function(BenchmarkId::new("image-crate", "jpeg"), |b| b.iter(|| image_crate(&pam)));
         group.finish();

@@ -1,10 +1,11 @@
-//! Readiness: draining, the breaker, and Orthanc's answer to one shared ping at most once a second.
+//! Orthanc's health as the edge sees it: readiness (draining, the breaker, one shared ping at most
+//! once a second) and the load figures metrics report.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::lifecycle::Lifecycle;
-use crate::upstream::{CircuitState, OrthancClient, UpstreamError};
+use crate::upstream::{Breaker, CircuitState, OrthancClient, UpstreamError};
 
 /// How long one ping's answer stands for every probe that follows (unless the circuit changes).
 const PING_EVERY: Duration = Duration::from_secs(1);
@@ -46,6 +47,16 @@ pub struct Health {
 impl Health {
     pub fn new(upstream: OrthancClient, lifecycle: Lifecycle) -> Self {
         Self { upstream, lifecycle, last: Arc::default() }
+    }
+
+    /// The circuit breaker in front of Orthanc: its state and counters.
+    pub fn breaker(&self) -> &Breaker {
+        self.upstream.breaker()
+    }
+
+    /// Metadata requests to Orthanc (running, waiting for a slot): for metrics.
+    pub fn metadata_load(&self) -> (usize, usize) {
+        self.upstream.metadata_load()
     }
 
     pub async fn readiness(&self) -> Readiness {

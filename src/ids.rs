@@ -36,43 +36,6 @@ pub fn valid_uid(uid: &str) -> bool {
         && uid.split('.').all(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// Which kind of resource an id names: the three levels of Orthanc's hierarchy the edge serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Level {
-    Instance,
-    Series,
-    Study,
-}
-
-impl Level {
-    /// The lowercase word (`instance`, `series`, `study`): headers and logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Instance => "instance",
-            Level::Series => "series",
-            Level::Study => "study",
-        }
-    }
-
-    /// The path segment of Orthanc's REST API (`instances`, `series`, `studies`).
-    pub fn orthanc_path(self) -> &'static str {
-        match self {
-            Level::Instance => "instances",
-            Level::Series => "series",
-            Level::Study => "studies",
-        }
-    }
-
-    /// The `Type` Orthanc's `/tools/lookup` answers for this level.
-    pub fn orthanc_type(self) -> &'static str {
-        match self {
-            Level::Instance => "Instance",
-            Level::Series => "Series",
-            Level::Study => "Study",
-        }
-    }
-}
-
 impl fmt::Display for OrthancId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

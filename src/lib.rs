@@ -3,15 +3,16 @@
 pub mod auth;
 pub mod budget;
 pub mod cache;
-pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod health;
 pub mod http;
 pub mod ids;
 pub mod lifecycle;
+pub mod model;
 pub mod previews;
 pub mod state;
+pub mod studies;
 pub mod telemetry;
 pub mod transform;
 pub mod upstream;

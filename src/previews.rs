@@ -10,8 +10,9 @@ use crate::budget::MissBudget;
 use crate::cache::{CacheKey, CacheStatus, Entry, NegativeCache, TieredCache, Tiers};
 use crate::error::AppError;
 use crate::ids::OrthancId;
+use crate::model::{ImageFormat, Rendering};
 use crate::transform::{self, Pixels, TransformError, TransformPool, VariantSpec, SOURCE_CONTENT_TYPE};
-use crate::upstream::{ImageFormat, OrthancClient, Priority, Rendering, UpstreamError};
+use crate::upstream::{OrthancClient, Priority, UpstreamError};
 
 /// What to serve: one frame of one instance, in one output. Built only from validated input.
 #[derive(Debug, Clone, PartialEq)]
@@ -383,8 +384,8 @@ impl Siblings {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transform::spec::{Fit, OutputFormat};
-    use crate::upstream::Window;
+    use crate::model::Window;
+    use crate::transform::spec::Fit;
 
     #[test]
     fn cache_keys_are_canonical() {
@@ -395,7 +396,7 @@ mod tests {
         assert_eq!(key(Output::Orthanc { format: ImageFormat::Jpeg, quality: None }), "jpeg");
         assert_eq!(key(Output::Orthanc { format: ImageFormat::Jpeg, quality: Some(50) }), "jpeg.q50");
         let v =
-            VariantSpec { w: Some(128), h: None, fit: Fit::Contain, format: OutputFormat::Webp, q: Some(80) };
+            VariantSpec { w: Some(128), h: None, fit: Fit::Contain, format: ImageFormat::Webp, q: Some(80) };
         assert_eq!(
             key(Output::Edge { rendering: Rendering::Preview, variant: v.clone() }),
             "preview.w128.h-.contain.webp.q80"

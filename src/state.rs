@@ -9,14 +9,15 @@ use actix_web::http::header::HeaderValue;
 use crate::auth::Authenticator;
 use crate::budget::MissBudget;
 use crate::cache::{DiskCache, MemoryCache, TieredCache};
-use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::health::Health;
 use crate::http::{Cors, TrustedProxies};
 use crate::lifecycle::Lifecycle;
 use crate::previews::{MakeLimits, PreviewService};
+use crate::studies::Studies;
 use crate::transform::spec::{Limits, Preset};
 use crate::transform::TransformPool;
+use crate::upstream::catalog::Catalog;
 use crate::upstream::OrthancClient;
 use crate::warm::changes::Follower;
 use crate::warm::Warmer;
@@ -24,20 +25,23 @@ use crate::warm::Warmer;
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
-    pub upstream: OrthancClient,
     pub cache: TieredCache,
     pub previews: PreviewService,
     pub auth: Authenticator,
     pub cache_control: HeaderValue,
     pub presets: Arc<BTreeMap<String, Preset>>,
     pub limits: Limits,
-    pub catalog: Catalog,
+    pub studies: Studies,
+    /// Until purges move into the preview service.
+    pub(crate) catalog: Catalog,
     pub warmer: Warmer,
     pub cors: Cors,
     /// `server.trusted_proxies`, parsed: whose forwarding headers name the client.
     pub proxies: TrustedProxies,
     pub lifecycle: Lifecycle,
     pub health: Health,
+    /// The /changes follower, when `warm.follow_changes` is on; `serve` runs it.
+    follower: Option<Follower>,
 }
 
 impl AppState {
@@ -94,21 +98,32 @@ impl AppState {
             .map_err(|(i, why)| anyhow::anyhow!("config key `server.trusted_proxies[{i}]`: {why}"))?;
         let lifecycle = Lifecycle::default();
         let health = Health::new(upstream.clone(), lifecycle.clone());
+        let w = &config.warm;
+        let follower = w.follow_changes.then(|| Follower {
+            warmer: warmer.clone(),
+            previews: previews.clone(),
+            catalog: catalog.clone(),
+            upstream: upstream.clone(),
+            disk: cache.disk().clone(),
+            presets: w.presets.clone(),
+            poll: Duration::from_millis(w.poll_ms),
+        });
         Ok(Self {
             config: Arc::new(config),
-            upstream,
             cache,
             previews,
             auth,
             cache_control,
             presets,
             limits,
+            studies: Studies::new(catalog.clone()),
             catalog,
             warmer,
             cors,
             proxies,
             lifecycle,
             health,
+            follower,
         })
     }
 }
@@ -116,16 +131,7 @@ impl AppState {
 impl AppState {
     /// The /changes follower, when `warm.follow_changes` is on.
     pub fn follower(&self) -> Option<Follower> {
-        let w = &self.config.warm;
-        w.follow_changes.then(|| Follower {
-            warmer: self.warmer.clone(),
-            previews: self.previews.clone(),
-            catalog: self.catalog.clone(),
-            upstream: self.upstream.clone(),
-            disk: self.cache.disk().clone(),
-            presets: w.presets.clone(),
-            poll: Duration::from_millis(w.poll_ms),
-        })
+        self.follower.clone()
     }
 }
 

@@ -111,7 +111,7 @@ async fn metadata_requests_pass_a_bounded_gate() {
         .collect();
     let gauge = async {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        edge.state.upstream.metadata_load()
+        edge.state.health.metadata_load()
     };
     let (statuses, (in_flight, waiting)) =
         futures_util::join!(futures_util::future::join_all(requests), gauge);
@@ -122,7 +122,7 @@ async fn metadata_requests_pass_a_bounded_gate() {
     assert!(fake.max_metadata_in_flight() <= 2, "at most 2 at Orthanc: {}", fake.max_metadata_in_flight());
     assert_eq!(in_flight, 2, "the gate was full");
     assert!(waiting >= 1, "the rest queued: {waiting}");
-    assert_eq!(edge.state.upstream.metadata_load(), (0, 0));
+    assert_eq!(edge.state.health.metadata_load(), (0, 0));
     edge.stop().await;
     fake.stop().await;
 }

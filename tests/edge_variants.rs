@@ -281,9 +281,10 @@ async fn a_burst_beyond_pool_and_queue_gets_quick_503s() {
 
 #[actix_web::test]
 async fn a_person_gets_the_next_orthanc_slot_before_queued_background_work() {
+    use orthanc_edge::model::{ImageFormat, Rendering};
     use orthanc_edge::previews::{Output, PreviewSpec};
-    use orthanc_edge::transform::spec::{Fit, OutputFormat, VariantSpec};
-    use orthanc_edge::upstream::{Priority, Rendering};
+    use orthanc_edge::transform::spec::{Fit, VariantSpec};
+    use orthanc_edge::upstream::Priority;
 
     let fake = FakeOrthanc::start().await;
     fake.set_mode(Mode::Slow(Duration::from_millis(300)));
@@ -291,7 +292,7 @@ async fn a_person_gets_the_next_orthanc_slot_before_queued_background_work() {
     let cfg = test_config(&fake.url, dir.path(), &[("ORTHANC_EDGE__ORTHANC__MAX_CONCURRENCY", "2")]);
     let edge = TestEdge::start(cfg).await;
     let variant =
-        VariantSpec { w: Some(32), h: None, fit: Fit::Contain, format: OutputFormat::Jpeg, q: Some(80) };
+        VariantSpec { w: Some(32), h: None, fit: Fit::Contain, format: ImageFormat::Jpeg, q: Some(80) };
     let spec = |n: u32| PreviewSpec {
         instance: orthanc_edge::ids::OrthancId::parse(&format!(
             "{n:08x}-00000000-00000000-00000000-00000000"

@@ -52,7 +52,7 @@ async fn circuit_opens_serves_cache_fails_fast_and_recovers_by_itself() {
         let (s, code) = code_of(get(&edge.preview_url(&id(n))).await).await;
         assert_eq!((s, code.as_str()), (502, "upstream-error"));
     }
-    assert_eq!(edge.state.upstream.breaker().state().as_str(), "open");
+    assert_eq!(edge.state.health.breaker().state().as_str(), "open");
     let before = fake.image_requests();
     let started = Instant::now();
     for n in 10..30 {
@@ -79,12 +79,12 @@ async fn circuit_opens_serves_cache_fails_fast_and_recovers_by_itself() {
     // Orthanc recovers: the background probe closes the circuit without any client request.
     fake.set_mode(Mode::Normal);
     let deadline = Instant::now() + Duration::from_secs(5);
-    while edge.state.upstream.breaker().state().as_str() == "open" {
+    while edge.state.health.breaker().state().as_str() == "open" {
         assert!(Instant::now() < deadline, "circuit did not close");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(get(&edge.preview_url(&id(10))).await.status(), 200);
-    let stats = &edge.state.upstream.breaker().stats;
+    let stats = &edge.state.health.breaker().stats;
     assert_eq!(stats.opened.load(std::sync::atomic::Ordering::Relaxed), 1);
     assert_eq!(stats.closed.load(std::sync::atomic::Ordering::Relaxed), 1);
     assert_eq!(stats.rejected.load(std::sync::atomic::Ordering::Relaxed), 20);

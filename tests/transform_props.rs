@@ -2,14 +2,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-use orthanc_edge::transform::encode::looks_like;
-use orthanc_edge::transform::spec::{Fit, OutputFormat, VariantSpec};
+use orthanc_edge::model::ImageFormat;
+use orthanc_edge::transform::spec::{Fit, VariantSpec};
 use orthanc_edge::transform::{render, Pixels};
 use proptest::prelude::*;
 
-fn decode(format: OutputFormat, bytes: &[u8]) -> (u32, u32) {
+fn decode(format: ImageFormat, bytes: &[u8]) -> (u32, u32) {
     match format {
-        OutputFormat::Webp => {
+        ImageFormat::Webp => {
             let img = webp::Decoder::new(bytes).decode().expect("webp decodes");
             (img.width(), img.height())
         }
@@ -25,8 +25,8 @@ fn source(w: u32, h: u32, channels: u8) -> Pixels {
     Pixels { width: w, height: h, channels, data }
 }
 
-fn arb_format() -> impl Strategy<Value = OutputFormat> {
-    prop_oneof![Just(OutputFormat::Jpeg), Just(OutputFormat::Png), Just(OutputFormat::Webp)]
+fn arb_format() -> impl Strategy<Value = ImageFormat> {
+    prop_oneof![Just(ImageFormat::Jpeg), Just(ImageFormat::Png), Just(ImageFormat::Webp)]
 }
 
 proptest! {
@@ -38,10 +38,10 @@ proptest! {
         w in proptest::option::of(1u32..700), h in proptest::option::of(1u32..700),
         format in arb_format(), upscale in any::<bool>(),
     ) {
-        let q = (format != OutputFormat::Png).then_some(75);
+        let q = (format != ImageFormat::Png).then_some(75);
         let spec = VariantSpec { w, h, fit: Fit::Contain, format, q };
         let bytes = render(&source(sw, sh, channels).compress(), &spec, upscale).unwrap();
-        prop_assert!(looks_like(format, &bytes));
+        prop_assert!(format.matches_magic(&bytes));
         let (ow, oh) = decode(format, &bytes);
         if let Some(w) = w { prop_assert!(ow <= w.max(1)); }
         if let Some(h) = h { prop_assert!(oh <= h.max(1)); }
@@ -62,10 +62,10 @@ proptest! {
         sw in 1u32..500, sh in 1u32..500, w in 1u32..400, h in 1u32..400,
         format in arb_format(), upscale in any::<bool>(),
     ) {
-        let q = (format != OutputFormat::Png).then_some(75);
+        let q = (format != ImageFormat::Png).then_some(75);
         let spec = VariantSpec { w: Some(w), h: Some(h), fit: Fit::Cover, format, q };
         let bytes = render(&source(sw, sh, 1).compress(), &spec, upscale).unwrap();
-        prop_assert!(looks_like(format, &bytes));
+        prop_assert!(format.matches_magic(&bytes));
         let (ow, oh) = decode(format, &bytes);
         if upscale || (w <= sw && h <= sh) {
             prop_assert_eq!((ow, oh), (w, h));

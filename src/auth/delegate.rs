@@ -12,7 +12,8 @@ use super::credential::strip_token_param;
 use super::parents::Described;
 use super::{AuthError, ResourceSet};
 use crate::config::{DecisionScope, DelegateConfig};
-use crate::ids::{Level, OrthancId};
+use crate::ids::OrthancId;
+use crate::model::Level;
 use crate::upstream::UpstreamError;
 
 /// What one cached answer covers.

@@ -13,14 +13,13 @@ use std::sync::Arc;
 
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
-use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, Secret};
 use crate::error::AppError;
 use crate::ids::OrthancId;
 use crate::upstream::{OrthancClient, UpstreamError};
 
-pub use crate::ids::Level;
+pub use crate::model::{Level, Scope};
 pub use api_key::{hash_key, ApiKeys};
 pub use credential::{presented_in_cookie, strip_token_param, TOKEN_PARAM};
 pub use delegate::Delegate;
@@ -28,32 +27,6 @@ pub use limit::FailureLimiter;
 pub use link::{check_link, LinkBinding, LinkRefusal, LinkRoute};
 pub use parents::Parents;
 pub use session::{asymmetric_alg, Minted, Minter, SessionKeys, MAX_RESOURCES};
-
-/// What a credential allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    /// Read preview images.
-    Preview,
-    /// Manage the edge (purge). Does not imply `Preview`: an operator key reads no images.
-    Admin,
-    /// Start and watch warm-up jobs.
-    Warm,
-    /// Mint session tokens and signed links (`/auth/sign`, `/auth/session`): an app backend.
-    Mint,
-}
-
-/// Lowercase, as in config and token claims (`preview`, `admin`, `warm`, `mint`).
-impl std::fmt::Display for Scope {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Scope::Preview => "preview",
-            Scope::Admin => "admin",
-            Scope::Warm => "warm",
-            Scope::Mint => "mint",
-        })
-    }
-}
 
 /// Orthanc resources a credential is restricted to (from a token's `studies`/`series`/`instances`
 /// claims, or a validator's allowed-studies header).

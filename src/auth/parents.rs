@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use super::{AuthError, ResourceSet};
-use crate::ids::{Level, OrthancId};
+use crate::ids::OrthancId;
+use crate::model::Level;
 use crate::upstream::model::Node;
 use crate::upstream::{OrthancClient, UpstreamError};
 

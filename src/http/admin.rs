@@ -12,7 +12,7 @@ pub async fn snapshot(state: &AppState) -> StateSnapshot {
     let disk = state.cache.disk();
     let (disk_entries, disk_bytes) = (disk.len() as u64, disk.used_bytes());
     let stats = &disk.stats;
-    let (metadata_in_flight, metadata_waiting) = state.upstream.metadata_load();
+    let (metadata_in_flight, metadata_waiting) = state.health.metadata_load();
     let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
     StateSnapshot {
         memory_bytes,

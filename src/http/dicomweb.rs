@@ -7,29 +7,30 @@ use super::extract::{get, link_allows, output, parse_query, rules};
 use super::previews::{image_reply, note_principal};
 use crate::auth::{Principal, Resource, Scope};
 use crate::error::AppError;
-use crate::ids::{valid_uid, Level};
+use crate::ids::valid_uid;
+use crate::model::{ImageFormat, Level};
 use crate::previews::PreviewSpec;
 use crate::state::AppState;
-use crate::transform::spec::{self, Ask, OutputFormat};
+use crate::transform::spec::{self, Ask};
 
 const PARAMS: [&str; 3] = ["viewport", "quality", "accept"];
 
 /// The output format from the `accept` query parameter, else the Accept header: the first of
 /// JPEG, PNG, WebP named; JPEG otherwise (the DICOMweb default).
-fn format(req: &HttpRequest, query: &[(String, String)]) -> OutputFormat {
+fn format(req: &HttpRequest, query: &[(String, String)]) -> ImageFormat {
     let accept = get(query, "accept")
         .map(str::to_owned)
         .or_else(|| req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).map(str::to_owned))
         .unwrap_or_default();
     for item in accept.split(',') {
         match item.split(';').next().unwrap_or("").trim().to_ascii_lowercase().as_str() {
-            "image/jpeg" => return OutputFormat::Jpeg,
-            "image/png" => return OutputFormat::Png,
-            "image/webp" => return OutputFormat::Webp,
+            "image/jpeg" => return ImageFormat::Jpeg,
+            "image/png" => return ImageFormat::Png,
+            "image/webp" => return ImageFormat::Webp,
             _ => {}
         }
     }
-    OutputFormat::Jpeg
+    ImageFormat::Jpeg
 }
 
 /// `.../thumbnail` and `.../rendered` for a series (its representative instance) or an instance.
@@ -63,7 +64,7 @@ pub async fn image(
     let grant = state.auth.authorize(&principal, Scope::Preview, resource).await?;
     let instance = match grant.target {
         Some((Level::Instance, id)) => id,
-        Some((Level::Series, id)) => state.catalog.representative(&id).await?,
+        Some((Level::Series, id)) => state.studies.representative(&id).await?,
         _ => return Err(AppError::Internal("DICOMweb target is neither an instance nor a series".into())),
     };
     let spec = PreviewSpec { instance, frame: 0, output };

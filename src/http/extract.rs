@@ -7,10 +7,10 @@ use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
 use crate::auth::{check_link, strip_token_param, AuthError, LinkRoute, Principal};
 use crate::error::AppError;
 use crate::ids::OrthancId;
+use crate::model::ImageFormat;
 use crate::previews::{Output, PreviewSpec};
 use crate::state::AppState;
-use crate::transform::spec::{self, Ask, OutputFormat, Plan, Rules, SourceSpec};
-use crate::upstream::{ImageFormat, Rendering, Window};
+use crate::transform::spec::{self, Ask, Plan, Rules};
 
 /// Highest frame number accepted (Orthanc numbers frames from 0).
 const MAX_FRAME: u32 = 99_999;
@@ -74,10 +74,7 @@ fn parse(req: &HttpRequest, state: &AppState) -> Result<PreviewRequest, AppError
     let allowed: &[&str] = if rendered { &RENDERED_PARAMS } else { &PREVIEW_PARAMS };
     let query = parse_query(req.query_string(), allowed)?;
     let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let default_format = match negotiate(accept) {
-        ImageFormat::Jpeg => OutputFormat::Jpeg,
-        ImageFormat::Png => OutputFormat::Png,
-    };
+    let default_format = negotiate(accept);
     let ask = Ask::Native { query: &query, rendered, default_format, accept };
     let (output, negotiated) = output(spec::plan(&ask, &rules(state))?);
     Ok(PreviewRequest { spec: PreviewSpec { instance, frame, output }, negotiated })
@@ -123,18 +120,9 @@ pub fn rules(state: &AppState) -> Rules<'_> {
 /// What the preview service makes for a plan, and whether its bytes depend on Accept.
 pub fn output(plan: Plan) -> (Output, bool) {
     match plan {
-        Plan::Orthanc { format, quality } => {
-            let format = if format == OutputFormat::Jpeg { ImageFormat::Jpeg } else { ImageFormat::Png };
-            (Output::Orthanc { format, quality }, true)
-        }
+        Plan::Orthanc { format, quality } => (Output::Orthanc { format, quality }, true),
         Plan::Edge { source, variant, negotiated } => {
-            let rendering = match source {
-                SourceSpec::Preview => Rendering::Preview,
-                SourceSpec::Rendered(window) => Rendering::Rendered {
-                    window: window.map(|w| Window { center: w.center, width: w.width }),
-                },
-            };
-            (Output::Edge { rendering, variant }, negotiated)
+            (Output::Edge { rendering: source, variant }, negotiated)
         }
     }
 }

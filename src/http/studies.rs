@@ -13,10 +13,10 @@ use std::collections::HashSet;
 use crate::auth::{
     LinkBinding, LinkRoute, Minter, Principal, Resource, ResourceSet, Scope, Via, TOKEN_PARAM,
 };
-use crate::catalog::{SeriesCard, StudyGrid};
 use crate::error::AppError;
 use crate::ids::OrthancId;
 use crate::state::AppState;
+use crate::upstream::catalog::{SeriesCard, StudyGrid};
 
 /// `GET /series/{id}/preview`: the series' representative (middle) instance, any variant.
 pub async fn series_preview(
@@ -29,7 +29,7 @@ pub async fn series_preview(
     link_allows(&principal, &req)?;
     let series = spec.instance.clone();
     let grant = state.auth.authorize(&principal, Scope::Preview, Resource::Series(&series)).await?;
-    spec.instance = state.catalog.representative(&series).await?;
+    spec.instance = state.studies.representative(&series).await?;
     let served = state.previews.get(&spec, &grant.client).await?;
     Ok(image_reply(&req, &state, &served, negotiated.then_some("Accept")))
 }
@@ -95,7 +95,7 @@ async fn load_grid(
     let study = path_id(req, "id")?;
     parse_query(req.query_string(), &[])?;
     state.auth.authorize(principal, Scope::Preview, Resource::Study(&study)).await?;
-    state.catalog.study_grid(&study).await
+    Ok(state.studies.grid(&study).await?)
 }
 
 /// `GET /studies/{id}/series`: per series its id, tags, counts, representative and thumbnail URL.

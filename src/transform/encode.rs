@@ -3,22 +3,22 @@
 use image::ImageEncoder;
 
 use super::source::Pixels;
-use super::spec::OutputFormat;
 use super::TransformError;
+use crate::model::ImageFormat;
 
 /// Encode `p`. The result has no spare capacity: it is cached as is, and the memory tier weighs
 /// entries by their length.
-pub fn encode(p: &Pixels, format: OutputFormat, quality: Option<u8>) -> Result<Vec<u8>, TransformError> {
+pub fn encode(p: &Pixels, format: ImageFormat, quality: Option<u8>) -> Result<Vec<u8>, TransformError> {
     let mut out = encode_inner(p, format, quality)?;
     out.shrink_to_fit();
     Ok(out)
 }
 
-fn encode_inner(p: &Pixels, format: OutputFormat, quality: Option<u8>) -> Result<Vec<u8>, TransformError> {
+fn encode_inner(p: &Pixels, format: ImageFormat, quality: Option<u8>) -> Result<Vec<u8>, TransformError> {
     let err = |e: &dyn std::fmt::Display| TransformError::Encode(format!("{}: {e}", format.name()));
     let q = quality.unwrap_or(80).clamp(1, 100);
     match format {
-        OutputFormat::Jpeg => {
+        ImageFormat::Jpeg => {
             let (w, h) =
                 (u16::try_from(p.width).map_err(|e| err(&e))?, u16::try_from(p.height).map_err(|e| err(&e))?);
             let color =
@@ -27,7 +27,7 @@ fn encode_inner(p: &Pixels, format: OutputFormat, quality: Option<u8>) -> Result
             jpeg_encoder::Encoder::new(&mut out, q).encode(&p.data, w, h, color).map_err(|e| err(&e))?;
             Ok(out)
         }
-        OutputFormat::Png => {
+        ImageFormat::Png => {
             let color =
                 if p.channels == 1 { image::ExtendedColorType::L8 } else { image::ExtendedColorType::Rgb8 };
             let mut out = Vec::with_capacity(p.data.len() / 2);
@@ -36,7 +36,7 @@ fn encode_inner(p: &Pixels, format: OutputFormat, quality: Option<u8>) -> Result
                 .map_err(|e| err(&e))?;
             Ok(out)
         }
-        OutputFormat::Webp => {
+        ImageFormat::Webp => {
             // WebP has no grayscale mode: expand to RGB (the encoder keeps it neutral).
             let rgb;
             let data = if p.channels == 1 {
@@ -54,14 +54,5 @@ fn encode_inner(p: &Pixels, format: OutputFormat, quality: Option<u8>) -> Result
             }
             Ok(mem.to_vec())
         }
-    }
-}
-
-/// Magic-byte check of an encoded output.
-pub fn looks_like(format: OutputFormat, bytes: &[u8]) -> bool {
-    match format {
-        OutputFormat::Jpeg => bytes.starts_with(&[0xFF, 0xD8, 0xFF]),
-        OutputFormat::Png => bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
-        OutputFormat::Webp => bytes.len() > 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP",
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 pub use source::{Pixels, SOURCE_CONTENT_TYPE};
-pub use spec::{OutputFormat, VariantSpec};
+pub use spec::VariantSpec;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum TransformError {

@@ -91,10 +91,10 @@ pub fn resize<'a>(src: &'a Pixels, g: &Geometry) -> Result<Cow<'a, Pixels>, Tran
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transform::spec::OutputFormat;
+    use crate::model::ImageFormat;
 
     fn spec(w: Option<u32>, h: Option<u32>, fit: Fit) -> VariantSpec {
-        VariantSpec { w, h, fit, format: OutputFormat::Png, q: None }
+        VariantSpec { w, h, fit, format: ImageFormat::Png, q: None }
     }
 
     #[test]

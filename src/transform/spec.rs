@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::{ImageFormat, Rendering, Window};
+
 /// How a size box is filled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -22,32 +24,6 @@ pub enum FormatChoice {
     Png,
     Webp,
     Auto,
-}
-
-/// A concrete output encoding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum OutputFormat {
-    Jpeg,
-    Png,
-    Webp,
-}
-
-impl OutputFormat {
-    pub fn mime(self) -> &'static str {
-        match self {
-            OutputFormat::Jpeg => "image/jpeg",
-            OutputFormat::Png => "image/png",
-            OutputFormat::Webp => "image/webp",
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            OutputFormat::Jpeg => "jpeg",
-            OutputFormat::Png => "png",
-            OutputFormat::Webp => "webp",
-        }
-    }
 }
 
 /// A named variant from config (`[presets.NAME]`).
@@ -80,7 +56,7 @@ pub struct VariantSpec {
     pub w: Option<u32>,
     pub h: Option<u32>,
     pub fit: Fit,
-    pub format: OutputFormat,
+    pub format: ImageFormat,
     /// Quality for lossy formats; `None` for PNG.
     pub q: Option<u8>,
 }
@@ -204,18 +180,11 @@ fn presets_only(limits: &Limits, param: &str, hint: &str) -> Result<(), ParamErr
 /// Significant digits a window width keeps; the center is rounded to the same decimal place.
 pub const WINDOW_DIGITS: usize = 4;
 
-/// A `/rendered` window (center, width), canonical: see [`canonical_window`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct WindowSpec {
-    pub center: f64,
-    pub width: f64,
-}
-
 /// Canonical window values, so that near-identical windows are one cache entry and one Orthanc
 /// render: the width to [`WINDOW_DIGITS`] significant digits, the center to the same decimal
 /// place (it moves by at most 1/2000 of the width: under 0.13 of an 8-bit grey level), -0 → 0.
 /// Values that already have that precision are unchanged (`40`/`400`, `-600`/`1500`, `400.5`).
-pub fn canonical_window(center: f64, width: f64) -> WindowSpec {
+pub fn canonical_window(center: f64, width: f64) -> Window {
     // `{:.3e}` rounds to 4 significant digits and says which decimal place that is.
     let sci = format!("{width:.prec$e}", prec = WINDOW_DIGITS - 1);
     let exp = sci.split_once('e').and_then(|(_, e)| e.parse::<i32>().ok()).unwrap_or(0);
@@ -229,11 +198,11 @@ pub fn canonical_window(center: f64, width: f64) -> WindowSpec {
         let decimals = usize::try_from(-place).unwrap_or(0);
         format!("{center:.decimals$}").parse::<f64>().unwrap_or(center)
     };
-    WindowSpec { center: center + 0.0, width: width + 0.0 }
+    Window { center: center + 0.0, width: width + 0.0 }
 }
 
 /// `window-center` and `window-width` come together: finite numbers, width > 0; canonical.
-fn parse_window(query: &[(String, String)]) -> Result<Option<WindowSpec>, ParamError> {
+fn parse_window(query: &[(String, String)]) -> Result<Option<Window>, ParamError> {
     let num = |k: &str| -> Result<Option<f64>, ParamError> {
         lookup(query, k)
             .map(|v| {
@@ -286,28 +255,19 @@ pub struct Rules<'a> {
 pub enum Ask<'a> {
     /// `/instances/{id}/preview|rendered`, their `/frames/{n}/` forms, `/series/{id}/preview`:
     /// the decoded query. `default_format` is Orthanc's choice from Accept (PNG or JPEG).
-    Native { query: &'a [(String, String)], rendered: bool, default_format: OutputFormat, accept: &'a str },
+    Native { query: &'a [(String, String)], rendered: bool, default_format: ImageFormat, accept: &'a str },
     /// DICOMweb `thumbnail` and `rendered`: `viewport` and `quality` as sent, the format chosen
     /// from `accept`/Accept.
-    DicomWeb { viewport: Option<&'a str>, quality: Option<&'a str>, thumbnail: bool, format: OutputFormat },
-}
-
-/// Which lossless source an edge variant is made from.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum SourceSpec {
-    /// Orthanc's `/preview` (full range).
-    Preview,
-    /// Orthanc's `/rendered`: the instance's own window, or this canonical one.
-    Rendered(Option<WindowSpec>),
+    DicomWeb { viewport: Option<&'a str>, quality: Option<&'a str>, thumbnail: bool, format: ImageFormat },
 }
 
 /// What to serve for a request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Plan {
     /// Orthanc's own `/preview` bytes in `format` (PNG or JPEG), at its JPEG `quality` if given.
-    Orthanc { format: OutputFormat, quality: Option<u8> },
+    Orthanc { format: ImageFormat, quality: Option<u8> },
     /// Made at the edge; `negotiated`: the bytes depend on Accept.
-    Edge { source: SourceSpec, variant: VariantSpec, negotiated: bool },
+    Edge { source: Rendering, variant: VariantSpec, negotiated: bool },
 }
 
 /// The one place a request becomes a variant, for every route: parameters checked, defaults
@@ -325,9 +285,9 @@ pub fn plan(ask: &Ask, rules: &Rules) -> Result<Plan, ParamError> {
             if window.is_some() {
                 presets_only(limits, "window-center", "/rendered uses the instance's own window")?;
             }
-            let source = if rendered { SourceSpec::Rendered(window) } else { SourceSpec::Preview };
+            let source = if rendered { Rendering::Rendered { window } } else { Rendering::Preview };
             match (source, variant) {
-                (SourceSpec::Preview, None) => Ok(Plan::Orthanc { format: default_format, quality }),
+                (Rendering::Preview, None) => Ok(Plan::Orthanc { format: default_format, quality }),
                 (_, Some(_)) if quality.is_some() => {
                     Err(param_err("quality", "with variant parameters use `q`"))
                 }
@@ -342,9 +302,9 @@ pub fn plan(ask: &Ask, rules: &Rules) -> Result<Plan, ParamError> {
             let quality = quality.map(|q| parse_quality("quality", q)).transpose()?;
             let viewport = viewport.map(|v| parse_viewport(v, limits.max_dimension)).transpose()?;
             let choice = Some(match format {
-                OutputFormat::Jpeg => FormatChoice::Jpeg,
-                OutputFormat::Png => FormatChoice::Png,
-                OutputFormat::Webp => FormatChoice::Webp,
+                ImageFormat::Jpeg => FormatChoice::Jpeg,
+                ImageFormat::Png => FormatChoice::Png,
+                ImageFormat::Webp => FormatChoice::Webp,
             });
             let thumb = rules.presets.get(rules.thumbnail_preset);
             let params = if limits.allow_arbitrary {
@@ -375,7 +335,7 @@ pub fn plan(ask: &Ask, rules: &Rules) -> Result<Plan, ParamError> {
                 VariantParams { format: choice, ..preset.map(VariantParams::from).unwrap_or_default() }
             };
             let (variant, _) = resolve(&params, format, "", limits);
-            Ok(Plan::Edge { source: SourceSpec::Preview, variant, negotiated: false })
+            Ok(Plan::Edge { source: Rendering::Preview, variant, negotiated: false })
         }
     }
 }
@@ -412,21 +372,21 @@ pub fn accepts_webp(accept: &str) -> bool {
 /// `format` gets; `accept` resolves `auto`. Returns the spec and whether it depends on Accept.
 pub fn resolve(
     params: &VariantParams,
-    default_format: OutputFormat,
+    default_format: ImageFormat,
     accept: &str,
     limits: &Limits,
 ) -> (VariantSpec, bool) {
     let (format, negotiated) = match params.format {
-        Some(FormatChoice::Jpeg) => (OutputFormat::Jpeg, false),
-        Some(FormatChoice::Png) => (OutputFormat::Png, false),
-        Some(FormatChoice::Webp) => (OutputFormat::Webp, false),
+        Some(FormatChoice::Jpeg) => (ImageFormat::Jpeg, false),
+        Some(FormatChoice::Png) => (ImageFormat::Png, false),
+        Some(FormatChoice::Webp) => (ImageFormat::Webp, false),
         Some(FormatChoice::Auto) => {
-            (if accepts_webp(accept) { OutputFormat::Webp } else { OutputFormat::Jpeg }, true)
+            (if accepts_webp(accept) { ImageFormat::Webp } else { ImageFormat::Jpeg }, true)
         }
         None => (default_format, true),
     };
     let q = match format {
-        OutputFormat::Png => None,
+        ImageFormat::Png => None,
         _ => Some(params.q.unwrap_or(limits.default_quality)),
     };
     // Cover needs a box; with one side only it is the same as contain.
@@ -482,7 +442,7 @@ mod tests {
 
     fn spec(qs: &str, accept: &str) -> VariantSpec {
         let p = parse_params(&pairs(qs), &presets(), &limits()).unwrap().unwrap();
-        resolve(&p, OutputFormat::Png, accept, &limits()).0
+        resolve(&p, ImageFormat::Png, accept, &limits()).0
     }
 
     #[test]
@@ -498,10 +458,10 @@ mod tests {
     #[test]
     fn auto_picks_webp_only_when_accepted() {
         let chrome = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
-        assert_eq!(spec("format=auto&w=10", chrome).format, OutputFormat::Webp);
-        assert_eq!(spec("format=auto&w=10", "image/jpeg").format, OutputFormat::Jpeg);
-        assert_eq!(spec("format=auto&w=10", "*/*").format, OutputFormat::Jpeg);
-        assert_eq!(spec("format=auto&w=10", "image/webp;q=0").format, OutputFormat::Jpeg);
+        assert_eq!(spec("format=auto&w=10", chrome).format, ImageFormat::Webp);
+        assert_eq!(spec("format=auto&w=10", "image/jpeg").format, ImageFormat::Jpeg);
+        assert_eq!(spec("format=auto&w=10", "*/*").format, ImageFormat::Jpeg);
+        assert_eq!(spec("format=auto&w=10", "image/webp;q=0").format, ImageFormat::Jpeg);
         assert_eq!(spec("preset=thumb", chrome).canonical(), "w128.h128.contain.webp.q80");
     }
 
@@ -533,7 +493,7 @@ mod tests {
 
     fn native(qs: &str, rendered: bool, limits: &Limits) -> Result<Plan, ParamError> {
         let q = pairs(qs);
-        plan_of(Ask::Native { query: &q, rendered, default_format: OutputFormat::Png, accept: "*/*" }, limits)
+        plan_of(Ask::Native { query: &q, rendered, default_format: ImageFormat::Png, accept: "*/*" }, limits)
     }
 
     fn dicomweb(
@@ -542,7 +502,7 @@ mod tests {
         thumbnail: bool,
         limits: &Limits,
     ) -> Result<Plan, ParamError> {
-        plan_of(Ask::DicomWeb { viewport, quality, thumbnail, format: OutputFormat::Jpeg }, limits)
+        plan_of(Ask::DicomWeb { viewport, quality, thumbnail, format: ImageFormat::Jpeg }, limits)
     }
 
     fn variant(p: Result<Plan, ParamError>) -> String {
@@ -599,22 +559,22 @@ mod tests {
         // What presets-only still allows: Orthanc's own preview, presets, the instance's own window.
         assert_eq!(
             native("", false, &strict()).unwrap(),
-            Plan::Orthanc { format: OutputFormat::Png, quality: None }
+            Plan::Orthanc { format: ImageFormat::Png, quality: None }
         );
         assert_eq!(variant(native("preset=thumb", false, &strict())), "w128.h128.contain.jpeg.q80");
         match native("preset=thumb", true, &strict()).unwrap() {
-            Plan::Edge { source, .. } => assert_eq!(source, SourceSpec::Rendered(None)),
+            Plan::Edge { source, .. } => assert_eq!(source, Rendering::Rendered { window: None }),
             other => panic!("{other:?}"),
         }
         assert_eq!(variant(native("", true, &strict())), "w-.h-.contain.png");
         // Arbitrary mode as before: quality, windows, sizes.
         assert_eq!(
             native("quality=37", false, &limits()).unwrap(),
-            Plan::Orthanc { format: OutputFormat::Png, quality: Some(37) }
+            Plan::Orthanc { format: ImageFormat::Png, quality: Some(37) }
         );
         match native("window-center=40.10&window-width=400&w=64", true, &limits()).unwrap() {
             Plan::Edge { source, .. } => {
-                assert_eq!(source, SourceSpec::Rendered(Some(canonical_window(40.1, 400.0))))
+                assert_eq!(source, Rendering::Rendered { window: Some(canonical_window(40.1, 400.0)) })
             }
             other => panic!("{other:?}"),
         }

@@ -1,13 +1,14 @@
 //! Everything that speaks to Orthanc, and the errors it can answer with.
 
 mod breaker;
+pub mod catalog;
 mod gate;
 mod metadata;
 pub mod model;
 mod orthanc;
 
 pub use breaker::{Breaker, BreakerStats, CircuitState};
-pub use orthanc::{ImageFormat, OrthancClient, Priority, Rendering, UpstreamImage, UpstreamStats, Window};
+pub use orthanc::{OrthancClient, Priority, UpstreamImage, UpstreamStats};
 
 /// A failed Orthanc request, already classified for the client.
 #[derive(Debug, Clone, thiserror::Error)]

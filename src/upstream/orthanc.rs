@@ -16,56 +16,10 @@ use super::metadata::{MetadataGate, NotFoundMemo};
 use super::model::{Changes, InstanceInfo, LookupHit, Node, RawNode, SeriesInfo, StudyInfo};
 use super::UpstreamError;
 use crate::config::{OrthancConfig, Secret};
-use crate::ids::{Level, OrthancId};
-
-/// Encodings Orthanc's `/preview` can produce.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ImageFormat {
-    Png,
-    Jpeg,
-}
-
-impl ImageFormat {
-    pub fn mime(self) -> &'static str {
-        match self {
-            ImageFormat::Png => "image/png",
-            ImageFormat::Jpeg => "image/jpeg",
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ImageFormat::Png => "png",
-            ImageFormat::Jpeg => "jpeg",
-        }
-    }
-
-    /// Does `body` start like this format?
-    pub fn matches_magic(self, body: &[u8]) -> bool {
-        match self {
-            ImageFormat::Png => body.starts_with(b"\x89PNG\r\n\x1a\n"),
-            ImageFormat::Jpeg => body.starts_with(&[0xFF, 0xD8, 0xFF]),
-        }
-    }
-}
+use crate::ids::OrthancId;
+use crate::model::{ImageFormat, Level, Rendering};
 
 const PAM_MIME: &str = "image/x-portable-arbitrarymap";
-
-/// Which of Orthanc's renderings a source comes from.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Rendering {
-    /// `/preview`: full dynamic range.
-    Preview,
-    /// `/rendered`: the instance's own window, or the given one.
-    Rendered { window: Option<Window> },
-}
-
-/// A window setting for `/rendered`, validated finite (width > 0).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Window {
-    pub center: f64,
-    pub width: f64,
-}
 
 /// Who is waiting for a render: a person, or a warm-up job that must leave room for people.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,7 +148,8 @@ impl OrthancClient {
         (self.metadata.in_flight(), self.metadata.waiting())
     }
 
-    /// Orthanc's `/preview` of one frame, in `format` (JPEG `quality` 1..=100 when given).
+    /// Orthanc's `/preview` of one frame, in `format` (JPEG `quality` 1..=100 when given). Only
+    /// formats Orthanc encodes reach here: `spec::plan` sends WebP to the edge's encoder.
     pub async fn preview(
         &self,
         id: &OrthancId,
@@ -202,6 +157,7 @@ impl OrthancClient {
         format: ImageFormat,
         quality: Option<u8>,
     ) -> Result<UpstreamImage, UpstreamError> {
+        debug_assert!(format.orthanc_encodes(), "Orthanc cannot encode {}", format.name());
         let mut url = format!("{}/instances/{}/frames/{}/preview", self.base, id, frame);
         if let (ImageFormat::Jpeg, Some(q)) = (format, quality) {
             url.push_str(&format!("?quality={q}"));

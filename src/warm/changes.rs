@@ -6,14 +6,15 @@ use std::time::Duration;
 
 use super::Warmer;
 use crate::cache::DiskCache;
-use crate::catalog::Catalog;
 use crate::ids::OrthancId;
 use crate::previews::PreviewService;
+use crate::upstream::catalog::Catalog;
 use crate::upstream::OrthancClient;
 
 const SEQ_KEY: &str = "changes-seq";
 const BATCH: u32 = 100;
 
+#[derive(Clone)]
 pub struct Follower {
     pub warmer: Warmer,
     pub previews: PreviewService,

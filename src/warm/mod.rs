@@ -12,13 +12,14 @@ use futures_util::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 
 use crate::cache::CacheStatus;
-use crate::catalog::Catalog;
 use crate::error::AppError;
 use crate::ids::OrthancId;
+use crate::model::{ImageFormat, Rendering};
 use crate::previews::PreviewService;
 use crate::telemetry::metrics;
-use crate::transform::spec::{self, FormatChoice, Limits, OutputFormat, Preset, VariantParams};
-use crate::upstream::{Priority, Rendering};
+use crate::transform::spec::{self, FormatChoice, Limits, Preset, VariantParams};
+use crate::upstream::catalog::Catalog;
+use crate::upstream::Priority;
 
 /// Most failure reasons kept per job.
 const MAX_FAILURES_KEPT: usize = 100;
@@ -132,7 +133,7 @@ pub fn preset_outputs(preset: &Preset, limits: &Limits) -> Vec<crate::transform:
         _ => &["image/jpeg"],
     };
     let mut out: Vec<_> =
-        accepts.iter().map(|a| spec::resolve(&params, OutputFormat::Jpeg, a, limits).0).collect();
+        accepts.iter().map(|a| spec::resolve(&params, ImageFormat::Jpeg, a, limits).0).collect();
     out.dedup();
     out
 }
@@ -280,7 +281,7 @@ impl Warmer {
         for study in &studies {
             match self.catalog.study_series(study).await {
                 Ok(s) => all_series.extend(s),
-                Err(e) => job.fail(study.as_str(), &e),
+                Err(e) => job.fail(study.as_str(), &e.into()),
             }
         }
         let mut instances = Vec::new();
@@ -290,7 +291,7 @@ impl Warmer {
             }
             match self.catalog.series_instances(s).await {
                 Ok(list) => instances.extend(list.iter().cloned()),
-                Err(e) => job.fail(s.as_str(), &e),
+                Err(e) => job.fail(s.as_str(), &e.into()),
             }
         }
         instances.truncate(self.max_resources);

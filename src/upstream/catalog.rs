@@ -5,10 +5,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::error::AppError;
+use super::model::{middle_instance, SeriesInfo};
+use super::{OrthancClient, UpstreamError};
 use crate::ids::OrthancId;
-use crate::upstream::model::{middle_instance, SeriesInfo};
-use crate::upstream::{OrthancClient, UpstreamError};
 
 /// One series as a grid shows it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -49,13 +48,12 @@ where
     moka::future::Cache::builder().max_capacity(10_000).time_to_live(ttl).build()
 }
 
-fn unshare(e: Arc<AppError>) -> AppError {
+fn unshare(e: Arc<UpstreamError>) -> UpstreamError {
     (*e).clone()
 }
 
-fn id_of(s: &str) -> Result<OrthancId, AppError> {
-    OrthancId::parse(s)
-        .ok_or_else(|| UpstreamError::BadResponse("Orthanc answered a malformed id".into()).into())
+fn id_of(s: &str) -> Result<OrthancId, UpstreamError> {
+    OrthancId::parse(s).ok_or_else(|| UpstreamError::BadResponse("Orthanc answered a malformed id".into()))
 }
 
 impl Catalog {
@@ -63,7 +61,7 @@ impl Catalog {
         Self { upstream, grids: cache(ttl), representatives: cache(ttl), series_members: cache(ttl) }
     }
 
-    pub async fn study_grid(&self, study: &OrthancId) -> Result<Arc<StudyGrid>, AppError> {
+    pub async fn study_grid(&self, study: &OrthancId) -> Result<Arc<StudyGrid>, UpstreamError> {
         let up = self.upstream.clone();
         let id = study.clone();
         self.grids
@@ -75,7 +73,7 @@ impl Catalog {
                     cards.push(card(&up, s).await?);
                 }
                 cards.sort_by(|a, b| (a.number, &a.description).cmp(&(b.number, &b.description)));
-                Ok::<_, AppError>(Arc::new(StudyGrid {
+                Ok::<_, UpstreamError>(Arc::new(StudyGrid {
                     study: info.id,
                     description: info.main_dicom_tags.study_description,
                     date: info.main_dicom_tags.study_date,
@@ -87,7 +85,7 @@ impl Catalog {
     }
 
     /// The representative instance of a series.
-    pub async fn representative(&self, series: &OrthancId) -> Result<OrthancId, AppError> {
+    pub async fn representative(&self, series: &OrthancId) -> Result<OrthancId, UpstreamError> {
         let up = self.upstream.clone();
         let id = series.clone();
         let rep = self
@@ -95,7 +93,7 @@ impl Catalog {
             .try_get_with(series.clone(), async move {
                 let instances = up.series_instances(&id).await?;
                 let middle = middle_instance(&instances).ok_or(UpstreamError::NotFound)?;
-                Ok::<_, AppError>(Arc::new(id_of(&middle.id)?))
+                Ok::<_, UpstreamError>(Arc::new(id_of(&middle.id)?))
             })
             .await
             .map_err(unshare)?;
@@ -103,20 +101,20 @@ impl Catalog {
     }
 
     /// Every instance of a series (warm-up, purge).
-    pub async fn series_instances(&self, series: &OrthancId) -> Result<Arc<Vec<OrthancId>>, AppError> {
+    pub async fn series_instances(&self, series: &OrthancId) -> Result<Arc<Vec<OrthancId>>, UpstreamError> {
         let up = self.upstream.clone();
         let id = series.clone();
         self.series_members
             .try_get_with(series.clone(), async move {
                 let list = up.series_instances(&id).await?;
-                Ok::<_, AppError>(Arc::new(list.iter().map(|i| id_of(&i.id)).collect::<Result<_, _>>()?))
+                Ok::<_, UpstreamError>(Arc::new(list.iter().map(|i| id_of(&i.id)).collect::<Result<_, _>>()?))
             })
             .await
             .map_err(unshare)
     }
 
     /// Every series of a study.
-    pub async fn study_series(&self, study: &OrthancId) -> Result<Vec<OrthancId>, AppError> {
+    pub async fn study_series(&self, study: &OrthancId) -> Result<Vec<OrthancId>, UpstreamError> {
         let grid = self.study_grid(study).await?;
         grid.series.iter().map(|s| id_of(&s.id)).collect()
     }
@@ -129,7 +127,7 @@ impl Catalog {
     }
 }
 
-async fn card(up: &OrthancClient, s: SeriesInfo) -> Result<SeriesCard, AppError> {
+async fn card(up: &OrthancClient, s: SeriesInfo) -> Result<SeriesCard, UpstreamError> {
     let series_id = id_of(&s.id)?;
     // The study listing has instance ids but not their order: ask for the ordered list once.
     let representative = if s.instances.is_empty() {

@@ -1,0 +1,149 @@
+//! The domain's words, used by every layer and depending on none: the levels of Orthanc's
+//! hierarchy, Orthanc's renderings and windows, image formats, and what a credential may do.
+
+use serde::{Deserialize, Serialize};
+
+/// Which kind of resource an id names: the three levels of Orthanc's hierarchy the edge serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Level {
+    Instance,
+    Series,
+    Study,
+}
+
+impl Level {
+    /// The lowercase word (`instance`, `series`, `study`): headers and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Instance => "instance",
+            Level::Series => "series",
+            Level::Study => "study",
+        }
+    }
+
+    /// The path segment of Orthanc's REST API (`instances`, `series`, `studies`), which the
+    /// edge's own purge routes use too.
+    pub fn orthanc_path(self) -> &'static str {
+        match self {
+            Level::Instance => "instances",
+            Level::Series => "series",
+            Level::Study => "studies",
+        }
+    }
+
+    /// The level a path segment (`instances`, `series`, `studies`) names.
+    pub fn from_path(segment: &str) -> Option<Self> {
+        [Level::Instance, Level::Series, Level::Study].into_iter().find(|l| l.orthanc_path() == segment)
+    }
+
+    /// The `Type` Orthanc's `/tools/lookup` answers for this level.
+    pub fn orthanc_type(self) -> &'static str {
+        match self {
+            Level::Instance => "Instance",
+            Level::Series => "Series",
+            Level::Study => "Study",
+        }
+    }
+}
+
+/// Which of Orthanc's renderings an image comes from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rendering {
+    /// `/preview`: full dynamic range.
+    Preview,
+    /// `/rendered`: the instance's own window, or the given one.
+    Rendered { window: Option<Window> },
+}
+
+/// A window setting for `/rendered`, validated finite (width > 0).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Window {
+    pub center: f64,
+    pub width: f64,
+}
+
+/// An encoded image format: what the edge serves, and (PNG and JPEG) what Orthanc's `/preview`
+/// makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ImageFormat {
+    Jpeg,
+    Png,
+    Webp,
+}
+
+impl ImageFormat {
+    pub fn mime(self) -> &'static str {
+        match self {
+            ImageFormat::Jpeg => "image/jpeg",
+            ImageFormat::Png => "image/png",
+            ImageFormat::Webp => "image/webp",
+        }
+    }
+
+    /// The lowercase name: cache keys, logs, error messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            ImageFormat::Jpeg => "jpeg",
+            ImageFormat::Png => "png",
+            ImageFormat::Webp => "webp",
+        }
+    }
+
+    /// Does `body` start like this format?
+    pub fn matches_magic(self, body: &[u8]) -> bool {
+        match self {
+            ImageFormat::Jpeg => body.starts_with(&[0xFF, 0xD8, 0xFF]),
+            ImageFormat::Png => body.starts_with(b"\x89PNG\r\n\x1a\n"),
+            ImageFormat::Webp => body.len() > 12 && &body[..4] == b"RIFF" && &body[8..12] == b"WEBP",
+        }
+    }
+
+    /// Can Orthanc's `/preview` encode this format? (Asked for WebP, Orthanc answers 404.)
+    pub fn orthanc_encodes(self) -> bool {
+        matches!(self, ImageFormat::Jpeg | ImageFormat::Png)
+    }
+}
+
+/// What a credential allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Read preview images.
+    Preview,
+    /// Manage the edge (purge). Does not imply `Preview`: an operator key reads no images.
+    Admin,
+    /// Start and watch warm-up jobs.
+    Warm,
+    /// Mint session tokens and signed links (`/auth/sign`, `/auth/session`): an app backend.
+    Mint,
+}
+
+/// Lowercase, as in config and token claims (`preview`, `admin`, `warm`, `mint`).
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Scope::Preview => "preview",
+            Scope::Admin => "admin",
+            Scope::Warm => "warm",
+            Scope::Mint => "mint",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn magic_bytes_and_names() {
+        assert!(ImageFormat::Png.matches_magic(b"\x89PNG\r\n\x1a\n...."));
+        assert!(ImageFormat::Jpeg.matches_magic(&[0xFF, 0xD8, 0xFF, 0xE0]));
+        assert!(ImageFormat::Webp.matches_magic(b"RIFF\0\0\0\0WEBPVP8 "));
+        assert!(!ImageFormat::Webp.matches_magic(b"RIFF\0\0\0\0WAVE"));
+        assert!(ImageFormat::Png.orthanc_encodes());
+        assert!(!ImageFormat::Webp.orthanc_encodes());
+        assert_eq!(Level::from_path("studies"), Some(Level::Study));
+        assert_eq!(Level::from_path("study"), None);
+        assert_eq!(Scope::Mint.to_string(), "mint");
+    }
+}
