@@ -62,6 +62,9 @@ pub struct Window {
     pub width: f64,
 }
 
+/// Encoder qualities (JPEG, WebP, Orthanc's `quality`): an integer from 1 to 100.
+pub const QUALITY: std::ops::RangeInclusive<u8> = 1..=100;
+
 /// An encoded image format: what the edge serves, and (PNG and JPEG) what Orthanc's `/preview`
 /// makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

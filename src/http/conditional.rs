@@ -1,9 +1,9 @@
-//! Conditional and cacheable responses: ETag, If-None-Match → 304, Cache-Control, Vary, X-Cache.
+//! Conditional and cacheable responses: ETag, If-None-Match → 304, Cache-Control.
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse};
 
-use crate::previews::Served;
+use bytes::Bytes;
 
 /// Does an `If-None-Match` value match `etag`? Weak comparison, as RFC 9110 asks for this header.
 pub fn none_match(if_none_match: &str, etag: &str) -> bool {
@@ -14,32 +14,34 @@ pub fn none_match(if_none_match: &str, etag: &str) -> bool {
         .any(|tag| tag == "*" || (!tag.is_empty() && tag.trim_start_matches("W/") == want))
 }
 
-/// 200 with the image, or 304 when the client already holds these bytes.
-pub fn image_response(
-    req: &HttpRequest,
-    served: &Served,
-    cache_control: &HeaderValue,
-    vary: Option<&'static str>,
-) -> HttpResponse {
-    let entry = &served.entry;
+/// What a cacheable response carries besides its body.
+pub struct Cacheable<'a> {
+    pub etag: &'a str,
+    pub cache_control: HeaderValue,
+    pub content_type: &'a str,
+    /// Further headers on both the 200 and the 304 (`X-Cache`, `Vary`).
+    pub headers: &'a [(&'static str, &'a str)],
+}
+
+/// 200 with `body`, or 304 when the request's `If-None-Match` holds the ETag: every route with
+/// an ETag (images, grid JSON and pages) answers through here.
+pub fn respond(req: &HttpRequest, c: Cacheable<'_>, body: Bytes) -> HttpResponse {
     let matched = req
         .headers()
         .get_all(header::IF_NONE_MATCH)
         .filter_map(|v| v.to_str().ok())
-        .any(|v| none_match(v, &entry.etag));
+        .any(|v| none_match(v, c.etag));
     let mut resp = if matched { HttpResponse::NotModified() } else { HttpResponse::Ok() };
-    resp.insert_header((header::ETAG, entry.etag.as_str()))
-        .insert_header((header::CACHE_CONTROL, cache_control.clone()))
-        .insert_header(("x-cache", served.status.as_str()));
-    if let Some(vary) = vary {
-        resp.insert_header((header::VARY, vary));
+    resp.insert_header((header::ETAG, c.etag)).insert_header((header::CACHE_CONTROL, c.cache_control));
+    for &(name, value) in c.headers {
+        resp.insert_header((name, value));
     }
     if matched {
         return resp.finish();
     }
-    resp.insert_header((header::CONTENT_TYPE, entry.content_type.as_str()))
+    resp.insert_header((header::CONTENT_TYPE, c.content_type))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .body(entry.body.clone())
+        .body(body)
 }
 
 #[cfg(test)]

@@ -3,9 +3,9 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::extract::{get, link_allows, output, parse_query, rules};
-use super::previews::{image_reply, note_principal};
-use crate::auth::{Principal, Resource, Scope};
+use super::extract::{get, output, parse_query, rules, Caller};
+use super::previews::image_response;
+use crate::auth::{Resource, Scope};
 use crate::error::AppError;
 use crate::ids::valid_uid;
 use crate::model::{ImageFormat, Level};
@@ -35,12 +35,10 @@ fn format(req: &HttpRequest, query: &[(String, String)]) -> ImageFormat {
 
 /// `.../thumbnail` and `.../rendered` for a series (its representative instance) or an instance.
 pub async fn image(
-    principal: Principal,
+    Caller(principal): Caller,
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
-    note_principal(&req, &principal);
-    link_allows(&principal, &req)?;
     let info = req.match_info();
     let (study_uid, series_uid) = (info.get("study").unwrap_or(""), info.get("series").unwrap_or(""));
     let instance_uid = info.get("instance");
@@ -70,5 +68,5 @@ pub async fn image(
     let spec = PreviewSpec { instance, frame: 0, output };
     let served = state.previews.get(&spec, &grant.client).await?;
     let vary = get(&query, "accept").is_none().then_some("Accept");
-    Ok(image_reply(&req, &state, &served, vary))
+    Ok(image_response(&req, &state, &served, vary))
 }

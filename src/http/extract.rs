@@ -2,8 +2,10 @@
 
 use std::future::{ready, Ready};
 
-use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+use actix_web::{dev::Payload, http::header, web, FromRequest, HttpMessage, HttpRequest};
+use futures_util::future::LocalBoxFuture;
 
+use super::middleware::AccessRecord;
 use crate::auth::{check_link, strip_token_param, AuthError, LinkRoute, Principal};
 use crate::error::AppError;
 use crate::ids::OrthancId;
@@ -31,6 +33,27 @@ impl FromRequest for PreviewRequest {
         ready(match req.app_data::<web::Data<AppState>>() {
             Some(state) => parse(req, state),
             None => Err(AppError::Internal("state not configured".into())),
+        })
+    }
+}
+
+/// The caller of an image or grid route: authenticated, named on the access line, and held to
+/// the one URL a signed link was minted for (403 `forbidden` anywhere else).
+pub struct Caller(pub Principal);
+
+impl FromRequest for Caller {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let principal = Principal::from_request(req, payload);
+        let req = req.clone();
+        Box::pin(async move {
+            let principal = principal.await?;
+            req.extensions_mut()
+                .insert(AccessRecord { principal: Some(principal.name.clone()), ..AccessRecord::default() });
+            link_allows(&principal, &req)?;
+            Ok(Caller(principal))
         })
     }
 }

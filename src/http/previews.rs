@@ -3,37 +3,29 @@
 use actix_web::http::header::HeaderValue;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 
-use super::conditional::image_response;
-use super::extract::link_allows;
+use super::conditional::{respond, Cacheable};
+use super::extract::Caller;
 use super::middleware::{AccessRecord, SERVER_TIMING};
 use super::PreviewRequest;
-use crate::auth::{Principal, Resource, Scope};
+use crate::auth::{Resource, Scope};
 use crate::error::AppError;
 use crate::previews::Served;
 use crate::state::AppState;
 
 pub async fn preview(
     PreviewRequest { spec, negotiated }: PreviewRequest,
-    principal: Principal,
+    Caller(principal): Caller,
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
-    note_principal(&req, &principal);
-    link_allows(&principal, &req)?;
     let grant = state.auth.authorize(&principal, Scope::Preview, Resource::Instance(&spec.instance)).await?;
     let served = state.previews.get(&spec, &grant.client).await?;
-    Ok(image_reply(&req, &state, &served, negotiated.then_some("Accept")))
-}
-
-/// Put the principal's name on the request's access line.
-pub fn note_principal(req: &HttpRequest, principal: &Principal) {
-    req.extensions_mut()
-        .insert(AccessRecord { principal: Some(principal.name.clone()), ..AccessRecord::default() });
+    Ok(image_response(&req, &state, &served, negotiated.then_some("Accept")))
 }
 
 /// The image response (conditional), with the cache outcome and timings on the access line
 /// and in `Server-Timing`.
-pub fn image_reply(
+pub fn image_response(
     req: &HttpRequest,
     state: &AppState,
     served: &Served,
@@ -45,13 +37,22 @@ pub fn image_reply(
         rec.upstream = served.upstream;
         rec.transform = served.transform;
     }
-    let mut resp = image_response(req, served, &state.cache_control, vary);
+    let entry = &served.entry;
+    let x_cache = ("x-cache", served.status.as_str());
+    let vary = vary.map(|v| ("vary", v));
+    let headers: Vec<_> = std::iter::once(x_cache).chain(vary).collect();
+    let cacheable = Cacheable {
+        etag: &entry.etag,
+        cache_control: state.cache_control.clone(),
+        content_type: &entry.content_type,
+        headers: &headers,
+    };
+    let mut resp = respond(req, cacheable, entry.body.clone());
     if let Ok(v) = HeaderValue::from_str(&server_timing(served)) {
         resp.headers_mut().insert(SERVER_TIMING, v);
     }
     resp
 }
-
 /// `cache;desc=miss, upstream;dur=12.1, transform;dur=3.4` (ms); the middleware appends `total`.
 fn server_timing(served: &Served) -> String {
     let ms = |d: std::time::Duration| (d.as_secs_f64() * 1e6).round() / 1e3;

@@ -4,9 +4,9 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
-use super::conditional::none_match;
-use super::extract::{link_allows, parse_query, path_id};
-use super::previews::{image_reply, note_principal};
+use super::conditional::{respond, Cacheable};
+use super::extract::{parse_query, path_id, Caller};
+use super::previews::image_response;
 use super::PreviewRequest;
 use std::collections::HashSet;
 
@@ -21,17 +21,15 @@ use crate::upstream::catalog::{SeriesCard, StudyGrid};
 /// `GET /series/{id}/preview`: the series' representative (middle) instance, any variant.
 pub async fn series_preview(
     PreviewRequest { mut spec, negotiated }: PreviewRequest,
-    principal: Principal,
+    Caller(principal): Caller,
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
-    note_principal(&req, &principal);
-    link_allows(&principal, &req)?;
     let series = spec.instance.clone();
     let grant = state.auth.authorize(&principal, Scope::Preview, Resource::Series(&series)).await?;
     spec.instance = state.studies.representative(&series).await?;
     let served = state.previews.get(&spec, &grant.client).await?;
-    Ok(image_reply(&req, &state, &served, negotiated.then_some("Accept")))
+    Ok(image_response(&req, &state, &served, negotiated.then_some("Accept")))
 }
 
 #[derive(Serialize)]
@@ -90,8 +88,6 @@ async fn load_grid(
     principal: &Principal,
     state: &AppState,
 ) -> Result<std::sync::Arc<StudyGrid>, AppError> {
-    note_principal(req, principal);
-    link_allows(principal, req)?;
     let study = path_id(req, "id")?;
     parse_query(req.query_string(), &[])?;
     state.auth.authorize(principal, Scope::Preview, Resource::Study(&study)).await?;
@@ -100,7 +96,7 @@ async fn load_grid(
 
 /// `GET /studies/{id}/series`: per series its id, tags, counts, representative and thumbnail URL.
 pub async fn study_series(
-    principal: Principal,
+    Caller(principal): Caller,
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
@@ -118,7 +114,7 @@ pub async fn study_series(
 
 /// `GET /studies/{id}/grid`: the same as a page a clinician can open.
 pub async fn study_grid_page(
-    principal: Principal,
+    Caller(principal): Caller,
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
@@ -142,19 +138,10 @@ fn revalidated(
     content_type: &'static str,
 ) -> HttpResponse {
     let etag = format!("\"{}\"", &blake3::hash(&body).to_hex()[..32]);
-    let matched = req
-        .headers()
-        .get_all(header::IF_NONE_MATCH)
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| none_match(v, &etag));
     let max_age = format!("private, max-age={}", state.config.cache.metadata_ttl_s);
-    let mut resp = if matched { HttpResponse::NotModified() } else { HttpResponse::Ok() };
-    resp.insert_header((header::ETAG, etag)).insert_header((header::CACHE_CONTROL, max_age));
-    if matched {
-        resp.finish()
-    } else {
-        resp.insert_header((header::CONTENT_TYPE, content_type)).body(body)
-    }
+    let cache_control = header::HeaderValue::from_str(&max_age)
+        .unwrap_or_else(|_| header::HeaderValue::from_static("private"));
+    respond(req, Cacheable { etag: &etag, cache_control, content_type, headers: &[] }, body.into())
 }
 
 /// Minimal HTML escaping: DICOM tags are untrusted text.

@@ -7,7 +7,7 @@ use super::extract::{json_object, NoQuery};
 use crate::auth::{Principal, Resource, Scope};
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::warm::WarmRequest;
+use crate::warm::{WarmRequest, Warmer};
 
 pub async fn start(
     principal: Principal,
@@ -30,8 +30,7 @@ pub async fn progress(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    state.auth.authorize(&principal, Scope::Warm, Resource::Edge).await?;
-    let p = state.warmer.progress(&path).ok_or(AppError::NotFound("no such warm-up job"))?;
+    let p = job(&principal, &state, |w| w.progress(&path)).await?;
     Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(p))
 }
 
@@ -41,7 +40,15 @@ pub async fn cancel(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    state.auth.authorize(&principal, Scope::Warm, Resource::Edge).await?;
-    let p = state.warmer.cancel(&path).ok_or(AppError::NotFound("no such warm-up job"))?;
-    Ok(HttpResponse::Ok().json(p))
+    Ok(HttpResponse::Ok().json(job(&principal, &state, |w| w.cancel(&path)).await?))
+}
+
+/// What `look` says of the job named in the path (scope `warm`); 404 when there is no such job.
+async fn job<T>(
+    principal: &Principal,
+    state: &AppState,
+    look: impl FnOnce(&Warmer) -> Option<T>,
+) -> Result<T, AppError> {
+    state.auth.authorize(principal, Scope::Warm, Resource::Edge).await?;
+    look(&state.warmer).ok_or(AppError::NotFound("no such warm-up job"))
 }

@@ -16,7 +16,7 @@ pub fn encode(p: &Pixels, format: ImageFormat, quality: Option<u8>) -> Result<Ve
 
 fn encode_inner(p: &Pixels, format: ImageFormat, quality: Option<u8>) -> Result<Vec<u8>, TransformError> {
     let err = |e: &dyn std::fmt::Display| TransformError::Encode(format!("{}: {e}", format.name()));
-    let q = quality.unwrap_or(80).clamp(1, 100);
+    let q = quality.unwrap_or(80).clamp(*crate::model::QUALITY.start(), *crate::model::QUALITY.end());
     match format {
         ImageFormat::Jpeg => {
             let (w, h) =

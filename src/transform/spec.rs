@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{ImageFormat, Rendering, Window};
+use crate::model::{ImageFormat, Rendering, Window, QUALITY};
 
 /// How a size box is filled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
@@ -102,9 +102,6 @@ fn param_err(param: &str, why: impl Into<String>) -> ParamError {
     ParamError { param: param.to_owned(), why: why.into() }
 }
 
-/// Names of the query parameters that select a variant.
-pub const VARIANT_PARAMS: [&str; 6] = ["w", "h", "fit", "format", "q", "preset"];
-
 /// Parse variant parameters from decoded query pairs (unknown and repeated keys are refused earlier).
 /// Returns `None` when no variant parameter is present.
 pub fn parse_params(
@@ -154,14 +151,7 @@ pub fn parse_params(
             _ => Err(param_err("format", "must be jpeg, png, webp or auto")),
         })
         .transpose()?;
-    let q = get("q")
-        .map(|v| {
-            v.parse::<u8>()
-                .ok()
-                .filter(|q| (1..=100).contains(q))
-                .ok_or_else(|| param_err("q", "must be an integer from 1 to 100"))
-        })
-        .transpose()?;
+    let q = get("q").map(|v| parse_quality("q", v)).transpose()?;
     Ok(Some(VariantParams { w: dim("w")?, h: dim("h")?, fit, format, q }))
 }
 
@@ -222,10 +212,11 @@ fn parse_window(query: &[(String, String)]) -> Result<Option<Window>, ParamError
     }
 }
 
+/// `quality`, `q` and DICOMweb `quality`: an integer in [`QUALITY`].
 fn parse_quality(param: &str, v: &str) -> Result<u8, ParamError> {
     v.parse::<u8>()
         .ok()
-        .filter(|q| (1..=100).contains(q))
+        .filter(|q| QUALITY.contains(q))
         .ok_or_else(|| param_err(param, "must be an integer from 1 to 100"))
 }
 
@@ -404,7 +395,7 @@ pub fn check_preset(name: &str, p: &Preset, max_dimension: u32) -> Result<(), (S
             return Err((format!("presets.{name}.{k}"), format!("must be from 1 to {max_dimension}")));
         }
     }
-    if p.q.is_some_and(|q| !(1..=100).contains(&q)) {
+    if p.q.is_some_and(|q| !QUALITY.contains(&q)) {
         return Err((format!("presets.{name}.q"), "must be from 1 to 100".into()));
     }
     Ok(())
