@@ -2,6 +2,7 @@
 
 mod disk;
 mod entry;
+mod flight;
 mod key;
 mod memory;
 mod negative;
@@ -9,6 +10,7 @@ mod tiered;
 
 pub use disk::{DiskCache, DiskStats};
 pub use entry::{Entry, EntryError};
+pub use flight::{Flight, FlightError, Flights};
 pub use key::CacheKey;
 pub use memory::MemoryCache;
 pub use negative::NegativeCache;
