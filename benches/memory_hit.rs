@@ -1,4 +1,4 @@
-//! The memory-hit path: `TieredCache::get_or_fill` on a key already in moka, and one full HTTP
+//! The memory-hit path: `TieredCache::lookup` on a key already in moka, and one full HTTP
 //! round trip of a memory hit through the real app (auth, routing, middleware, response) over a
 //! keep-alive loopback connection. Orthanc is never called: the cache is filled beforehand.
 //!
@@ -11,9 +11,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use orthanc_edge::cache::{CacheStatus, DiskCache, Entry, MemoryCache, TieredCache};
+use orthanc_edge::cache::{CacheStatus, DiskCache, Entry, MemoryCache, TieredCache, Tiers};
 use orthanc_edge::config::Config;
-use orthanc_edge::error::AppError;
 use orthanc_edge::ids::OrthancId;
 use orthanc_edge::model::ImageFormat;
 use orthanc_edge::previews::{Output, PreviewSpec};
@@ -52,30 +51,24 @@ fn spec() -> PreviewSpec {
     }
 }
 
-/// A fill that must not run: every measured call is expected to be a memory hit.
-async fn no_fill() -> Result<Entry, AppError> {
-    Err(AppError::Internal("benchmark expected a memory hit".into()))
-}
-
 fn bench_tiered(c: &mut Criterion) {
     let rt = runtime();
     let dir = tempfile::tempdir().expect("tempdir");
     let disk = Arc::new(DiskCache::open(dir.path(), 64 << 20).expect("open sled"));
-    let cache = TieredCache::new(MemoryCache::new(64 << 20), disk, Duration::from_secs(5));
+    let cache = TieredCache::new(MemoryCache::new(64 << 20), disk);
     let key = spec().cache_key();
-    let entry = Entry::new("image/png", fake_png());
+    let entry = Arc::new(Entry::new("image/png", fake_png()));
 
-    let (_, status) =
-        rt.block_on(cache.get_or_fill(&key, move || async move { Ok(entry) })).expect("first fill");
-    assert_eq!(status, CacheStatus::Miss);
-    let (_, status) = rt.block_on(cache.get_or_fill(&key, no_fill)).expect("second get");
+    assert!(rt.block_on(cache.lookup(&key, Tiers::Both)).is_none(), "empty cache");
+    rt.block_on(cache.store(&key, entry, Tiers::Both));
+    let (_, status) = rt.block_on(cache.lookup(&key, Tiers::Both)).expect("second get");
     assert_eq!(status, CacheStatus::HitMemory);
 
     let mut g = c.benchmark_group("tiered");
     g.sample_size(30).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
-    g.bench_function("get_or_fill_memory_hit", |b| {
+    g.bench_function("lookup_memory_hit", |b| {
         b.to_async(&rt).iter(|| async {
-            let (e, status) = cache.get_or_fill(&key, no_fill).await.expect("memory hit");
+            let (e, status) = cache.lookup(&key, Tiers::Both).await.expect("memory hit");
             debug_assert_eq!(status, CacheStatus::HitMemory);
             e
         })
@@ -130,12 +123,8 @@ filter = "warn"
     let state = AppState::build(config).expect("build state");
 
     let spec = spec();
-    let (_, status) = rt
-        .block_on(
-            state.cache.get_or_fill(&spec.cache_key(), || async { Ok(Entry::new("image/png", fake_png())) }),
-        )
-        .expect("prefill");
-    assert_eq!(status, CacheStatus::Miss);
+    let prefill = Arc::new(Entry::new("image/png", fake_png()));
+    rt.block_on(state.cache.store(&spec.cache_key(), prefill, Tiers::Both));
 
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("local addr");

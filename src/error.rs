@@ -57,6 +57,29 @@ impl From<crate::transform::spec::ParamError> for AppError {
     }
 }
 
+/// The same answers as before the service had its own error: 404/415/5xx from Orthanc, 429 with
+/// Retry-After for a spent miss budget, 504 for a flight waited on too long.
+impl From<crate::previews::PreviewError> for AppError {
+    fn from(e: crate::previews::PreviewError) -> Self {
+        use crate::previews::PreviewError as P;
+        match e {
+            P::Upstream(e) => AppError::Upstream(e),
+            P::Transform(e) => AppError::Transform(e),
+            P::TooManyMisses { client, retry_after_s } => AppError::TooManyMisses { client, retry_after_s },
+            P::FlightTimeout => AppError::FlightTimeout,
+            P::Cache(e) => AppError::Internal(e.to_string()),
+            P::Internal(why) => AppError::Internal(why),
+        }
+    }
+}
+
+/// A cache failure a client sees (a purge that could not finish) is an internal error.
+impl From<crate::cache::CacheError> for AppError {
+    fn from(e: crate::cache::CacheError) -> Self {
+        AppError::Internal(e.to_string())
+    }
+}
+
 impl AppError {
     /// The stable, documented code clients can switch on.
     pub fn code(&self) -> &'static str {

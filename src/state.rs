@@ -32,8 +32,6 @@ pub struct AppState {
     pub presets: Arc<BTreeMap<String, Preset>>,
     pub limits: Limits,
     pub studies: Studies,
-    /// Until purges move into the preview service.
-    pub(crate) catalog: Catalog,
     pub warmer: Warmer,
     pub cors: Cors,
     /// `server.trusted_proxies`, parsed: whose forwarding headers name the client.
@@ -54,20 +52,23 @@ impl AppState {
         let disk = Arc::new(DiskCache::open_with_page_cache(&c.dir, c.disk_bytes, c.disk_page_cache_bytes)?);
         verify_in_background(disk.clone());
         let memory = MemoryCache::new(config.cache.memory_bytes);
-        let cache = TieredCache::new(memory, disk, Duration::from_millis(config.server.flight_wait_ms));
+        let cache = TieredCache::new(memory, disk);
         let t = &config.transform;
         let workers = match t.workers {
             0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             n => n,
         };
+        let catalog = Catalog::new(upstream.clone(), Duration::from_secs(config.cache.metadata_ttl_s));
         let previews = PreviewService::new(
             cache.clone(),
             upstream.clone(),
+            catalog.clone(),
             TransformPool::new(workers, t.queue),
             MakeLimits {
                 max_source_pixels: t.max_source_pixels,
                 allow_upscale: t.allow_upscale,
                 sources_on_disk: config.cache.sources_on_disk,
+                flight_wait: Duration::from_millis(config.server.flight_wait_ms),
             },
             MissBudget::new(t.misses_per_minute, t.miss_burst),
             Duration::from_secs(config.cache.negative_ttl_s),
@@ -78,7 +79,6 @@ impl AppState {
             default_quality: t.default_quality,
         };
         let presets = Arc::new(config.presets.clone());
-        let catalog = Catalog::new(upstream.clone(), Duration::from_secs(config.cache.metadata_ttl_s));
         let warm_concurrency = match config.warm.concurrency {
             0 => config.orthanc.max_concurrency * 2,
             n => n,
@@ -116,8 +116,7 @@ impl AppState {
             cache_control,
             presets,
             limits,
-            studies: Studies::new(catalog.clone()),
-            catalog,
+            studies: Studies::new(catalog),
             warmer,
             cors,
             proxies,

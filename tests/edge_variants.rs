@@ -306,7 +306,7 @@ async fn a_person_gets_the_next_orthanc_slot_before_queued_background_work() {
         .map(|n| {
             let (svc, s) = (edge.state.previews.clone(), spec(n));
             tokio::spawn(async move {
-                let ok = svc.get_with(&s, Priority::Background).await.is_ok();
+                let ok = svc.get_for(&s, Priority::Background).await.is_ok();
                 (ok, Instant::now())
             })
         })

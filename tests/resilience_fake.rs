@@ -250,7 +250,7 @@ async fn flood_of_distinct_cache_busting_urls_stays_bounded() {
     }
     assert_eq!(fake.image_requests(), 1, "one Orthanc render for every size of one frame");
     assert!(edge.state.cache.memory().weighted_size().await <= memory, "memory tier within its bound");
-    assert_eq!(edge.state.cache.in_flight(), 0, "no fill left behind");
+    assert_eq!(edge.state.previews.in_flight(), 0, "no fill left behind");
     assert_eq!(get(&edge.preview_url(ID)).await.status(), 200);
     edge.stop().await;
     fake.stop().await;

@@ -1,20 +1,21 @@
-//! Image cache: keys and entries, the memory tier, the disk tier, and the tiered get-or-fill with single flight.
+//! Image cache: keys and entries, the memory tier, the disk tier, the two as one, and single flight.
 
 mod disk;
 mod entry;
+mod flight;
 mod key;
 mod memory;
-mod negative;
 mod tiered;
 
 pub use disk::{DiskCache, DiskStats};
 pub use entry::{Entry, EntryError};
+pub use flight::{Flight, FlightError, Flights};
 pub use key::CacheKey;
 pub use memory::MemoryCache;
-pub use negative::NegativeCache;
 pub use tiered::{CacheStatus, TieredCache, Tiers};
 
-/// The disk tier could not do what was asked. Never shown to clients: the request goes on without it.
+/// The cache could not do what was asked. Never shown to clients in detail: a lookup or a store
+/// goes on without the disk, and a purge that fails is an internal error.
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
     #[error("sled: {0}")]

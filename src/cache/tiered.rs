@@ -1,17 +1,12 @@
-//! Memory → disk → fill, with one fill per key however many requests wait for it.
+//! The two tiers as one cache: lookup (memory, then disk) and store (memory now, disk in the background).
 
-use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::{BoxFuture, FutureExt, Shared};
-
-use super::{CacheKey, DiskCache, Entry, MemoryCache};
-use crate::error::AppError;
+use super::{CacheError, CacheKey, DiskCache, Entry, MemoryCache};
 use crate::ids::OrthancId;
 
 /// Where a response came from: `X-Cache` header, logs and metrics all use this.
@@ -45,7 +40,7 @@ const MAX_WRITE_BATCH: usize = 64;
 /// A disk read slower than this is treated as a miss: a sick disk never holds a request.
 const DISK_READ_WAIT: Duration = Duration::from_secs(2);
 
-/// Where a filled entry is kept.
+/// Where an entry is looked up and kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tiers {
     Both,
@@ -53,15 +48,10 @@ pub enum Tiers {
     MemoryOnly,
 }
 
-type Outcome = Result<(Arc<Entry>, CacheStatus), AppError>;
-type Flight = Shared<BoxFuture<'static, Outcome>>;
-
 #[derive(Clone)]
 pub struct TieredCache {
     memory: MemoryCache,
     disk: Arc<DiskCache>,
-    flights: Arc<Mutex<HashMap<CacheKey, Flight>>>,
-    flight_wait: Duration,
     pending_writes: Arc<AtomicUsize>,
     /// The disk writer's queue; `None` if its thread could not be started (writes are skipped).
     writes: Option<SyncSender<Write>>,
@@ -84,7 +74,7 @@ impl Drop for PendingWrite {
 }
 
 impl TieredCache {
-    pub fn new(memory: MemoryCache, disk: Arc<DiskCache>, flight_wait: Duration) -> Self {
+    pub fn new(memory: MemoryCache, disk: Arc<DiskCache>) -> Self {
         let writes = match spawn_writer(disk.clone()) {
             Ok(tx) => Some(tx),
             Err(e) => {
@@ -92,12 +82,7 @@ impl TieredCache {
                 None
             }
         };
-        Self { memory, disk, flights: Arc::default(), flight_wait, pending_writes: Arc::default(), writes }
-    }
-
-    /// Fills in progress (distinct keys being made right now).
-    pub fn in_flight(&self) -> usize {
-        self.flights.lock().map(|f| f.len()).unwrap_or(0)
+        Self { memory, disk, pending_writes: Arc::default(), writes }
     }
 
     /// Disk writes queued or running.
@@ -110,6 +95,76 @@ impl TieredCache {
         let deadline = tokio::time::Instant::now() + max;
         while self.pending_writes.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// The entry for `key` from memory, then (with `Tiers::Both`) from disk, where a read slower
+    /// than DISK_READ_WAIT or failing counts as a miss. A disk hit is promoted to memory.
+    pub async fn lookup(&self, key: &CacheKey, tiers: Tiers) -> Option<(Arc<Entry>, CacheStatus)> {
+        if let Some(e) = self.memory.get(key).await {
+            return Some((e, CacheStatus::HitMemory));
+        }
+        if tiers == Tiers::MemoryOnly {
+            return None;
+        }
+        let disk = self.disk.clone();
+        let raw_key = key.to_bytes();
+        let from_disk =
+            tokio::time::timeout(DISK_READ_WAIT, tokio::task::spawn_blocking(move || disk.get(&raw_key)))
+                .await;
+        match from_disk {
+            Ok(Ok(Ok(Some(entry)))) => {
+                let entry = Arc::new(entry);
+                self.memory.insert(key.clone(), entry.clone()).await;
+                Some((entry, CacheStatus::HitDisk))
+            }
+            Ok(Ok(Ok(None))) => None,
+            failed => {
+                let why = match failed {
+                    Ok(Ok(Err(e))) => e.to_string(),
+                    Ok(Err(e)) => e.to_string(),
+                    _ => format!("slower than {DISK_READ_WAIT:?}"),
+                };
+                self.note_read_error(&why);
+                None
+            }
+        }
+    }
+
+    /// Which of `keys` either tier holds, one answer per key in order. A disk that fails or is
+    /// slower than DISK_READ_WAIT answers "not held".
+    pub async fn contains(&self, keys: &[CacheKey]) -> Vec<bool> {
+        let mut held: Vec<bool> = keys.iter().map(|k| self.memory.contains(k)).collect();
+        let ask: Vec<(usize, Vec<u8>)> =
+            keys.iter().enumerate().filter(|(i, _)| !held[*i]).map(|(i, k)| (i, k.to_bytes())).collect();
+        if ask.is_empty() {
+            return held;
+        }
+        let disk = self.disk.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            ask.into_iter().map(|(i, k)| (i, disk.contains(&k).unwrap_or(false))).collect::<Vec<_>>()
+        });
+        match tokio::time::timeout(DISK_READ_WAIT, read).await {
+            Ok(Ok(found)) => found.into_iter().for_each(|(i, on_disk)| held[i] = on_disk),
+            Ok(Err(e)) => self.note_read_error(&e.to_string()),
+            Err(_) => self.note_read_error(&format!("slower than {DISK_READ_WAIT:?}")),
+        }
+        held
+    }
+
+    /// Counted, and logged about once per power of two failures.
+    fn note_read_error(&self, why: &str) {
+        let n = self.disk.stats.read_errors.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_power_of_two() {
+            tracing::warn!(error = %why, failures = n, "disk cache read failed; treating as a miss");
+        }
+    }
+
+    /// Keep `entry` in memory now and (with `Tiers::Both`) on disk soon.
+    pub async fn store(&self, key: &CacheKey, entry: Arc<Entry>, tiers: Tiers) {
+        self.memory.insert(key.clone(), entry.clone()).await;
+        if tiers == Tiers::Both {
+            self.store_on_disk(key, entry);
         }
     }
 
@@ -129,17 +184,6 @@ impl TieredCache {
         }
     }
 
-    /// Whether `key` is in either tier. Blocking (reads the disk index): call from a blocking task.
-    pub fn contains_blocking(&self, key: &CacheKey) -> bool {
-        self.memory.contains(key) || self.disk.contains(&key.to_bytes()).unwrap_or(false)
-    }
-
-    /// Store an entry made outside `get_or_fill` (a fill's by-products): memory now, disk soon.
-    pub async fn put(&self, key: &CacheKey, entry: Arc<Entry>) {
-        self.memory.insert(key.clone(), entry.clone()).await;
-        self.store_on_disk(key, entry);
-    }
-
     pub fn disk(&self) -> &Arc<DiskCache> {
         &self.disk
     }
@@ -150,118 +194,15 @@ impl TieredCache {
 
     /// Drop every entry of `instance` from both tiers; returns (entries, bytes) dropped from disk
     /// plus those only in memory.
-    pub async fn purge_instance(&self, instance: &OrthancId) -> Result<(u64, u64), AppError> {
+    pub async fn purge_instance(&self, instance: &OrthancId) -> Result<(u64, u64), CacheError> {
         let (mem_entries, mem_bytes) = self.memory.remove_instance(instance).await;
         let disk = self.disk.clone();
         let prefix = CacheKey::instance_prefix(instance);
         let on_disk = tokio::task::spawn_blocking(move || disk.remove_prefix(prefix.as_bytes()))
             .await
-            .map_err(|e| AppError::Internal(format!("purge task: {e}")))?
-            .map_err(|e| AppError::Internal(format!("purge: {e}")))?;
+            .map_err(|e| CacheError::Join(format!("purge task: {e}")))??;
         // Every memory entry is normally on disk too: report the larger tier.
         Ok((on_disk.0.max(mem_entries), on_disk.1.max(mem_bytes)))
-    }
-
-    /// The entry for `key`, from memory, disk, or `fill` (called at most once per key at a time).
-    ///
-    /// The fill runs in its own task: a client that gives up does not cancel it for the others.
-    /// Waiting is bounded by the flight wait; past it the caller gets `FlightTimeout`.
-    pub async fn get_or_fill<F, Fut>(&self, key: &CacheKey, fill: F) -> Outcome
-    where
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = Result<Entry, AppError>> + Send + 'static,
-    {
-        self.get_or_fill_in(key, Tiers::Both, fill).await
-    }
-
-    /// `get_or_fill`, keeping the entry in `tiers`.
-    pub async fn get_or_fill_in<F, Fut>(&self, key: &CacheKey, tiers: Tiers, fill: F) -> Outcome
-    where
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = Result<Entry, AppError>> + Send + 'static,
-    {
-        if let Some(e) = self.memory.get(key).await {
-            return Ok((e, CacheStatus::HitMemory));
-        }
-        let flight = {
-            let mut flights =
-                self.flights.lock().map_err(|_| AppError::Internal("flight map poisoned".into()))?;
-            match flights.get(key) {
-                Some(f) => (f.clone(), Some(crate::telemetry::metrics::flight_joined())),
-                None => {
-                    let f = self.start_flight(key.clone(), tiers, fill);
-                    flights.insert(key.clone(), f.clone());
-                    (f, None)
-                }
-            }
-        };
-        // Held while waiting: the waiter gauge drops even if this request is cancelled.
-        let (flight, _waiter) = flight;
-        tokio::time::timeout(self.flight_wait, flight).await.unwrap_or(Err(AppError::FlightTimeout))
-    }
-
-    fn start_flight<F, Fut>(&self, key: CacheKey, tiers: Tiers, fill: F) -> Flight
-    where
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = Result<Entry, AppError>> + Send + 'static,
-    {
-        let this = self.clone();
-        let task = tokio::spawn(async move {
-            let outcome = this.lookup_or_fill(&key, tiers, fill).await;
-            if let Ok(mut flights) = this.flights.lock() {
-                flights.remove(&key);
-            }
-            outcome
-        });
-        async move {
-            task.await
-                .unwrap_or_else(|e| Err(AppError::Internal(format!("fill task failed: {e}"))))
-        }
-        .boxed()
-        .shared()
-    }
-
-    async fn lookup_or_fill<F, Fut>(&self, key: &CacheKey, tiers: Tiers, fill: F) -> Outcome
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Entry, AppError>>,
-    {
-        // A flight that just finished may have filled memory between our check and our start.
-        if let Some(e) = self.memory.get(key).await {
-            return Ok((e, CacheStatus::HitMemory));
-        }
-        if tiers == Tiers::MemoryOnly {
-            let entry = Arc::new(fill().await?);
-            self.memory.insert(key.clone(), entry.clone()).await;
-            return Ok((entry, CacheStatus::Miss));
-        }
-        let disk = self.disk.clone();
-        let raw_key = key.to_bytes();
-        let from_disk =
-            tokio::time::timeout(DISK_READ_WAIT, tokio::task::spawn_blocking(move || disk.get(&raw_key)))
-                .await;
-        match from_disk {
-            Ok(Ok(Ok(Some(entry)))) => {
-                let entry = Arc::new(entry);
-                self.memory.insert(key.clone(), entry.clone()).await;
-                return Ok((entry, CacheStatus::HitDisk));
-            }
-            Ok(Ok(Ok(None))) => {}
-            failed => {
-                let n = self.disk.stats.read_errors.fetch_add(1, Ordering::Relaxed) + 1;
-                if n.is_power_of_two() {
-                    let why = match failed {
-                        Ok(Ok(Err(e))) => e.to_string(),
-                        Ok(Err(e)) => e.to_string(),
-                        _ => format!("slower than {DISK_READ_WAIT:?}"),
-                    };
-                    tracing::warn!(error = %why, failures = n, "disk cache read failed; treating as a miss");
-                }
-            }
-        }
-        let entry = Arc::new(fill().await?);
-        self.put(key, entry.clone()).await;
-        Ok((entry, CacheStatus::Miss))
     }
 }
 

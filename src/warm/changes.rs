@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::Warmer;
 use crate::cache::DiskCache;
 use crate::ids::OrthancId;
+use crate::model::Level;
 use crate::previews::PreviewService;
 use crate::upstream::catalog::Catalog;
 use crate::upstream::OrthancClient;
@@ -81,7 +82,7 @@ impl Follower {
                 self.warmer.warm_now(vec![], vec![id], self.presets.clone()).await;
             }
             "UpdatedAttachment" => {
-                if let Err(e) = self.previews.purge_instance(&id).await {
+                if let Err(e) = self.previews.purge(Level::Instance, &id).await {
                     tracing::warn!(error = %e, "changes follower: purge failed");
                 }
             }

@@ -332,7 +332,7 @@ impl Warmer {
                             }
                             Err(e) => {
                                 metrics::warm_item("failed");
-                                job.fail(instance.as_str(), &e);
+                                job.fail(instance.as_str(), &AppError::from(e));
                             }
                         }
                     }

@@ -1,0 +1,377 @@
+//! The preview service: `get` (a request), `warm` (every variant of a frame), `purge`; a miss goes lookup → flight → source → make → store.
+
+mod key;
+mod make;
+mod negative;
+mod source;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::budget::MissBudget;
+use crate::cache::{
+    CacheError, CacheKey, CacheStatus, Entry, Flight, FlightError, Flights, TieredCache, Tiers,
+};
+use crate::ids::OrthancId;
+use crate::model::{Level, Rendering};
+use crate::transform::{TransformError, TransformPool, VariantSpec};
+use crate::upstream::catalog::Catalog;
+use crate::upstream::{OrthancClient, Priority, UpstreamError};
+
+pub use key::{Output, PreviewSpec};
+use make::Made;
+use negative::NegativeCache;
+use source::Sources;
+
+/// A response-ready image, where it came from, and where its time went.
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub entry: Arc<Entry>,
+    pub status: CacheStatus,
+    /// Time this request spent on Orthanc and on resize/encode. Zero for hits, and for a request
+    /// that joined another's fetch (the time is the fetcher's; this one only waited).
+    pub upstream: Duration,
+    pub transform: Duration,
+}
+
+/// Time one step spent on Orthanc and on the CPU pool.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Timings {
+    pub upstream: Duration,
+    pub transform: Duration,
+}
+
+/// Limits the service applies while making images.
+#[derive(Debug, Clone, Copy)]
+pub struct MakeLimits {
+    pub max_source_pixels: u64,
+    pub allow_upscale: bool,
+    /// Keep sources in the disk tier too, not only in memory.
+    pub sources_on_disk: bool,
+    /// Longest a request waits for an image another request is making (`server.flight_wait_ms`).
+    pub flight_wait: Duration,
+}
+
+/// What a purge dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PurgeReport {
+    pub bytes: u64,
+    pub entries: u64,
+    pub instances: usize,
+}
+
+/// Why the service gave no image.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PreviewError {
+    /// Orthanc's answer (404 and 415 included), or the catalog's.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error(transparent)]
+    Transform(#[from] TransformError),
+    /// `client` (a principal's name) has used its miss budget; see `budget`.
+    #[error("too many new images for this client; cached ones are still served")]
+    TooManyMisses { client: Arc<str>, retry_after_s: u64 },
+    #[error("waited too long for the same image being fetched by another request")]
+    FlightTimeout,
+    #[error(transparent)]
+    Cache(Arc<CacheError>),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<FlightError> for PreviewError {
+    fn from(e: FlightError) -> Self {
+        match e {
+            FlightError::Timeout => PreviewError::FlightTimeout,
+            FlightError::Lost(why) => PreviewError::Internal(format!("fill task failed: {why}")),
+        }
+    }
+}
+
+impl From<CacheError> for PreviewError {
+    fn from(e: CacheError) -> Self {
+        PreviewError::Cache(Arc::new(e))
+    }
+}
+
+/// What the leader of a flight hands back: the image, where it came from, what leading cost, and
+/// the sibling variants it made and stored on the way.
+#[derive(Debug, Clone)]
+struct Filled {
+    entry: Arc<Entry>,
+    status: CacheStatus,
+    timings: Timings,
+    made: Vec<CacheKey>,
+}
+
+impl Filled {
+    fn hit(entry: Arc<Entry>, status: CacheStatus) -> Self {
+        Self { entry, status, timings: Timings::default(), made: Vec::new() }
+    }
+
+    fn served(self) -> Served {
+        let Timings { upstream, transform } = self.timings;
+        Served { entry: self.entry, status: self.status, upstream, transform }
+    }
+}
+
+#[derive(Clone)]
+pub struct PreviewService {
+    cache: TieredCache,
+    upstream: OrthancClient,
+    catalog: Catalog,
+    pool: TransformPool,
+    sources: Sources,
+    flights: Flights<CacheKey, Filled, PreviewError>,
+    allow_upscale: bool,
+    /// Misses each client may cause; see `budget`.
+    budget: MissBudget,
+    /// (instance, frame) pairs Orthanc recently answered 404 or 415 for, with that answer.
+    not_found: Option<NegativeCache>,
+}
+
+impl PreviewService {
+    pub fn new(
+        cache: TieredCache,
+        upstream: OrthancClient,
+        catalog: Catalog,
+        pool: TransformPool,
+        limits: MakeLimits,
+        budget: MissBudget,
+        negative_ttl: Duration,
+    ) -> Self {
+        let sources = Sources {
+            cache: cache.clone(),
+            upstream: upstream.clone(),
+            pool: pool.clone(),
+            flights: Flights::new(limits.flight_wait),
+            tiers: if limits.sources_on_disk { Tiers::Both } else { Tiers::MemoryOnly },
+            max_pixels: limits.max_source_pixels,
+        };
+        Self {
+            cache,
+            upstream,
+            catalog,
+            pool,
+            sources,
+            flights: Flights::new(limits.flight_wait),
+            allow_upscale: limits.allow_upscale,
+            budget,
+            not_found: NegativeCache::new(negative_ttl),
+        }
+    }
+
+    /// Transform jobs admitted (running or queued), for metrics.
+    pub fn transform_in_flight(&self) -> usize {
+        self.pool.in_flight()
+    }
+
+    /// Images and sources being made right now (distinct keys).
+    pub fn in_flight(&self) -> usize {
+        self.flights.in_flight() + self.sources.in_flight()
+    }
+
+    /// The image for a person's request: a miss is charged to `client` (a principal's name).
+    pub async fn get(&self, spec: &PreviewSpec, client: &Arc<str>) -> Result<Served, PreviewError> {
+        let mut filled = self.serve(spec, Priority::Interactive, Some(client), &[]).await;
+        if let Err(PreviewError::TooManyMisses { client: charged, .. }) = &filled {
+            // This request joined a fetch that another client's budget refused: fetch on its own.
+            if charged != client {
+                filled = self.serve(spec, Priority::Interactive, Some(client), &[]).await;
+            }
+        }
+        counted(filled.map(Filled::served))
+    }
+
+    /// The image, with the Orthanc priority of a miss; nobody is charged (tests, tools).
+    pub async fn get_for(&self, spec: &PreviewSpec, priority: Priority) -> Result<Served, PreviewError> {
+        counted(self.serve(spec, priority, None, &[]).await.map(Filled::served))
+    }
+
+    /// Warm-up: every variant of one frame, from one source fetch, one decode and one resize per
+    /// size. One result per variant, in order; `Miss` means made now.
+    pub async fn warm(
+        &self,
+        instance: &OrthancId,
+        rendering: Rendering,
+        variants: &[VariantSpec],
+        priority: Priority,
+    ) -> Vec<Result<Served, PreviewError>> {
+        let mut made: Vec<CacheKey> = Vec::new();
+        let mut out = Vec::with_capacity(variants.len());
+        for (i, variant) in variants.iter().enumerate() {
+            let spec = PreviewSpec {
+                instance: instance.clone(),
+                frame: 0,
+                output: Output::Edge { rendering, variant: variant.clone() },
+            };
+            let served = self.serve(&spec, priority, None, &variants[i + 1..]).await.map(|filled| {
+                let key = spec.cache_key();
+                // Made by an earlier variant's job: a memory hit now, but new work of this call.
+                let earlier = made.contains(&key);
+                made.extend(filled.made.iter().cloned());
+                let mut served = filled.served();
+                if earlier {
+                    served.status = CacheStatus::Miss;
+                }
+                served
+            });
+            out.push(counted(served));
+        }
+        out
+    }
+
+    /// Drop every cached image of an instance, of every instance of a series, or of every series of
+    /// a study (all frames, variants and sources, both tiers), and what the catalog knew of them.
+    pub async fn purge(&self, level: Level, id: &OrthancId) -> Result<PurgeReport, PreviewError> {
+        let instances: Vec<OrthancId> = match level {
+            Level::Instance => vec![id.clone()],
+            Level::Series => self.catalog.series_instances(id).await?.to_vec(),
+            Level::Study => {
+                let mut all = Vec::new();
+                for series in self.catalog.study_series(id).await? {
+                    all.extend(self.catalog.series_instances(&series).await?.iter().cloned());
+                    self.catalog.forget(&series).await;
+                }
+                all
+            }
+        };
+        let mut report = PurgeReport { instances: instances.len(), ..PurgeReport::default() };
+        for instance in &instances {
+            if let Some(nf) = &self.not_found {
+                nf.forget(instance).await;
+            }
+            let (entries, bytes) = self.cache.purge_instance(instance).await?;
+            report.entries += entries;
+            report.bytes += bytes;
+        }
+        self.catalog.forget(id).await;
+        Ok(report)
+    }
+
+    /// One image: a hit, the result of another request's flight, or this request's miss.
+    /// `siblings` are other variants of the same frame to make in the same job if not cached.
+    async fn serve(
+        &self,
+        spec: &PreviewSpec,
+        priority: Priority,
+        client: Option<&Arc<str>>,
+        siblings: &[VariantSpec],
+    ) -> Result<Filled, PreviewError> {
+        if let Some(nf) = &self.not_found {
+            if let Some(answer) = nf.get(&spec.instance, spec.frame).await {
+                return Err(answer.into());
+            }
+        }
+        let key = spec.cache_key();
+        if let Some((entry, status)) = self.cache.lookup(&key, Tiers::Both).await {
+            return Ok(Filled::hit(entry, status));
+        }
+        let filled = match self.flights.join(&key) {
+            // Another request's work: this one only waited.
+            Flight::Follow(f) => {
+                f.wait().await.map(|f| Filled { timings: Timings::default(), made: Vec::new(), ..f })
+            }
+            Flight::Lead(lead) => {
+                let this = self.clone();
+                let (spec, client, siblings) = (spec.clone(), client.cloned(), siblings.to_vec());
+                lead.run(async move { this.miss(key, spec, priority, client, siblings).await }).await
+            }
+        };
+        match filled {
+            Err(PreviewError::Upstream(UpstreamError::NotFound)) => {
+                // Remembered first: requests for it stop here while the purge runs.
+                if let Some(nf) = &self.not_found {
+                    nf.insert(&spec.instance, spec.frame, UpstreamError::NotFound).await;
+                }
+                // Orthanc never reports deletions: a 404 is how we learn of one. Both tiers find
+                // an instance's entries by key, so an unknown id costs no scan.
+                if let Err(e) = self.cache.purge_instance(&spec.instance).await {
+                    tracing::warn!(error = %e, "purge after 404 failed");
+                }
+                Err(UpstreamError::NotFound.into())
+            }
+            // Undecodable stays undecodable: do not ask Orthanc again for a while.
+            Err(PreviewError::Upstream(UpstreamError::Unsupported)) => {
+                if let Some(nf) = &self.not_found {
+                    nf.insert(&spec.instance, spec.frame, UpstreamError::Unsupported).await;
+                }
+                Err(UpstreamError::Unsupported.into())
+            }
+            other => other,
+        }
+    }
+
+    /// The leader's work, in its own task: source → make → store.
+    async fn miss(
+        self,
+        key: CacheKey,
+        spec: PreviewSpec,
+        priority: Priority,
+        client: Option<Arc<str>>,
+        siblings: Vec<VariantSpec>,
+    ) -> Result<Filled, PreviewError> {
+        // A flight that just landed may have stored it between our lookup and our lead.
+        if let Some((entry, status)) = self.cache.lookup(&key, Tiers::MemoryOnly).await {
+            return Ok(Filled::hit(entry, status));
+        }
+        // Charged only here, when neither tier had the image.
+        if let Some(client) = client {
+            self.budget
+                .spend(&client)
+                .map_err(|retry_after_s| PreviewError::TooManyMisses { client, retry_after_s })?;
+        }
+        let PreviewSpec { instance, frame, output } = spec;
+        let made = match output {
+            Output::Orthanc { format, quality } => {
+                make::from_orthanc(&self.upstream, &instance, frame, format, quality).await?
+            }
+            Output::Edge { rendering, variant } => {
+                let source = self.sources.get(&instance, frame, &rendering, priority).await?;
+                let siblings = self.uncached(&instance, frame, &rendering, siblings).await;
+                make::render(&self.pool, source, variant, siblings, self.allow_upscale).await?
+            }
+        };
+        Ok(self.store(key, made).await)
+    }
+
+    /// Those of `variants` that neither tier holds yet, with their keys.
+    async fn uncached(
+        &self,
+        instance: &OrthancId,
+        frame: u32,
+        rendering: &Rendering,
+        variants: Vec<VariantSpec>,
+    ) -> Vec<(VariantSpec, CacheKey)> {
+        if variants.is_empty() {
+            return Vec::new();
+        }
+        let keys: Vec<CacheKey> =
+            variants.iter().map(|v| key::edge_key(instance, frame, rendering, v)).collect();
+        let held = self.cache.contains(&keys).await;
+        variants.into_iter().zip(keys).zip(held).filter(|(_, held)| !held).map(|(pair, _)| pair).collect()
+    }
+
+    /// Keep what a miss made: siblings first, then the image asked for.
+    async fn store(&self, key: CacheKey, made: Made) -> Filled {
+        let Made { main, extra, timings } = made;
+        let mut stored = Vec::with_capacity(extra.len());
+        for (k, entry) in extra {
+            self.cache.store(&k, Arc::new(entry), Tiers::Both).await;
+            stored.push(k);
+        }
+        let entry = Arc::new(main);
+        self.cache.store(&key, entry.clone(), Tiers::Both).await;
+        Filled { entry, status: CacheStatus::Miss, timings, made: stored }
+    }
+}
+
+/// Every answer with an image counts in `cache_lookup` by its status.
+fn counted(served: Result<Served, PreviewError>) -> Result<Served, PreviewError> {
+    if let Ok(s) = &served {
+        crate::telemetry::metrics::cache_lookup(s.status.as_str());
+    }
+    served
+}
