@@ -1,7 +1,7 @@
 //! Two patients in a real Orthanc: a study-A credential of every kind, on every image and metadata route, never gets patient B's pixels.
 //!
-//! Patient 1 (study A) and patient 2 (study B) are uploaded by scripts/it-orthanc.sh
-//! (scripts/gen_dicom.py `--patient 2`); their Orthanc ids and DICOM UIDs are found here through
+//! Patient 1 (study A) and patient 2 (study B) are uploaded by scripts/ci/it-orthanc.sh
+//! (scripts/dev/gen_dicom.py `--patient 2`); their Orthanc ids and DICOM UIDs are found here through
 //! Orthanc's REST API. Each test starts one in-process edge for one auth mode and tries, in this
 //! order, the mixed-lineage DICOMweb URLs (study A's UID with series or instance UIDs of B), then
 //! every native route and every canonical DICOMweb route for B's resources. Expected:
@@ -21,16 +21,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::collections::HashSet;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::support::{client, RealOrthanc, TestEdge, JWT_SECRET, MINT_KEY, PREVIEW_KEY};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde_json::{json, Value};
-use support::{client, RealOrthanc, TestEdge, JWT_SECRET, MINT_KEY, PREVIEW_KEY};
 
 /// What Chrome sends for an `<img>`.
 const ACCEPT: &str = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
@@ -73,7 +71,7 @@ async fn find_study(r: &RealOrthanc, query: Value) -> Study {
     assert_eq!(
         ids.len(),
         1,
-        "exactly one study for {query} in Orthanc (scripts/it-orthanc.sh uploads patient 2): {found}"
+        "exactly one study for {query} in Orthanc (scripts/ci/it-orthanc.sh uploads patient 2): {found}"
     );
     let id = ids[0].as_str().unwrap().to_owned();
     let study = r.json(&format!("/studies/{id}")).await;

@@ -1,20 +1,18 @@
-//! The `orthanc-edge` binary against a real Orthanc (started by scripts/it-orthanc.sh): pixels, bytes, errors, logs.
+//! The `orthanc-edge` binary against a real Orthanc (started by scripts/ci/it-orthanc.sh): pixels, bytes, errors, logs.
 //!
 //! Needs ORTHANC_EDGE_IT_URL / _USER / _PASSWORD / _MANIFEST. Without them the tests are skipped,
 //! unless ORTHANC_EDGE_IT_REQUIRED=1 (scripts/test.sh sets it), where they fail.
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::{CountingProxy, RealOrthanc};
 use image::GenericImageView;
 use serde_json::{json, Value};
-use support::{CountingProxy, RealOrthanc};
 
 const ID0: &str = "00000000-00000000-00000000-00000000-00000000";
 

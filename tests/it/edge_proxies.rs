@@ -2,13 +2,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use crate::support::*;
 use actix_web::test::TestRequest;
-use support::*;
 
 /// A config with a tight failed-auth limit (a burst of 3) and `trusted` as the proxies.
 fn config(fake: &FakeOrthanc, dir: &std::path::Path, trusted: &str) -> orthanc_edge::config::Config {

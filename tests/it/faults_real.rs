@@ -1,16 +1,14 @@
-//! Faults against the real binary and a real Orthanc (scripts/it-orthanc.sh): Orthanc stopped
+//! Faults against the real binary and a real Orthanc (scripts/ci/it-orthanc.sh): Orthanc stopped
 //! mid-load and restarted, Orthanc made slow by a delaying proxy, 20 rounds of kill -9 under a
 //! writer load, and a cache folder on a full filesystem.
 //!
 //! These tests stop and slow the shared Orthanc: scripts/test.sh runs them one at a time, after
-//! the other tests (`--test faults_real --test-threads 1`). Needs ORTHANC_EDGE_IT_* like
+//! the other tests (`-E 'test(/^faults_real::/)' --test-threads 1`). Needs ORTHANC_EDGE_IT_* like
 //! edge_real.rs, plus ORTHANC_EDGE_IT_DIR (to pause/resume Orthanc) and, for the disk-full test,
 //! ORTHANC_EDGE_IT_SMALLFS (a small tmpfs made by scripts/test.sh). Skipped without them, unless
 //! ORTHANC_EDGE_IT_REQUIRED=1.
 
 #![allow(clippy::unwrap_used)]
-
-mod support;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -21,8 +19,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::RealOrthanc;
 use serde_json::Value;
-use support::RealOrthanc;
 
 const KEY: &str = "faults-test-key";
 const TIMEOUT_MS: u64 = 2000;
@@ -40,10 +38,10 @@ fn id(r: &RealOrthanc, name: &str) -> String {
     r.instance(name, "instance")
 }
 
-/// Pause or resume the shared Orthanc (scripts/orthanc.sh on ORTHANC_EDGE_IT_DIR).
+/// Pause or resume the shared Orthanc (scripts/dev/orthanc.sh on ORTHANC_EDGE_IT_DIR).
 fn orthanc_sh(cmd: &str) {
     let dir = var("ORTHANC_EDGE_IT_DIR").expect("ORTHANC_EDGE_IT_DIR");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/orthanc.sh");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/dev/orthanc.sh");
     let st = Command::new(script).arg(cmd).arg(dir).status().unwrap();
     assert!(st.success(), "orthanc.sh {cmd} failed");
 }

@@ -4,11 +4,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
+use crate::support::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
-use support::*;
 
 /// Two patients' studies, each with one series of one instance, with their DICOM UIDs.
 struct Patients {

@@ -4,17 +4,15 @@
 //! every refusal is JSON with a documented code.
 //!
 //! Bounded: FUZZ_CASES (default 600) cases, each a single in-process request. The session-token
-//! verifier and signed links have their own properties in tests/fuzz_tokens.rs.
+//! verifier and signed links have their own properties in tests/it/fuzz_tokens.rs.
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
+use crate::support::*;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::test as atest;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PtConfig, TestRunner};
-use support::*;
 
 /// Codes the API may answer with (the ErrorCode enum of openapi.yaml, checked there too).
 fn documented_codes() -> Vec<String> {

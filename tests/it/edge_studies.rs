@@ -2,13 +2,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use serde_json::{json, Value};
-use support::*;
 
 const CHROME_ACCEPT: &str = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
 
@@ -294,7 +292,7 @@ async fn changes_follower_warms_new_studies_and_survives_a_restart() {
     // Upload a new study (generated with other UIDs).
     let gen = tempfile::tempdir().unwrap();
     let ok = std::process::Command::new("python3")
-        .args(["scripts/gen_dicom.py", gen.path().to_str().unwrap(), "--study", "42", "--slices", "0"])
+        .args(["scripts/dev/gen_dicom.py", gen.path().to_str().unwrap(), "--study", "42", "--slices", "0"])
         .status()
         .unwrap();
     assert!(ok.success());

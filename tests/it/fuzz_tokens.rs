@@ -9,12 +9,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::LazyLock;
 
+use crate::support::*;
 use actix_web::rt::{System, SystemRunner};
 use actix_web::test::TestRequest;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
@@ -27,7 +26,6 @@ use proptest::prelude::*;
 use proptest::sample::{select, Index};
 use proptest::test_runner::{Config as PtConfig, TestRunner};
 use serde_json::{json, Value};
-use support::*;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 const ISSUER: &str = "https://app.example";

@@ -5,12 +5,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::support::*;
 use serde_json::{json, Value};
-use support::*;
 
 /// The fake Orthanc's tree: STUDY → SERIES → ID, and their DICOM UIDs.
 const STUDY: &str = "0e1437e1-8e289db9-3ecf395f-d8aae463-f4bb49fe";

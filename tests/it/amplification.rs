@@ -3,16 +3,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use orthanc_edge::cache::{CacheKey, Entry};
 use orthanc_edge::ids::OrthancId;
 use serde_json::json;
-use support::*;
 
 const JWT_ENV: (&str, &str) = ("ORTHANC_EDGE__AUTH__JWT__SECRET", JWT_SECRET);
 

@@ -3,16 +3,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use orthanc_edge::auth::hash_key;
 use orthanc_edge::cache::DiskCache;
-use support::*;
 
 fn ids(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{i:08x}-22222222-33333333-44444444-55555555")).collect()

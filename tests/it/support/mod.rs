@@ -668,7 +668,7 @@ impl CountingProxy {
     }
 }
 
-/// The real Orthanc of scripts/it-orthanc.sh, if the environment names one.
+/// The real Orthanc of scripts/ci/it-orthanc.sh, if the environment names one.
 pub struct RealOrthanc {
     pub url: String,
     pub user: String,

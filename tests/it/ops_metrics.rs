@@ -2,11 +2,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 async fn scrape(edge: &TestEdge) -> String {
     let r = client().get(format!("{}/metrics", edge.admin_url)).send().await.unwrap();
