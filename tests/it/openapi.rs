@@ -280,7 +280,7 @@ async fn setup(env: &[(&str, &str)]) -> (FakeOrthanc, tempfile::TempDir, TestEdg
     let dir = tempfile::tempdir().unwrap();
     let mut all = vec![("ORTHANC_EDGE__AUTH__RATE_LIMIT__FAILURES_PER_MINUTE", "0")];
     all.extend_from_slice(env);
-    let edge = TestEdge::start(test_config(&fake.url, dir.path(), &all)).await;
+    let edge = TestEdge::builder(&fake.url).envs(&all).cache_dir(dir.path()).start().await;
     (fake, dir, edge)
 }
 
@@ -393,16 +393,12 @@ fn examples_and_error_schemas_are_consistent() {
     }
 }
 
-/// routes.rs's public table, `{name:a|b}` alternatives spelt out.
+/// The public route table (`http::ROUTES`), `{name:a|b}` alternatives spelt out.
 fn served_paths() -> BTreeSet<String> {
-    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/http/routes.rs")).unwrap();
-    let start = src.find("pub fn configure(").unwrap();
-    let end = src.find("pub fn configure_admin(").unwrap();
-    let literal = regex::Regex::new(r#""(/[^"]*)""#).unwrap();
     let alternatives = regex::Regex::new(r"\{\w+:([\w|]+)\}").unwrap();
     let mut out = BTreeSet::new();
-    for cap in literal.captures_iter(&src[start..end]) {
-        let path = &cap[1];
+    for route in orthanc_edge::http::ROUTES {
+        let path = route.path;
         match alternatives.captures(path) {
             Some(alt) => {
                 for word in alt[1].split('|') {
@@ -943,18 +939,15 @@ async fn expired_tokens_and_failure_limits_are_documented() {
     let spec = spec();
     let ops = operations(&spec);
     let fake = FakeOrthanc::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(test_config(
-        &fake.url,
-        dir.path(),
-        &[
-            JWT_ENV,
+    let edge = TestEdge::builder(&fake.url)
+        .jwt_secret(JWT_SECRET)
+        .envs(&[
             ("ORTHANC_EDGE__AUTH__JWT__LEEWAY_S", "0"),
             ("ORTHANC_EDGE__AUTH__RATE_LIMIT__FAILURES_PER_MINUTE", "1"),
             ("ORTHANC_EDGE__AUTH__RATE_LIMIT__BURST", "1"),
-        ],
-    ))
-    .await;
+        ])
+        .start()
+        .await;
     let c = client();
     let now = jsonwebtoken::get_current_timestamp();
     let expired = jsonwebtoken::encode(
