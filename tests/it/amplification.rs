@@ -32,8 +32,7 @@ async fn status(req: reqwest::RequestBuilder) -> u16 {
 #[actix_web::test]
 async fn an_unknown_instance_is_looked_up_once_for_a_restricted_token() {
     let fake = FakeOrthanc::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(test_config(&fake.url, dir.path(), &[JWT_ENV])).await;
+    let edge = TestEdge::builder(&fake.url).jwt_secret(JWT_SECRET).start().await;
     let token = study_token(&synth_id('c', 1));
     let url = edge.preview_url(ID2);
     let first = status(client().get(&url).bearer_auth(&token)).await;
@@ -51,8 +50,7 @@ async fn an_unknown_instance_is_looked_up_once_for_a_restricted_token() {
 #[actix_web::test]
 async fn an_unknown_uid_is_looked_up_once() {
     let fake = FakeOrthanc::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(test_config(&fake.url, dir.path(), &[])).await;
+    let edge = TestEdge::builder(&fake.url).start().await;
     let url = format!("{}/dicom-web/studies/1.2.3.4.999/series/1.2.3.4.998/thumbnail", edge.url);
     let get = || client().get(&url).header("X-Api-Key", PREVIEW_KEY);
     assert_eq!(status(get()).await, 404);
@@ -69,8 +67,7 @@ async fn an_unknown_uid_is_looked_up_once() {
 #[actix_web::test]
 async fn readiness_pings_orthanc_at_most_once_a_second() {
     let fake = FakeOrthanc::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(test_config(&fake.url, dir.path(), &[])).await;
+    let edge = TestEdge::builder(&fake.url).start().await;
     let url = format!("{}/readyz", edge.url);
     let started = Instant::now();
     for _ in 0..100 {
@@ -128,8 +125,7 @@ async fn metadata_requests_pass_a_bounded_gate() {
 #[actix_web::test]
 async fn a_404_purges_only_that_instance_and_is_remembered() {
     let fake = FakeOrthanc::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(test_config(&fake.url, dir.path(), &[])).await;
+    let edge = TestEdge::builder(&fake.url).start().await;
     let memory = edge.state.cache.memory().clone();
     // Many other entries, and one cached image of an instance Orthanc no longer has.
     for n in 0..5_000 {

@@ -72,14 +72,12 @@ fn err(status: u16, code: &str) -> (u16, String) {
     (status, code.to_owned())
 }
 
-const JWT_ENV: (&str, &str) = ("ORTHANC_EDGE__AUTH__JWT__SECRET", JWT_SECRET);
 const NO_LEEWAY: (&str, &str) = ("ORTHANC_EDGE__AUTH__JWT__LEEWAY_S", "0");
 
 #[actix_web::test]
 async fn session_tokens_from_bearer_cookie_and_query() {
     let fake = FakeOrthanc::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(test_config(&fake.url, dir.path(), &[JWT_ENV, NO_LEEWAY])).await;
+    let edge = TestEdge::builder(&fake.url).jwt_secret(JWT_SECRET).envs(&[NO_LEEWAY]).start().await;
     let url = edge.preview_url(ID);
     let good = hs(json!({"sub": "alice", "exp": now() + 300}));
 
@@ -150,16 +148,11 @@ async fn session_tokens_from_bearer_cookie_and_query() {
 #[actix_web::test]
 async fn rs256_and_es256_public_keys_are_pinned_to_their_algorithm() {
     let fake = FakeOrthanc::start().await;
-    let dir = tempfile::tempdir().unwrap();
     let keys = format!(
         r#"[{{"path":"{FIXTURES}/rsa-a.pub.pem","alg":"RS256"}},{{"path":"{FIXTURES}/ec.pub.pem","alg":"ES256","kid":"ec1"}}]"#
     );
-    let edge = TestEdge::start(test_config(
-        &fake.url,
-        dir.path(),
-        &[("ORTHANC_EDGE__AUTH__JWT__PUBLIC_KEYS", &keys)],
-    ))
-    .await;
+    let edge =
+        TestEdge::builder(&fake.url).envs(&[("ORTHANC_EDGE__AUTH__JWT__PUBLIC_KEYS", &keys)]).start().await;
     let url = edge.preview_url(ID);
     let claims = json!({"sub": "idp-user", "exp": now() + 300});
     let rs = signed(Algorithm::RS256, "rsa-a.key", None, claims.clone());
@@ -195,17 +188,14 @@ fn jwks(files: &[&str]) -> String {
 async fn jwks_rotation_is_followed() {
     let fake = FakeOrthanc::start().await;
     let idp = Canned::start(Answer::status(200).body(jwks(&["rsa-a.jwk.json"]))).await;
-    let dir = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(test_config(
-        &fake.url,
-        dir.path(),
-        &[
+    let edge = TestEdge::builder(&fake.url)
+        .envs(&[
             ("ORTHANC_EDGE__AUTH__JWT__JWKS_URL", &idp.url),
             ("ORTHANC_EDGE__AUTH__JWT__JWKS_COOLDOWN_S", "0"),
             ("ORTHANC_EDGE__AUTH__JWT__JWKS_REFRESH_S", "3600"),
-        ],
-    ))
-    .await;
+        ])
+        .start()
+        .await;
     let url = edge.preview_url(ID);
     let claims = json!({"sub": "kc-user", "exp": now() + 300});
     let a = signed(Algorithm::RS256, "rsa-a.key", Some("key-a"), claims.clone());
@@ -258,8 +248,7 @@ fn tree(fake: &FakeOrthanc) -> Tree {
 async fn resource_claims_allow_and_deny_by_instance_series_and_study() {
     let fake = FakeOrthanc::start().await;
     let t = tree(&fake);
-    let dir = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(test_config(&fake.url, dir.path(), &[JWT_ENV])).await;
+    let edge = TestEdge::builder(&fake.url).jwt_secret(JWT_SECRET).start().await;
     let u = |id: &str| edge.preview_url(id);
     let exp = now() + 300;
 
@@ -309,8 +298,7 @@ async fn post(url: &str, key: Option<&str>, body: Value) -> reqwest::Response {
 async fn signed_links_work_for_their_instance_only_and_expire() {
     let fake = FakeOrthanc::start().await;
     let t = tree(&fake);
-    let dir = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(test_config(&fake.url, dir.path(), &[JWT_ENV, NO_LEEWAY])).await;
+    let edge = TestEdge::builder(&fake.url).jwt_secret(JWT_SECRET).envs(&[NO_LEEWAY]).start().await;
     let sign = format!("{}/auth/sign", edge.url);
 
     let r = post(&sign, Some(MINT_KEY), json!({"instances": [t.i1, t.i2], "lifetime_s": 2, "sub": "dr-who"}))
@@ -388,8 +376,7 @@ async fn signed_links_work_for_their_instance_only_and_expire() {
 #[actix_web::test]
 async fn minting_is_off_without_a_secret() {
     let fake = FakeOrthanc::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(test_config(&fake.url, dir.path(), &[])).await;
+    let edge = TestEdge::builder(&fake.url).start().await;
     let r = post(&format!("{}/auth/sign", edge.url), Some(MINT_KEY), json!({"instances": [ID]})).await;
     assert_eq!(outcome(r).await, err(404, "minting-disabled"));
     // And a `token` parameter is simply invalid.
@@ -405,8 +392,7 @@ async fn minting_is_off_without_a_secret() {
 async fn session_endpoint_sets_an_httponly_cookie() {
     let fake = FakeOrthanc::start().await;
     let t = tree(&fake);
-    let dir = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(test_config(&fake.url, dir.path(), &[JWT_ENV])).await;
+    let edge = TestEdge::builder(&fake.url).jwt_secret(JWT_SECRET).start().await;
     let session = format!("{}/auth/session", edge.url);
     let r =
         post(&session, Some(MINT_KEY), json!({"sub": "alice", "studies": [t.st1], "lifetime_s": 600})).await;
@@ -447,10 +433,7 @@ fn delegate_env<'a>(validator: &'a str, decision: &'a str) -> Vec<(&'a str, &'a 
 async fn delegated_credential_decision_is_one_call_per_user_per_ttl() {
     let fake = FakeOrthanc::start().await;
     let validator = Canned::start(Answer::status(200)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let edge =
-        TestEdge::start(test_config(&fake.url, dir.path(), &delegate_env(&validator.url, "credential")))
-            .await;
+    let edge = TestEdge::builder(&fake.url).envs(&delegate_env(&validator.url, "credential")).start().await;
     let c = client();
     // 100 different images, 10 at a time, for one user.
     let ids: Vec<String> = (0..100).map(|n| synth_id('d', n)).collect();
@@ -495,9 +478,7 @@ async fn delegated_resource_decisions_and_allowed_studies_header() {
         fake.add_instance(id, &synth_id('f', n as u32 % 4), &t.st1);
     }
     let validator = Canned::start(Answer::status(200)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let edge =
-        TestEdge::start(test_config(&fake.url, dir.path(), &delegate_env(&validator.url, "resource"))).await;
+    let edge = TestEdge::builder(&fake.url).envs(&delegate_env(&validator.url, "resource")).start().await;
     let cookie = "sessionid=alice";
     // Per resource (nginx auth_request semantics): each image asks once, then it is cached.
     assert_eq!(with_cookie(&edge.preview_url(&t.i1), cookie).await, ok());
@@ -522,9 +503,7 @@ async fn delegated_resource_decisions_and_allowed_studies_header() {
 async fn delegated_denials_and_validator_failures_fail_closed() {
     let fake = FakeOrthanc::start().await;
     let validator = Canned::start(Answer::status(401)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let edge =
-        TestEdge::start(test_config(&fake.url, dir.path(), &delegate_env(&validator.url, "resource"))).await;
+    let edge = TestEdge::builder(&fake.url).envs(&delegate_env(&validator.url, "resource")).start().await;
     let url = edge.preview_url(ID);
     assert_eq!(with_cookie(&url, "sessionid=u1").await, err(401, "invalid-credentials"));
     validator.set(Answer::status(403));
@@ -558,15 +537,10 @@ async fn delegated_denials_and_validator_failures_fail_closed() {
 #[actix_web::test]
 async fn cors_preflight_and_simple_requests() {
     let fake = FakeOrthanc::start().await;
-    let dir = tempfile::tempdir().unwrap();
     let viewer = "http://viewer.test:8000";
     let origins = format!(r#"["{viewer}"]"#);
-    let edge = TestEdge::start(test_config(
-        &fake.url,
-        dir.path(),
-        &[("ORTHANC_EDGE__CORS__ALLOWED_ORIGINS", &origins)],
-    ))
-    .await;
+    let edge =
+        TestEdge::builder(&fake.url).envs(&[("ORTHANC_EDGE__CORS__ALLOWED_ORIGINS", &origins)]).start().await;
     let url = edge.preview_url(ID);
     let c = client();
     let pre = c
@@ -621,17 +595,14 @@ async fn cors_preflight_and_simple_requests() {
 #[actix_web::test]
 async fn failed_authentications_are_rate_limited_per_address() {
     let fake = FakeOrthanc::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(test_config(
-        &fake.url,
-        dir.path(),
-        &[
-            JWT_ENV,
+    let edge = TestEdge::builder(&fake.url)
+        .jwt_secret(JWT_SECRET)
+        .envs(&[
             ("ORTHANC_EDGE__AUTH__RATE_LIMIT__FAILURES_PER_MINUTE", "6"),
             ("ORTHANC_EDGE__AUTH__RATE_LIMIT__BURST", "3"),
-        ],
-    ))
-    .await;
+        ])
+        .start()
+        .await;
     let url = edge.preview_url(ID);
     let c = client();
     // Expired tokens (a good signature, a late browser) and missing credentials do not count.
@@ -682,8 +653,7 @@ async fn signed_links_serve_only_their_own_size_route_and_frame() {
     let fake = FakeOrthanc::start().await;
     let t = tree(&fake);
     fake.add_uid("1.2.3", "Series", &t.s1);
-    let dir = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(test_config(&fake.url, dir.path(), &[JWT_ENV])).await;
+    let edge = TestEdge::builder(&fake.url).jwt_secret(JWT_SECRET).start().await;
     let sign = format!("{}/auth/sign", edge.url);
     let r = post(&sign, Some(MINT_KEY), json!({"instances": [t.i1], "sizes": [{"w": 64, "h": 64}]})).await;
     let v: Value = r.json().await.unwrap();
@@ -755,8 +725,7 @@ async fn signed_links_serve_only_their_own_size_route_and_frame() {
 async fn grid_links_carry_the_bare_sub_work_and_are_bound_to_the_thumbnail() {
     let fake = FakeOrthanc::start().await;
     let t = tree(&fake);
-    let dir = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(test_config(&fake.url, dir.path(), &[JWT_ENV])).await;
+    let edge = TestEdge::builder(&fake.url).jwt_secret(JWT_SECRET).start().await;
     let session = hs(json!({"sub": "alice", "exp": now() + 300, "studies": [t.st1]}));
     let r = client()
         .get(format!("{}/studies/{}/series", edge.url, t.st1))
@@ -797,13 +766,11 @@ async fn grid_links_carry_the_bare_sub_work_and_are_bound_to_the_thumbnail() {
 async fn required_scope_is_carried_by_minted_tokens_and_named_lowercase() {
     let fake = FakeOrthanc::start().await;
     let t = tree(&fake);
-    let dir = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(test_config(
-        &fake.url,
-        dir.path(),
-        &[JWT_ENV, ("ORTHANC_EDGE__AUTH__JWT__REQUIRED_SCOPE", "edge:preview")],
-    ))
-    .await;
+    let edge = TestEdge::builder(&fake.url)
+        .jwt_secret(JWT_SECRET)
+        .envs(&[("ORTHANC_EDGE__AUTH__JWT__REQUIRED_SCOPE", "edge:preview")])
+        .start()
+        .await;
     let url = edge.preview_url(&t.i1);
     // A token without the scope: refused, the scope named as in config.
     let lacking = hs(json!({"sub": "a", "exp": now() + 300}));
@@ -838,15 +805,13 @@ async fn required_scope_is_carried_by_minted_tokens_and_named_lowercase() {
 #[actix_web::test]
 async fn session_endpoint_never_echoes_the_cookie_and_checks_the_origin() {
     let fake = FakeOrthanc::start().await;
-    let dir = tempfile::tempdir().unwrap();
     let viewer = "http://viewer.test:8000";
     let origins = format!(r#"["{viewer}"]"#);
-    let edge = TestEdge::start(test_config(
-        &fake.url,
-        dir.path(),
-        &[JWT_ENV, ("ORTHANC_EDGE__CORS__ALLOWED_ORIGINS", &origins)],
-    ))
-    .await;
+    let edge = TestEdge::builder(&fake.url)
+        .jwt_secret(JWT_SECRET)
+        .envs(&[("ORTHANC_EDGE__CORS__ALLOWED_ORIGINS", &origins)])
+        .start()
+        .await;
     let session = format!("{}/auth/session", edge.url);
     let token = hs(json!({"sub": "alice", "exp": now() + 300}));
     let cookie = format!("orthanc_edge_session={token}");
@@ -922,17 +887,14 @@ async fn session_endpoint_never_echoes_the_cookie_and_checks_the_origin() {
 async fn an_oversize_jwks_is_refused_and_the_last_good_keys_are_kept() {
     let fake = FakeOrthanc::start().await;
     let idp = Canned::start(Answer::status(200).body(jwks(&["rsa-a.jwk.json"]))).await;
-    let dir = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(test_config(
-        &fake.url,
-        dir.path(),
-        &[
+    let edge = TestEdge::builder(&fake.url)
+        .envs(&[
             ("ORTHANC_EDGE__AUTH__JWT__JWKS_URL", &idp.url),
             ("ORTHANC_EDGE__AUTH__JWT__JWKS_COOLDOWN_S", "0"),
             ("ORTHANC_EDGE__AUTH__JWT__JWKS_REFRESH_S", "3600"),
-        ],
-    ))
-    .await;
+        ])
+        .start()
+        .await;
     let url = edge.preview_url(ID);
     let claims = json!({"sub": "kc-user", "exp": now() + 300});
     let a = signed(Algorithm::RS256, "rsa-a.key", Some("key-a"), claims.clone());

@@ -102,8 +102,7 @@ fn delegate_env(validator: &str) -> Vec<(&str, &str)> {
 async fn dicomweb_lineage_is_checked_before_authorization_or_cache() {
     let fake = FakeOrthanc::start().await;
     let p = patients(&fake);
-    let dir = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(test_config(&fake.url, dir.path(), &[])).await;
+    let edge = TestEdge::builder(&fake.url).start().await;
     let e = &edge.url;
     let (a, b) = (&p.a, &p.b);
     // Each study's own paths are served.
@@ -144,8 +143,7 @@ async fn a_delegated_decision_covers_only_the_resource_the_validator_was_asked_a
     let (a, b) = (&p.a, &p.b);
     // An app that allows this user patient A's study, by the study the edge names.
     let validator = Canned::start(Answer::status(200).only_if("X-Edge-Study-UID", a.study_uid)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(test_config(&fake.url, dir.path(), &delegate_env(&validator.url))).await;
+    let edge = TestEdge::builder(&fake.url).envs(&delegate_env(&validator.url)).start().await;
     let e = &edge.url;
     let cookie = "sessionid=alice";
     let mixed = format!(
@@ -194,8 +192,7 @@ async fn the_validator_is_told_the_canonical_resource() {
     let p = patients(&fake);
     let a = &p.a;
     let validator = Canned::start(Answer::status(200)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(test_config(&fake.url, dir.path(), &delegate_env(&validator.url))).await;
+    let edge = TestEdge::builder(&fake.url).envs(&delegate_env(&validator.url)).start().await;
     // The instance id with its first character percent-encoded, a padded frame number, and a
     // client trying to speak for the edge.
     let first = a.instance.as_bytes()[0];
@@ -235,13 +232,8 @@ async fn restricted_callers_cannot_tell_not_yours_from_does_not_exist() {
     let fake = FakeOrthanc::start().await;
     let p = patients(&fake);
     let (a, b) = (&p.a, &p.b);
-    let dir = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(test_config(
-        &fake.url,
-        dir.path(),
-        &[("ORTHANC_EDGE__AUTH__JWT__SECRET", JWT_SECRET)],
-    ))
-    .await;
+    let edge =
+        TestEdge::builder(&fake.url).envs(&[("ORTHANC_EDGE__AUTH__JWT__SECRET", JWT_SECRET)]).start().await;
     let e = &edge.url;
     let token =
         hs(json!({"sub": "a", "exp": jsonwebtoken::get_current_timestamp() + 300, "studies": [a.study]}));
@@ -270,13 +262,12 @@ async fn restricted_callers_cannot_tell_not_yours_from_does_not_exist() {
 async fn delegated_401s_count_as_failed_authentications() {
     let fake = FakeOrthanc::start().await;
     let validator = Canned::start(Answer::status(401)).await;
-    let dir = tempfile::tempdir().unwrap();
     let mut env = delegate_env(&validator.url);
     env.extend([
         ("ORTHANC_EDGE__AUTH__RATE_LIMIT__FAILURES_PER_MINUTE", "6"),
         ("ORTHANC_EDGE__AUTH__RATE_LIMIT__BURST", "3"),
     ]);
-    let edge = TestEdge::start(test_config(&fake.url, dir.path(), &env)).await;
+    let edge = TestEdge::builder(&fake.url).envs(&env).start().await;
     let url = edge.preview_url(ID);
     let mut codes = Vec::new();
     for n in 0..20 {
@@ -297,13 +288,12 @@ async fn delegated_401s_count_as_failed_authentications() {
 async fn delegated_miss_budgets_follow_the_user_not_the_cookies() {
     let fake = FakeOrthanc::start().await;
     let validator = Canned::start(Answer::status(200).header("X-Edge-User", "alice")).await;
-    let dir = tempfile::tempdir().unwrap();
     let mut env = delegate_env(&validator.url);
     env.extend([
         ("ORTHANC_EDGE__TRANSFORM__MISSES_PER_MINUTE", "6"),
         ("ORTHANC_EDGE__TRANSFORM__MISS_BURST", "2"),
     ]);
-    let edge = TestEdge::start(test_config(&fake.url, dir.path(), &env)).await;
+    let edge = TestEdge::builder(&fake.url).envs(&env).start().await;
     let new_image = |n: u32| edge.preview_url(&synth_id('d', n));
     // Junk cookies alongside the user's do not make a new budget.
     assert_eq!(with_cookie(&new_image(1), "sessionid=alice; junk=1").await, ok());

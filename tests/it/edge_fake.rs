@@ -71,8 +71,7 @@ async fn miss_then_memory_hit_then_disk_hit_after_restart() {
 #[actix_web::test]
 async fn jpeg_when_accept_is_exactly_image_jpeg_and_frames_are_separate_entries() {
     let fake = FakeOrthanc::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(test_config(&fake.url, dir.path(), &[])).await;
+    let edge = TestEdge::builder(&fake.url).start().await;
     let c = client();
     let jpeg = c
         .get(edge.preview_url(ID))
@@ -116,8 +115,7 @@ async fn jpeg_when_accept_is_exactly_image_jpeg_and_frames_are_separate_entries(
 async fn hundred_concurrent_cold_requests_make_one_upstream_request() {
     let fake = FakeOrthanc::start().await;
     fake.set_mode(Mode::Slow(Duration::from_millis(300)));
-    let dir = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(test_config(&fake.url, dir.path(), &[])).await;
+    let edge = TestEdge::builder(&fake.url).start().await;
     let c = client();
     let url = edge.preview_url(ID);
     let tasks: Vec<_> = (0..100)
@@ -159,8 +157,7 @@ async fn waiters_give_up_after_the_flight_wait() {
 #[actix_web::test]
 async fn revalidation_head_and_conditional_forms() {
     let fake = FakeOrthanc::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(test_config(&fake.url, dir.path(), &[])).await;
+    let edge = TestEdge::builder(&fake.url).start().await;
     let c = client();
     let url = edge.preview_url(ID);
     let first = get(&url, Some(PREVIEW_KEY)).await;
@@ -202,8 +199,7 @@ async fn revalidation_head_and_conditional_forms() {
 #[actix_web::test]
 async fn orthanc_answers_map_to_documented_errors() {
     let fake = FakeOrthanc::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(test_config(&fake.url, dir.path(), &[])).await;
+    let edge = TestEdge::builder(&fake.url).start().await;
     let cases: &[(Mode, u16, &str)] = &[
         (Mode::Status(404), 404, "not-found"),
         (Mode::Status(415), 415, "unsupported-image"),
@@ -267,8 +263,7 @@ async fn wrong_service_credentials_and_unreachable_orthanc() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
-    let dir2 = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(test_config(&dead, dir2.path(), &[])).await;
+    let edge = TestEdge::builder(&dead).start().await;
     let r = get(&edge.preview_url(ID), Some(PREVIEW_KEY)).await;
     assert!(r.headers().get("retry-after").is_some());
     let (s, code, _) = json_error(r).await;
@@ -308,8 +303,7 @@ async fn corrupted_disk_entry_is_never_served() {
 #[actix_web::test]
 async fn bad_ids_params_and_keys_get_documented_4xx() {
     let fake = FakeOrthanc::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(test_config(&fake.url, dir.path(), &[])).await;
+    let edge = TestEdge::builder(&fake.url).start().await;
     let u = &edge.url;
     let cases: Vec<(String, Option<&str>, u16, &str)> = vec![
         (format!("{u}/instances/not-an-id/preview"), Some(PREVIEW_KEY), 400, "bad-id"),

@@ -29,8 +29,7 @@ fn dims(bytes: &[u8]) -> (u32, u32, String) {
 #[actix_web::test]
 async fn five_variants_cost_one_source_fetch_and_match_their_specs() {
     let fake = FakeOrthanc::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(test_config(&fake.url, dir.path(), &[])).await;
+    let edge = TestEdge::builder(&fake.url).start().await;
     let base = edge.preview_url(ID);
     let cases = [
         ("w=128&format=jpeg", (128, 85), "image/jpeg"),
@@ -65,8 +64,7 @@ async fn five_variants_cost_one_source_fetch_and_match_their_specs() {
 async fn concurrent_different_variants_share_one_source_fetch() {
     let fake = FakeOrthanc::start().await;
     fake.set_mode(Mode::Slow(Duration::from_millis(300)));
-    let dir = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(test_config(&fake.url, dir.path(), &[])).await;
+    let edge = TestEdge::builder(&fake.url).start().await;
     let base = edge.preview_url(ID);
     let tasks: Vec<_> = (1..=10u32)
         .map(|i| {
@@ -85,8 +83,7 @@ async fn concurrent_different_variants_share_one_source_fetch() {
 #[actix_web::test]
 async fn auto_negotiates_and_keys_hold_the_chosen_format() {
     let fake = FakeOrthanc::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(test_config(&fake.url, dir.path(), &[])).await;
+    let edge = TestEdge::builder(&fake.url).start().await;
     let base = edge.preview_url(ID);
     let webp = get(&format!("{base}?w=100&format=auto"), CHROME_ACCEPT).await;
     assert_eq!(header(&webp, "content-type"), "image/webp");
@@ -115,8 +112,7 @@ async fn auto_negotiates_and_keys_hold_the_chosen_format() {
 async fn rgb_frames_windows_and_determinism() {
     let fake = FakeOrthanc::start().await;
     fake.set_source(120, 90, 3);
-    let dir = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(test_config(&fake.url, dir.path(), &[])).await;
+    let edge = TestEdge::builder(&fake.url).start().await;
     let png = get(&format!("{}?w=60&format=png", edge.preview_url(ID)), "*/*").await;
     let bytes = png.bytes().await.unwrap();
     assert_eq!(dims(&bytes), (60, 45, "Rgb8".into()), "RGB stays RGB");
@@ -141,14 +137,12 @@ async fn rgb_frames_windows_and_determinism() {
     edge.stop().await;
 
     // A fresh edge (empty cache) makes the very same bytes: ETags agree across replicas.
-    let dir2 = tempfile::tempdir().unwrap();
-    let edge2 = TestEdge::start(test_config(&fake.url, dir2.path(), &[])).await;
+    let edge2 = TestEdge::builder(&fake.url).start().await;
     let again = get(&format!("{}?w=60&format=png", edge2.preview_url(ID)), "*/*").await;
     assert_eq!(again.bytes().await.unwrap(), bytes);
     for qs in ["w=50&format=webp", "w=50&format=jpeg&q=70"] {
         let a = get(&format!("{}?{qs}", edge2.preview_url(ID2)), "*/*").await.bytes().await.unwrap();
-        let dir3 = tempfile::tempdir().unwrap();
-        let edge3 = TestEdge::start(test_config(&fake.url, dir3.path(), &[])).await;
+        let edge3 = TestEdge::builder(&fake.url).start().await;
         let b = get(&format!("{}?{qs}", edge3.preview_url(ID2)), "*/*").await.bytes().await.unwrap();
         assert_eq!(a, b, "{qs} is deterministic");
         edge3.stop().await;
@@ -160,8 +154,7 @@ async fn rgb_frames_windows_and_determinism() {
 #[actix_web::test]
 async fn bad_variant_parameters_are_named() {
     let fake = FakeOrthanc::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(test_config(&fake.url, dir.path(), &[])).await;
+    let edge = TestEdge::builder(&fake.url).start().await;
     let base = edge.preview_url(ID);
     let rendered = format!("{}/instances/{ID}/rendered", edge.url);
     let cases = [
@@ -403,8 +396,7 @@ async fn presets_only_holds_on_every_route() {
     edge.stop().await;
 
     // Arbitrary mode as before: the exact viewport and quality, Orthanc quality, any window.
-    let dir2 = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(test_config(&fake.url, dir2.path(), &[])).await;
+    let edge = TestEdge::builder(&fake.url).start().await;
     let before = fake.image_requests();
     let dw = format!("{}/dicom-web/studies/{STUDY_UID}/series/{SERIES_UID}", edge.url);
     let r = get(&format!("{dw}/thumbnail?viewport=101,101&quality=37"), "image/jpeg").await;
@@ -424,8 +416,7 @@ async fn presets_only_holds_on_every_route() {
 #[actix_web::test]
 async fn near_identical_windows_share_one_entry_and_one_render() {
     let fake = FakeOrthanc::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(test_config(&fake.url, dir.path(), &[])).await;
+    let edge = TestEdge::builder(&fake.url).start().await;
     let at = |c: &str, w: &str| {
         format!("{}/instances/{ID}/rendered?window-center={c}&window-width={w}&w=32&format=jpeg", edge.url)
     };
@@ -459,7 +450,7 @@ async fn windowed_and_quality_renders_are_charged_to_the_miss_budget() {
         [("ORTHANC_EDGE__TRANSFORM__MISSES_PER_MINUTE", "6"), ("ORTHANC_EDGE__TRANSFORM__MISS_BURST", "3")];
     // New windows: each is a new /rendered source (an Orthanc render) and a miss.
     let dir = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(test_config(&fake.url, dir.path(), &budget)).await;
+    let edge = TestEdge::builder(&fake.url).envs(&budget).cache_dir(dir.path()).start().await;
     let windowed =
         |c: u32| format!("{}/instances/{ID}/rendered?window-center={c}&window-width=400", edge.url);
     for c in [40, 41, 42] {
@@ -473,7 +464,7 @@ async fn windowed_and_quality_renders_are_charged_to_the_miss_budget() {
     edge.stop().await;
     // Orthanc JPEG qualities: each an Orthanc render and a miss.
     let dir = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(test_config(&fake.url, dir.path(), &budget)).await;
+    let edge = TestEdge::builder(&fake.url).envs(&budget).cache_dir(dir.path()).start().await;
     let quality = |q: u32| format!("{}?quality={q}", edge.preview_url(ID));
     for q in [1, 2, 3] {
         assert_eq!(get(&quality(q), "image/jpeg").await.status(), 200, "{q}");

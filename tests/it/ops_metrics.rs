@@ -29,8 +29,7 @@ const PREVIEW_200: &str =
 #[actix_web::test]
 async fn metrics_families_and_counters_move() {
     let fake = FakeOrthanc::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(test_config(&fake.url, dir.path(), &[])).await;
+    let edge = TestEdge::builder(&fake.url).start().await;
     let c = client();
     let before = scrape(&edge).await;
 
@@ -112,8 +111,7 @@ async fn metrics_families_and_counters_move() {
 #[actix_web::test]
 async fn metrics_only_on_the_admin_listener_and_probes_on_both() {
     let fake = FakeOrthanc::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(test_config(&fake.url, dir.path(), &[])).await;
+    let edge = TestEdge::builder(&fake.url).start().await;
     let c = client();
     let r = c.get(format!("{}/metrics", edge.url)).send().await.unwrap();
     assert_eq!(r.status(), 404, "no metrics on the public listener");

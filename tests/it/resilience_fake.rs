@@ -147,8 +147,7 @@ async fn slow_orthanc_gets_a_bounded_queue_and_every_answer_is_in_time() {
 #[actix_web::test]
 async fn oversized_urls_and_headers_are_refused_with_json() {
     let fake = FakeOrthanc::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(test_config(&fake.url, dir.path(), &[])).await;
+    let edge = TestEdge::builder(&fake.url).start().await;
     let long = format!("{}?w=1{}", edge.preview_url(ID), "0".repeat(3000));
     let (s, code) = code_of(get(&long).await).await;
     assert_eq!((s, code.as_str()), (414, "uri-too-long"));
