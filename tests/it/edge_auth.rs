@@ -12,19 +12,6 @@ use serde_json::{json, Value};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
-fn now() -> u64 {
-    jsonwebtoken::get_current_timestamp()
-}
-
-fn hs(claims: Value) -> String {
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
-    )
-    .unwrap()
-}
-
 fn signed(alg: Algorithm, key_file: &str, kid: Option<&str>, claims: Value) -> String {
     let pem = std::fs::read(format!("{FIXTURES}/{key_file}")).unwrap();
     let key = match alg {
@@ -34,42 +21,6 @@ fn signed(alg: Algorithm, key_file: &str, kid: Option<&str>, claims: Value) -> S
     let mut h = Header::new(alg);
     h.kid = kid.map(str::to_owned);
     jsonwebtoken::encode(&h, &claims, &key).unwrap()
-}
-
-fn header<'a>(r: &'a reqwest::Response, name: &str) -> &'a str {
-    r.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
-}
-
-/// Status and error code; asserts the error shape and that no browser prompt is ever asked for.
-async fn outcome(r: reqwest::Response) -> (u16, String) {
-    assert!(r.headers().get("www-authenticate").is_none(), "no browser prompt, ever");
-    let status = r.status().as_u16();
-    if status == 200 || status == 204 {
-        return (status, String::new());
-    }
-    assert_eq!(header(&r, "content-type"), "application/json");
-    let v: Value = r.json().await.unwrap();
-    (status, v["code"].as_str().unwrap().to_owned())
-}
-
-async fn bearer(url: &str, token: &str) -> (u16, String) {
-    outcome(client().get(url).bearer_auth(token).send().await.unwrap()).await
-}
-
-async fn with_cookie(url: &str, cookie: &str) -> (u16, String) {
-    outcome(client().get(url).header("Cookie", cookie).send().await.unwrap()).await
-}
-
-async fn plain(url: &str) -> (u16, String) {
-    outcome(client().get(url).send().await.unwrap()).await
-}
-
-fn ok() -> (u16, String) {
-    (200, String::new())
-}
-
-fn err(status: u16, code: &str) -> (u16, String) {
-    (status, code.to_owned())
 }
 
 const NO_LEEWAY: (&str, &str) = ("ORTHANC_EDGE__AUTH__JWT__LEEWAY_S", "0");

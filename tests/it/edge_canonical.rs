@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::support::*;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
 /// Two patients' studies, each with one series of one instance, with their DICOM UIDs.
@@ -51,43 +50,8 @@ fn patients(fake: &FakeOrthanc) -> Patients {
     p
 }
 
-fn hs(claims: Value) -> String {
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
-    )
-    .unwrap()
-}
-
-async fn outcome(r: reqwest::Response) -> (u16, String) {
-    assert!(r.headers().get("www-authenticate").is_none());
-    let status = r.status().as_u16();
-    if status == 200 {
-        return (status, String::new());
-    }
-    let v: Value = r.json().await.unwrap();
-    (status, v["code"].as_str().unwrap().to_owned())
-}
-
 async fn keyed(url: &str) -> (u16, String) {
     outcome(client().get(url).header("X-Api-Key", PREVIEW_KEY).send().await.unwrap()).await
-}
-
-async fn bearer(url: &str, token: &str) -> (u16, String) {
-    outcome(client().get(url).bearer_auth(token).send().await.unwrap()).await
-}
-
-async fn with_cookie(url: &str, cookie: &str) -> (u16, String) {
-    outcome(client().get(url).header("Cookie", cookie).send().await.unwrap()).await
-}
-
-fn ok() -> (u16, String) {
-    (200, String::new())
-}
-
-fn err(status: u16, code: &str) -> (u16, String) {
-    (status, code.to_owned())
 }
 
 fn delegate_env(validator: &str) -> Vec<(&str, &str)> {

@@ -6,10 +6,6 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 
-fn header<'a>(r: &'a reqwest::Response, name: &str) -> &'a str {
-    r.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
-}
-
 async fn get(url: &str, key: Option<&str>) -> reqwest::Response {
     let mut req = client().get(url);
     if let Some(k) = key {

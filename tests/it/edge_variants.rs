@@ -8,10 +8,6 @@ use crate::support::*;
 
 const CHROME_ACCEPT: &str = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
 
-fn header<'a>(r: &'a reqwest::Response, name: &str) -> &'a str {
-    r.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
-}
-
 async fn get(url: &str, accept: &str) -> reqwest::Response {
     client().get(url).header("X-Api-Key", PREVIEW_KEY).header("Accept", accept).send().await.unwrap()
 }

@@ -37,10 +37,6 @@ fn runner() -> TestRunner {
     TestRunner::new(PtConfig { cases, failure_persistence: None, ..PtConfig::default() })
 }
 
-fn now() -> u64 {
-    jsonwebtoken::get_current_timestamp()
-}
-
 fn b64(bytes: impl AsRef<[u8]>) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }

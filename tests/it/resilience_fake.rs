@@ -7,10 +7,6 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 
-fn header<'a>(r: &'a reqwest::Response, name: &str) -> &'a str {
-    r.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
-}
-
 async fn get(url: &str) -> reqwest::Response {
     client().get(url).header("X-Api-Key", PREVIEW_KEY).send().await.unwrap()
 }

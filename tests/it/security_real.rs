@@ -26,7 +26,7 @@ use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::support::{client, RealOrthanc, TestEdge, JWT_SECRET, MINT_KEY, PREVIEW_KEY};
+use crate::support::{client, hs, RealOrthanc, TestEdge, JWT_SECRET, MINT_KEY, PREVIEW_KEY};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde_json::{json, Value};
 
@@ -358,12 +358,7 @@ async fn jwt_signed_by_the_app_for_study_a_gets_nothing_of_b() {
     let edge = s.edge(&[JWT_ENV]).await;
     let claims =
         json!({"sub": "alice", "exp": jsonwebtoken::get_current_timestamp() + 600, "studies": [s.a.id]});
-    let token = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
-    )
-    .unwrap();
+    let token = hs(claims);
     let broken = matrix(&edge, &s.reference, &Cred::Bearer(token), &s.a, &s.b, &a_paths(&s.a), true).await;
     report("JWT signed by the test, as Bearer", &broken);
 }

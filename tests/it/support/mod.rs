@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+mod calls;
 mod edge;
 mod fake_orthanc;
 mod images;
@@ -9,6 +10,7 @@ mod proxy;
 mod real_orthanc;
 mod validator;
 
+pub use calls::*;
 pub use edge::*;
 pub use fake_orthanc::*;
 pub use images::*;
