@@ -47,3 +47,16 @@ start_edge() { # bin config port log [prefix...]
   EDGE_PID=$!
   wait_http "http://127.0.0.1:$port/healthz" "$EDGE_PID" 30 "$log"
 }
+
+# A scratch folder in $work (/tmp/orthanc-edge-NAME.XXXXXX) and an empty $pids for the processes
+# the script starts; on exit the processes are stopped and the folder removed (kept, and said so,
+# with KEEP=1). Sets the EXIT trap.
+scratch() { # name
+  work=$(mktemp -d "/tmp/orthanc-edge-$1.XXXXXX")
+  pids=()
+  trap _scratch_cleanup EXIT
+}
+_scratch_cleanup() {
+  stop_pids "${pids[@]}"
+  if [[ ${KEEP:-0} == 1 ]]; then echo "$(basename "$0"): kept $work" >&2; else rm -rf "$work"; fi
+}

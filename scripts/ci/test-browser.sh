@@ -15,13 +15,7 @@ cd "$(dirname "$0")/../.."
 source scripts/lib.sh
 : "${ORTHANC_EDGE_IT_URL:?run through scripts/ci/it-orthanc.sh}"
 
-work=$(mktemp -d /tmp/orthanc-edge-browser.XXXXXX)
-pids=()
-cleanup() {
-  stop_pids "${pids[@]}"
-  if [[ ${KEEP:-0} == 1 ]]; then echo "test-browser.sh: kept $work" >&2; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
+scratch browser
 
 
 (cd tests/browser && if [[ ! -d node_modules/playwright-core ]]; then npm ci --no-audit --no-fund --silent; fi)

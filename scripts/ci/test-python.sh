@@ -12,13 +12,7 @@ cd "$(dirname "$0")/../.."
 source scripts/lib.sh
 : "${ORTHANC_EDGE_IT_URL:?run through scripts/ci/it-orthanc.sh}"
 
-work=$(mktemp -d /tmp/orthanc-edge-python.XXXXXX)
-pids=()
-cleanup() {
-  stop_pids "${pids[@]}"
-  if [[ ${KEEP:-0} == 1 ]]; then echo "test-python.sh: kept $work" >&2; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
+scratch python
 
 cargo build --quiet --bin orthanc-edge
 edge_port=$(free_port)
