@@ -12,8 +12,6 @@ use orthanc_edge::cache::{CacheKey, Entry};
 use orthanc_edge::ids::OrthancId;
 use serde_json::json;
 
-const JWT_ENV: (&str, &str) = ("ORTHANC_EDGE__AUTH__JWT__SECRET", JWT_SECRET);
-
 /// A session token limited to `study`: every instance it asks for needs its parents from Orthanc.
 fn study_token(study: &str) -> String {
     let claims = json!({"sub": "a", "exp": jsonwebtoken::get_current_timestamp() + 300, "studies": [study]});
@@ -92,13 +90,11 @@ async fn readiness_pings_orthanc_at_most_once_a_second() {
 async fn metadata_requests_pass_a_bounded_gate() {
     let fake = FakeOrthanc::start().await;
     fake.set_metadata_delay(Duration::from_millis(150));
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = test_config(
-        &fake.url,
-        dir.path(),
-        &[JWT_ENV, ("ORTHANC_EDGE__ORTHANC__MAX_METADATA_CONCURRENCY", "2")],
-    );
-    let edge = TestEdge::start(cfg).await;
+    let edge = TestEdge::builder(&fake.url)
+        .jwt_secret(JWT_SECRET)
+        .envs(&[("ORTHANC_EDGE__ORTHANC__MAX_METADATA_CONCURRENCY", "2")])
+        .start()
+        .await;
     let token = study_token(&synth_id('c', 1));
     // Twelve distinct unknown instances at once: each needs its own GET /instances/{id}.
     let requests: Vec<_> = (0..12)

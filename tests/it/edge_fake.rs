@@ -138,9 +138,8 @@ async fn hundred_concurrent_cold_requests_make_one_upstream_request() {
 async fn waiters_give_up_after_the_flight_wait() {
     let fake = FakeOrthanc::start().await;
     fake.set_mode(Mode::Slow(Duration::from_millis(1500)));
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = test_config(&fake.url, dir.path(), &[("ORTHANC_EDGE__SERVER__FLIGHT_WAIT_MS", "300")]);
-    let edge = TestEdge::start(cfg).await;
+    let edge =
+        TestEdge::builder(&fake.url).envs(&[("ORTHANC_EDGE__SERVER__FLIGHT_WAIT_MS", "300")]).start().await;
     let started = Instant::now();
     let r = get(&edge.preview_url(ID), Some(PREVIEW_KEY)).await;
     assert!(started.elapsed() < Duration::from_millis(1400));
@@ -244,9 +243,8 @@ async fn orthanc_answers_map_to_documented_errors() {
 #[actix_web::test]
 async fn wrong_service_credentials_and_unreachable_orthanc() {
     let fake = FakeOrthanc::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = test_config(&fake.url, dir.path(), &[("ORTHANC_EDGE__ORTHANC__PASSWORD", "wrong")]);
-    let edge = TestEdge::start(cfg).await;
+    let edge =
+        TestEdge::builder(&fake.url).envs(&[("ORTHANC_EDGE__ORTHANC__PASSWORD", "wrong")]).start().await;
     let r = get(&edge.preview_url(ID), Some(PREVIEW_KEY)).await;
     assert_eq!(fake.bad_auth_requests(), 1);
     let (s, code, _) = json_error(r).await;

@@ -55,8 +55,7 @@ async fn wait_job(edge: &TestEdge, id: &str) -> Value {
 #[actix_web::test]
 async fn grid_json_matches_orthanc_and_thumbnails_are_middle_instances() {
     let Some(r) = RealOrthanc::from_env() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(r.config(&r.url, dir.path(), &[])).await;
+    let edge = r.edge(&r.url).start().await;
     let study = r.manifest["study"].as_str().unwrap().to_owned();
     let resp = get(&format!("{}/studies/{study}/series", edge.url), PREVIEW_KEY, "*/*").await;
     assert_eq!(resp.status(), 200);
@@ -119,8 +118,7 @@ async fn grid_json_matches_orthanc_and_thumbnails_are_middle_instances() {
 #[actix_web::test]
 async fn dicomweb_thumbnails_by_uid_share_the_native_entries() {
     let Some(r) = RealOrthanc::from_env() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(r.config(&r.url, dir.path(), &[])).await;
+    let edge = r.edge(&r.url).start().await;
     let series = r.instance("ctseries_0003", "series");
     let middle = r.instance("ctseries_0003", "instance");
     let tags = r.json(&format!("/series/{series}")).await;
@@ -178,8 +176,7 @@ async fn dicomweb_thumbnails_by_uid_share_the_native_entries() {
 async fn warm_then_grid_costs_no_render_and_purge_makes_misses() {
     let Some(r) = RealOrthanc::from_env() else { return };
     let proxy = CountingProxy::start(&r.url).await;
-    let dir = tempfile::tempdir().unwrap();
-    let edge = TestEdge::start(r.config(&proxy.url, dir.path(), &[])).await;
+    let edge = r.edge(&proxy.url).start().await;
     let study = r.manifest["study"].as_str().unwrap().to_owned();
     // Bad jobs first.
     let too_many: Vec<String> =
@@ -255,9 +252,7 @@ async fn warm_then_grid_costs_no_render_and_purge_makes_misses() {
 #[actix_web::test]
 async fn cancel_stops_a_job() {
     let Some(r) = RealOrthanc::from_env() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let edge =
-        TestEdge::start(r.config(&r.url, dir.path(), &[("ORTHANC_EDGE__WARM__CONCURRENCY", "1")])).await;
+    let edge = r.edge(&r.url).envs(&[("ORTHANC_EDGE__WARM__CONCURRENCY", "1")]).start().await;
     let study = r.manifest["study"].as_str().unwrap().to_owned();
     let id = start_warm(&edge, json!({"studies": [study], "presets": ["thumb", "grid"]})).await;
     let cancelled = client()

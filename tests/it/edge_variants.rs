@@ -196,9 +196,10 @@ async fn bad_variant_parameters_are_named() {
 async fn oversized_sources_are_refused() {
     let fake = FakeOrthanc::start().await;
     fake.set_source(400, 300, 1);
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = test_config(&fake.url, dir.path(), &[("ORTHANC_EDGE__TRANSFORM__MAX_SOURCE_PIXELS", "100000")]);
-    let edge = TestEdge::start(cfg).await;
+    let edge = TestEdge::builder(&fake.url)
+        .envs(&[("ORTHANC_EDGE__TRANSFORM__MAX_SOURCE_PIXELS", "100000")])
+        .start()
+        .await;
     let r = get(&format!("{}?w=64", edge.preview_url(ID)), "*/*").await;
     assert_eq!(r.status(), 422);
     let v: serde_json::Value = r.json().await.unwrap();
@@ -211,19 +212,16 @@ async fn oversized_sources_are_refused() {
 async fn a_burst_beyond_pool_and_queue_gets_quick_503s() {
     let fake = FakeOrthanc::start().await;
     fake.set_source(2000, 2000, 1);
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = test_config(
-        &fake.url,
-        dir.path(),
-        &[
+    let edge = TestEdge::builder(&fake.url)
+        .envs(&[
             ("ORTHANC_EDGE__TRANSFORM__WORKERS", "1"),
             ("ORTHANC_EDGE__TRANSFORM__QUEUE", "1"),
             // Busy CI machines: the admitted jobs must finish, however slowly.
             ("ORTHANC_EDGE__SERVER__FLIGHT_WAIT_MS", "60000"),
             ("ORTHANC_EDGE__ORTHANC__MAX_BODY_BYTES", "16777216"),
-        ],
-    );
-    let edge = TestEdge::start(cfg).await;
+        ])
+        .start()
+        .await;
     // Warm the source so that the burst is all transform work.
     assert_eq!(get(&format!("{}?w=10&format=png", edge.preview_url(ID)), "*/*").await.status(), 200);
     let base = edge.preview_url(ID);
@@ -274,9 +272,8 @@ async fn a_person_gets_the_next_orthanc_slot_before_queued_background_work() {
 
     let fake = FakeOrthanc::start().await;
     fake.set_mode(Mode::Slow(Duration::from_millis(300)));
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = test_config(&fake.url, dir.path(), &[("ORTHANC_EDGE__ORTHANC__MAX_CONCURRENCY", "2")]);
-    let edge = TestEdge::start(cfg).await;
+    let edge =
+        TestEdge::builder(&fake.url).envs(&[("ORTHANC_EDGE__ORTHANC__MAX_CONCURRENCY", "2")]).start().await;
     let variant =
         VariantSpec { w: Some(32), h: None, fit: Fit::Contain, format: OutputFormat::Jpeg, q: Some(80) };
     let spec = |n: u32| PreviewSpec {

@@ -24,16 +24,13 @@ fn id(n: u32) -> String {
 #[actix_web::test]
 async fn circuit_opens_serves_cache_fails_fast_and_recovers_by_itself() {
     let fake = FakeOrthanc::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = test_config(
-        &fake.url,
-        dir.path(),
-        &[
+    let edge = TestEdge::builder(&fake.url)
+        .envs(&[
             ("ORTHANC_EDGE__ORTHANC__BREAKER_FAILURES", "3"),
             ("ORTHANC_EDGE__ORTHANC__BREAKER_PROBE_MS", "300"),
-        ],
-    );
-    let edge = TestEdge::start(cfg).await;
+        ])
+        .start()
+        .await;
     // Warm: one original and one variant.
     assert_eq!(get(&edge.preview_url(ID)).await.status(), 200);
     let variant = format!("{}?w=32&format=png", edge.preview_url(ID));
@@ -90,18 +87,15 @@ async fn circuit_opens_serves_cache_fails_fast_and_recovers_by_itself() {
 async fn slow_orthanc_gets_a_bounded_queue_and_every_answer_is_in_time() {
     let fake = FakeOrthanc::start().await;
     fake.set_mode(Mode::Slow(Duration::from_millis(1500)));
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = test_config(
-        &fake.url,
-        dir.path(),
-        &[
+    let edge = TestEdge::builder(&fake.url)
+        .envs(&[
             ("ORTHANC_EDGE__ORTHANC__MAX_CONCURRENCY", "2"),
             ("ORTHANC_EDGE__ORTHANC__MAX_WAITING", "4"),
             ("ORTHANC_EDGE__ORTHANC__TIMEOUT_MS", "1000"),
             ("ORTHANC_EDGE__ORTHANC__BREAKER_FAILURES", "0"),
-        ],
-    );
-    let edge = TestEdge::start(cfg).await;
+        ])
+        .start()
+        .await;
     let started = Instant::now();
     let tasks: Vec<_> = (0..40)
         .map(|n| {
@@ -171,9 +165,10 @@ async fn oversized_urls_and_headers_are_refused_with_json() {
 async fn slow_clients_are_cut_off_and_do_not_hold_the_server() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let fake = FakeOrthanc::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = test_config(&fake.url, dir.path(), &[("ORTHANC_EDGE__SERVER__REQUEST_TIMEOUT_MS", "500")]);
-    let edge = TestEdge::start(cfg).await;
+    let edge = TestEdge::builder(&fake.url)
+        .envs(&[("ORTHANC_EDGE__SERVER__REQUEST_TIMEOUT_MS", "500")])
+        .start()
+        .await;
     let addr = edge.url.trim_start_matches("http://").to_owned();
     // 50 slowloris connections: a request line, then one header byte now and then.
     let mut slow = Vec::new();
@@ -206,18 +201,15 @@ async fn slow_clients_are_cut_off_and_do_not_hold_the_server() {
 #[actix_web::test]
 async fn flood_of_distinct_cache_busting_urls_stays_bounded() {
     let fake = FakeOrthanc::start().await;
-    let dir = tempfile::tempdir().unwrap();
     let memory: u64 = 2 << 20;
-    let cfg = test_config(
-        &fake.url,
-        dir.path(),
-        &[
+    let edge = TestEdge::builder(&fake.url)
+        .envs(&[
             ("ORTHANC_EDGE__CACHE__MEMORY_BYTES", &memory.to_string()),
             ("ORTHANC_EDGE__TRANSFORM__WORKERS", "1"),
             ("ORTHANC_EDGE__TRANSFORM__QUEUE", "4"),
-        ],
-    );
-    let edge = TestEdge::start(cfg).await;
+        ])
+        .start()
+        .await;
     let started = Instant::now();
     let mut outcomes = std::collections::BTreeMap::new();
     // 40 waves of 50 concurrent requests, every URL distinct.
@@ -252,9 +244,10 @@ async fn flood_of_distinct_cache_busting_urls_stays_bounded() {
 #[actix_web::test]
 async fn presets_only_mode_refuses_arbitrary_sizes() {
     let fake = FakeOrthanc::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = test_config(&fake.url, dir.path(), &[("ORTHANC_EDGE__TRANSFORM__ALLOW_ARBITRARY", "false")]);
-    let edge = TestEdge::start(cfg).await;
+    let edge = TestEdge::builder(&fake.url)
+        .envs(&[("ORTHANC_EDGE__TRANSFORM__ALLOW_ARBITRARY", "false")])
+        .start()
+        .await;
     let (s, code) = code_of(get(&format!("{}?w=77", edge.preview_url(ID))).await).await;
     assert_eq!((s, code.as_str()), (400, "bad-param"));
     assert_eq!(get(&format!("{}?preset=thumb", edge.preview_url(ID))).await.status(), 200);
@@ -266,17 +259,14 @@ async fn presets_only_mode_refuses_arbitrary_sizes() {
 #[actix_web::test]
 async fn a_client_past_its_miss_budget_gets_429_for_new_images_only() {
     let fake = FakeOrthanc::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = test_config(
-        &fake.url,
-        dir.path(),
-        &[
+    let edge = TestEdge::builder(&fake.url)
+        .envs(&[
             ("ORTHANC_EDGE__TRANSFORM__MISSES_PER_MINUTE", "6"),
             ("ORTHANC_EDGE__TRANSFORM__MISS_BURST", "3"),
             ("ORTHANC_EDGE__AUTH__JWT__SECRET", JWT_SECRET),
-        ],
-    );
-    let edge = TestEdge::start(cfg).await;
+        ])
+        .start()
+        .await;
     let sized = |w: u32| format!("{}?w={w}&format=png", edge.preview_url(ID));
     // The burst: three new images (the first also fetches the source).
     for w in [10, 11, 12] {

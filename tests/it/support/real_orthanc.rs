@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use orthanc_edge::config::Config;
 
-use super::{client, test_config};
+use super::{client, test_config, TestEdge, TestEdgeBuilder};
 
 /// The real Orthanc of scripts/ci/it-orthanc.sh, if the environment names one.
 pub struct RealOrthanc {
@@ -43,13 +43,23 @@ impl RealOrthanc {
 
     /// Edge config for this Orthanc (or a proxy in front of it at `url`).
     pub fn config(&self, url: &str, cache_dir: &Path, env: &[(&str, &str)]) -> Config {
-        let mut all = vec![
+        let mut all = self.credentials().to_vec();
+        all.extend_from_slice(env);
+        test_config(url, cache_dir, &all)
+    }
+
+    /// An edge on this Orthanc (or a proxy in front of it at `url`), to be set up further.
+    pub fn edge(&self, url: &str) -> TestEdgeBuilder {
+        TestEdge::builder(url).envs(&self.credentials())
+    }
+
+    /// The edge settings that reach this Orthanc: its service account, a 10 s timeout.
+    fn credentials(&self) -> [(&str, &str); 3] {
+        [
             ("ORTHANC_EDGE__ORTHANC__USERNAME", self.user.as_str()),
             ("ORTHANC_EDGE__ORTHANC__PASSWORD", self.password.as_str()),
             ("ORTHANC_EDGE__ORTHANC__TIMEOUT_MS", "10000"),
-        ];
-        all.extend_from_slice(env);
-        test_config(url, cache_dir, &all)
+        ]
     }
 
     /// Orthanc's own answer for `path` (the reference an edge answer must equal), from a
