@@ -1,7 +1,7 @@
 //! Decode + resize + encode of one variant, single thread: the edge's path vs the `image` crate's own.
 //!
 //! Inputs are Orthanc PAM renderings in $TRANSFORM_BENCH_DIR ({ct512,cr2048}.pam, written by
-//! scripts/bench-transform.sh from a real Orthanc), else synthetic images of the same sizes.
+//! scripts/bench/transform.sh from a real Orthanc), else synthetic images of the same sizes.
 //! libvips on the same bytes is measured by benches/vips_thumbnail.py in the same script.
 
 use std::path::PathBuf;

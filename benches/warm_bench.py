@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Warm-up benchmark driver (scripts/bench-warm.sh): Orthanc's own preview rate at its concurrency
+"""Warm-up benchmark driver (scripts/bench/warm.sh): Orthanc's own preview rate at its concurrency
 limit vs an edge warm-up job over the same study, then one round of grid thumbnails.
 Prints a Markdown table."""
 import argparse

@@ -4,12 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/setup-deps.sh orthanc python
+scripts/ci/setup-deps.sh orthanc python
 cargo build --release --quiet
 WORKDIR=${WORKDIR:-$(mktemp -d /tmp/orthanc-edge-demo.XXXXXX)}
 export WORKDIR
-# shellcheck source=scripts/it-orthanc.sh
-source scripts/it-orthanc.sh
+# shellcheck source=scripts/ci/it-orthanc.sh
+source scripts/ci/it-orthanc.sh
 
 port=${DEMO_PORT:-8080}
 admin_port=${DEMO_ADMIN_PORT:-9090}

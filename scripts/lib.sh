@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# Shell helpers shared by the test and benchmark scripts. Source it from the repository root:
-#   source scripts/lib.sh
+# Shell helpers shared by the test, CI and benchmark scripts. Source it by a path relative to the
+# sourcing script (`source "$(dirname "$0")/../lib.sh"`), or as `source scripts/lib.sh` after
+# `cd`-ing to the repository root.
 
 # A free TCP port on loopback (the kernel's choice; released before it is used).
 free_port() {
@@ -14,14 +15,48 @@ stop_pids() {
   for p in "$@"; do wait "$p" 2>/dev/null || true; done
 }
 
-# Wait until `url` gives any HTTP answer (at most `seconds`, default 20) while process `pid` lives.
-wait_http_up() { # url pid [seconds]
-  local url=$1 pid=$2 tries=$((${3:-20} * 4)) i code
+# Wait until `url` answers: any HTTP status, or with -f a 2xx. Gives up (status 1) after
+# `seconds` (default 20) or as soon as process `pid` (if given, not "") has exited; then prints
+# the last lines of `log` (if given) to stderr.
+wait_http() { # [-f] url [pid] [seconds] [log]
+  local ok_only=0
+  if [[ ${1:-} == -f ]]; then ok_only=1; shift; fi
+  local url=$1 pid=${2:-} tries=$((${3:-20} * 4)) log=${4:-} i code
   for ((i = 0; i < tries; i++)); do
-    kill -0 "$pid" 2>/dev/null || return 1
+    if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then break; fi
     code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" || true)
-    [[ $code != 000 ]] && return 0
+    if ((ok_only)); then
+      [[ $code == 2?? ]] && return 0
+    else
+      [[ $code != 000 ]] && return 0
+    fi
     sleep 0.25
   done
+  echo "wait_http: no answer from $url" >&2
+  if [[ -n $log && -f $log ]]; then tail -n 20 "$log" >&2; fi
   return 1
+}
+
+# Start the edge binary `bin` (optionally under a command prefix, e.g. taskset) with `config`,
+# stdout and stderr to `log`, and wait (30 s at most) until its /healthz on loopback `port`
+# answers. The process id is left in EDGE_PID (the edge is a child of the calling shell).
+start_edge() { # bin config port log [prefix...]
+  local bin=$1 config=$2 port=$3 log=$4
+  shift 4
+  "$@" "$bin" serve --config "$config" </dev/null >"$log" 2>&1 &
+  EDGE_PID=$!
+  wait_http "http://127.0.0.1:$port/healthz" "$EDGE_PID" 30 "$log"
+}
+
+# A scratch folder in $work (/tmp/orthanc-edge-NAME.XXXXXX) and an empty $pids for the processes
+# the script starts; on exit the processes are stopped and the folder removed (kept, and said so,
+# with KEEP=1). Sets the EXIT trap.
+scratch() { # name
+  work=$(mktemp -d "/tmp/orthanc-edge-$1.XXXXXX")
+  pids=()
+  trap _scratch_cleanup EXIT
+}
+_scratch_cleanup() {
+  stop_pids "${pids[@]}"
+  if [[ ${KEEP:-0} == 1 ]]; then echo "$(basename "$0"): kept $work" >&2; else rm -rf "$work"; fi
 }

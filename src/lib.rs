@@ -21,9 +21,42 @@ pub mod warm;
 use std::net::TcpListener;
 use std::time::Duration;
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{middleware::from_fn, web, App, HttpServer};
 
 use crate::state::AppState;
+
+/// The public app: the state its handlers read, request context and CORS around the routes of
+/// [`http::configure`]. What [`start`] serves on each worker, and what tests call in process.
+pub fn app(
+    state: AppState,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(web::Data::new(state.auth.clone()))
+        .app_data(web::Data::new(state.cors.clone()))
+        .app_data(web::Data::new(state))
+        .wrap(from_fn(http::cors))
+        .wrap(from_fn(http::request_context))
+        .configure(http::configure)
+}
+
+/// The last step of a stop, once no request runs: settle the cache writes still under way (5 s
+/// at most) and flush the disk tier.
+pub async fn shutdown(state: &AppState) -> anyhow::Result<()> {
+    state.cache.settle_writes(Duration::from_secs(5)).await;
+    let disk = state.cache.disk().clone();
+    tokio::task::spawn_blocking(move || disk.flush()).await??;
+    Ok(())
+}
 
 /// Start the public server on `listener`; returns the server future (await it to run).
 /// Signals are not handled here: [`serve`] drains first, then stops it.
@@ -34,18 +67,10 @@ pub fn start(state: AppState, listener: TcpListener) -> std::io::Result<actix_we
     };
     let grace = state.config.server.shutdown_grace_s;
     let limits = &state.config.server;
-    let data = web::Data::new(state.clone());
-    let auth = web::Data::new(state.auth.clone());
-    let cors = web::Data::new(state.cors.clone());
     state.auth.spawn_background();
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(data.clone())
-            .app_data(auth.clone())
-            .app_data(cors.clone())
-            .wrap(from_fn(http::cors))
-            .wrap(from_fn(http::request_context))
-            .configure(http::configure)
+    let server = HttpServer::new({
+        let state = state.clone();
+        move || app(state.clone())
     })
     .workers(workers)
     .disable_signals()
@@ -118,9 +143,7 @@ pub async fn serve(state: AppState) -> anyhow::Result<()> {
     if let Some(f) = follower {
         f.abort();
     }
-    state.cache.settle_writes(Duration::from_secs(5)).await;
-    let disk = state.cache.disk().clone();
-    tokio::task::spawn_blocking(move || disk.flush()).await??;
+    shutdown(&state).await?;
     tracing::info!("stopped: in-flight requests drained, disk tier flushed");
     Ok(())
 }

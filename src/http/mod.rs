@@ -19,4 +19,4 @@ pub use client::{client_addr, ClientAddr, TrustedProxies};
 pub use cors::{cors, Cors};
 pub use extract::PreviewRequest;
 pub use middleware::request_context;
-pub use routes::{configure, configure_admin};
+pub use routes::{configure, configure_admin, Route, ROUTES};

@@ -6,69 +6,113 @@ use actix_web::{web, FromRequest, HttpResponse, Resource, Responder};
 use super::{admin, auth, dicomweb, health, previews, purge, studies, warm};
 use crate::error::AppError;
 
-/// A resource answering GET and HEAD with `handler`, and 405 to anything else.
-fn get_head<F, Args>(path: &str, handler: F) -> Resource
+/// Which handlers a route's resource is wired to.
+#[derive(Debug, Clone, Copy)]
+enum Serve {
+    Preview,
+    SeriesPreview,
+    StudySeries,
+    StudyGrid,
+    DicomwebImage,
+    Sign,
+    Session,
+    WarmStart,
+    WarmJob,
+    Purge,
+    Healthz,
+    Readyz,
+}
+
+/// One public route: its path pattern (actix syntax) and the methods it answers, as its 405's
+/// `Allow` header names them.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub path: &'static str,
+    pub methods: &'static str,
+    serve: Serve,
+}
+
+const fn route(methods: &'static str, path: &'static str, serve: Serve) -> Route {
+    Route { path, methods, serve }
+}
+
+const GET_HEAD: &str = "GET, HEAD";
+
+/// The public URL map, registered by [`configure`] in this order; the OpenAPI test reads it too.
+pub const ROUTES: &[Route] = &[
+    // Images, paths as Orthanc's.
+    route(GET_HEAD, "/instances/{id}/preview", Serve::Preview),
+    route(GET_HEAD, "/instances/{id}/frames/{frame}/preview", Serve::Preview),
+    route(GET_HEAD, "/instances/{id}/rendered", Serve::Preview),
+    route(GET_HEAD, "/instances/{id}/frames/{frame}/rendered", Serve::Preview),
+    route(GET_HEAD, "/series/{id}/preview", Serve::SeriesPreview),
+    // Study grids.
+    route(GET_HEAD, "/studies/{id}/series", Serve::StudySeries),
+    route(GET_HEAD, "/studies/{id}/grid", Serve::StudyGrid),
+    // DICOMweb thumbnails and renderings (viewers).
+    route(GET_HEAD, "/dicom-web/studies/{study}/series/{series}/thumbnail", Serve::DicomwebImage),
+    route(GET_HEAD, "/dicom-web/studies/{study}/series/{series}/rendered", Serve::DicomwebImage),
+    route(
+        GET_HEAD,
+        "/dicom-web/studies/{study}/series/{series}/instances/{instance}/thumbnail",
+        Serve::DicomwebImage,
+    ),
+    route(
+        GET_HEAD,
+        "/dicom-web/studies/{study}/series/{series}/instances/{instance}/rendered",
+        Serve::DicomwebImage,
+    ),
+    // Minting session tokens and signed links (scope `mint`).
+    route("POST", "/auth/sign", Serve::Sign),
+    route("POST, DELETE", "/auth/session", Serve::Session),
+    // Warm-up jobs and purges.
+    route("POST", "/warm", Serve::WarmStart),
+    route("GET, DELETE", "/warm/{job}", Serve::WarmJob),
+    route("DELETE", "/cache/{level:instances|series|studies}/{id}", Serve::Purge),
+    // Probes.
+    route("GET", "/healthz", Serve::Healthz),
+    route("GET", "/readyz", Serve::Readyz),
+];
+
+/// GET and HEAD answered by `handler`.
+fn get_head<F, Args>(resource: Resource, handler: F) -> Resource
 where
     F: Handler<Args> + Clone,
     Args: FromRequest + 'static,
     F::Output: Responder + 'static,
 {
-    web::resource(path)
-        .route(web::get().to(handler.clone()))
-        .route(web::head().to(handler))
-        .default_service(only("GET, HEAD"))
+    resource.route(web::get().to(handler.clone())).route(web::head().to(handler))
+}
+
+/// `r`'s resource: its handlers, and 405 with `Allow: methods` to anything else.
+fn resource(r: &Route) -> Resource {
+    let res = web::resource(r.path);
+    let res = match r.serve {
+        Serve::Preview => get_head(res, previews::preview),
+        Serve::SeriesPreview => get_head(res, studies::series_preview),
+        Serve::StudySeries => get_head(res, studies::study_series),
+        Serve::StudyGrid => get_head(res, studies::study_grid_page),
+        Serve::DicomwebImage => get_head(res, dicomweb::image),
+        Serve::Sign => res.route(web::post().to(auth::sign)),
+        Serve::Session => res.route(web::post().to(auth::session)).route(web::delete().to(auth::end_session)),
+        Serve::WarmStart => res.route(web::post().to(warm::start)),
+        Serve::WarmJob => res.route(web::get().to(warm::progress)).route(web::delete().to(warm::cancel)),
+        Serve::Purge => res.route(web::delete().to(purge::purge)),
+        Serve::Healthz => res.route(web::get().to(health::healthz)),
+        Serve::Readyz => res.route(web::get().to(health::readyz)),
+    };
+    res.default_service(only(r.methods))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let json = web::JsonConfig::default()
         .limit(1 << 20)
         .error_handler(|e, _| AppError::BadParam(format!("request body: {e}")).into());
-    cfg.app_data(json)
-        // Images, paths as Orthanc's.
-        .service(get_head("/instances/{id}/preview", previews::preview))
-        .service(get_head("/instances/{id}/frames/{frame}/preview", previews::preview))
-        .service(get_head("/instances/{id}/rendered", previews::preview))
-        .service(get_head("/instances/{id}/frames/{frame}/rendered", previews::preview))
-        .service(get_head("/series/{id}/preview", studies::series_preview))
-        // Study grids.
-        .service(get_head("/studies/{id}/series", studies::study_series))
-        .service(get_head("/studies/{id}/grid", studies::study_grid_page))
-        // DICOMweb thumbnails and renderings (viewers).
-        .service(get_head("/dicom-web/studies/{study}/series/{series}/thumbnail", dicomweb::image))
-        .service(get_head("/dicom-web/studies/{study}/series/{series}/rendered", dicomweb::image))
-        .service(get_head(
-            "/dicom-web/studies/{study}/series/{series}/instances/{instance}/thumbnail",
-            dicomweb::image,
-        ))
-        .service(get_head(
-            "/dicom-web/studies/{study}/series/{series}/instances/{instance}/rendered",
-            dicomweb::image,
-        ))
-        // Minting session tokens and signed links (scope `mint`).
-        .service(web::resource("/auth/sign").route(web::post().to(auth::sign)).default_service(only("POST")))
-        .service(
-            web::resource("/auth/session")
-                .route(web::post().to(auth::session))
-                .route(web::delete().to(auth::end_session))
-                .default_service(only("POST, DELETE")),
-        )
-        // Warm-up jobs and purges.
-        .service(web::resource("/warm").route(web::post().to(warm::start)).default_service(only("POST")))
-        .service(
-            web::resource("/warm/{job}")
-                .route(web::get().to(warm::progress))
-                .route(web::delete().to(warm::cancel))
-                .default_service(only("GET, DELETE")),
-        )
-        .service(
-            web::resource("/cache/{level:instances|series|studies}/{id}")
-                .route(web::delete().to(purge::purge))
-                .default_service(only("DELETE")),
-        )
-        // Probes.
-        .service(web::resource("/healthz").route(web::get().to(health::healthz)).default_service(only("GET")))
-        .service(web::resource("/readyz").route(web::get().to(health::readyz)).default_service(only("GET")))
-        .default_service(web::to(no_route));
+    cfg.app_data(json);
+    for r in ROUTES {
+        cfg.service(resource(r));
+    }
+    cfg.default_service(web::to(no_route));
 }
 
 /// The admin listener (`server.admin_listen`): metrics and probes, nothing that serves images.

@@ -1,11 +1,11 @@
 // A real browser (Debian's headless Chromium) on a page from one origin showing a grid of
 // <img> previews from the edge on another origin, with a real Orthanc behind the edge.
-// Started by scripts/test-browser.sh, which provides:
+// Started by scripts/ci/test-browser.sh, which provides:
 //   EDGE_URL      the edge, e.g. http://127.0.0.1:PORT
 //   PAGE_ORIGIN   the page server (python http.server), another port: another origin
 //   PAGE_DIR      the folder that server serves (pages are written here)
 //   MINT_KEY      an API key with scope `mint` (the web app's backend)
-//   MANIFEST      the real-Orthanc manifest (scripts/load_samples.py)
+//   MANIFEST      the real-Orthanc manifest (scripts/dev/load_samples.py)
 //   SHOT_DIR      optional: where to save screenshots
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -16,7 +16,7 @@ import { chromium } from "playwright-core";
 
 const env = (n) => {
   const v = process.env[n];
-  if (!v) throw new Error(`${n} not set: run scripts/test-browser.sh`);
+  if (!v) throw new Error(`${n} not set: run scripts/ci/test-browser.sh`);
   return v;
 };
 const EDGE = env("EDGE_URL");

@@ -1,6 +1,6 @@
 """The example Django web app (examples/django) with orthanc-edge and a real Orthanc.
 
-Run by scripts/test-python.sh, which starts Orthanc (via scripts/it-orthanc.sh), the edge and
+Run by scripts/ci/test-python.sh, which starts Orthanc (via scripts/ci/it-orthanc.sh), the edge and
 the app (gunicorn) and sets EDGE_URL, DJANGO_URL, EDGE_JWT_SECRET, MANIFEST,
 ORTHANC_EDGE_IT_PASSWORD. Standard library + PyJWT only.
 """

@@ -1,0 +1,344 @@
+//! Study grids, series thumbnails, DICOMweb, warm-up, purge and the /changes follower, against a real Orthanc.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+use serde_json::{json, Value};
+
+const CHROME_ACCEPT: &str = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
+
+async fn get(url: &str, key: &str, accept: &str) -> reqwest::Response {
+    client().get(url).header("X-Api-Key", key).header("Accept", accept).send().await.unwrap()
+}
+
+fn header(r: &reqwest::Response, name: &str) -> String {
+    r.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
+}
+
+/// `POST /warm` with `key`.
+async fn post_warm(edge: &TestEdge, key: &str, body: &Value) -> reqwest::Response {
+    client().post(format!("{}/warm", edge.url)).header("X-Api-Key", key).json(body).send().await.unwrap()
+}
+
+/// Start a warm-up job (202); its id.
+async fn start_warm(edge: &TestEdge, body: Value) -> String {
+    let resp = post_warm(edge, WARM_KEY, &body).await;
+    assert_eq!(resp.status(), 202);
+    resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+}
+
+/// `DELETE /cache/studies/{study}` with `key`.
+async fn purge(edge: &TestEdge, study: &str, key: &str) -> reqwest::Response {
+    client()
+        .delete(format!("{}/cache/studies/{study}", edge.url))
+        .header("X-Api-Key", key)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn wait_job(edge: &TestEdge, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let p: Value = get(&format!("{}/warm/{id}", edge.url), WARM_KEY, "*/*").await.json().await.unwrap();
+        if p["state"] == "done" || p["state"] == "cancelled" {
+            return p;
+        }
+        assert!(Instant::now() < deadline, "warm-up job did not finish: {p}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[actix_web::test]
+async fn grid_json_matches_orthanc_and_thumbnails_are_middle_instances() {
+    let Some(r) = RealOrthanc::from_env() else { return };
+    let edge = r.edge(&r.url).start().await;
+    let study = r.manifest["study"].as_str().unwrap().to_owned();
+    let resp = get(&format!("{}/studies/{study}/series", edge.url), PREVIEW_KEY, "*/*").await;
+    assert_eq!(resp.status(), 200);
+    let etag = header(&resp, "etag");
+    let grid: Value = resp.json().await.unwrap();
+    let orthanc_study = r.json(&format!("/studies/{study}")).await;
+    let ours: BTreeSet<String> =
+        grid["series"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_owned()).collect();
+    let theirs: BTreeSet<String> =
+        orthanc_study["Series"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect();
+    assert_eq!(ours, theirs);
+    assert_eq!(grid["description"], orthanc_study["MainDicomTags"]["StudyDescription"]);
+    for s in grid["series"].as_array().unwrap() {
+        let o = r.json(&format!("/series/{}", s["id"].as_str().unwrap())).await;
+        assert_eq!(s["modality"], o["MainDicomTags"]["Modality"]);
+        assert_eq!(s["description"], o["MainDicomTags"]["SeriesDescription"]);
+        assert_eq!(s["instances"].as_u64().unwrap() as usize, o["Instances"].as_array().unwrap().len());
+        assert!(s["thumbnail"].as_str().unwrap().ends_with("/preview?preset=thumb"));
+    }
+    // Series numbers ascend.
+    let numbers: Vec<i64> =
+        grid["series"].as_array().unwrap().iter().map(|s| s["number"].as_i64().unwrap()).collect();
+    assert!(numbers.windows(2).all(|w| w[0] <= w[1]), "{numbers:?}");
+
+    // The 5-slice series is represented by its middle (third) instance.
+    let series = r.instance("ctseries_0003", "series");
+    let middle = r.instance("ctseries_0003", "instance");
+    let card = grid["series"].as_array().unwrap().iter().find(|s| s["id"] == series.as_str()).unwrap();
+    assert_eq!(card["representative"], middle.as_str());
+    let via_series =
+        get(&format!("{}/series/{series}/preview?w=64&format=png", edge.url), PREVIEW_KEY, "*/*").await;
+    assert_eq!(via_series.status(), 200);
+    let via_series = via_series.bytes().await.unwrap();
+    let direct =
+        get(&format!("{}/instances/{middle}/preview?w=64&format=png", edge.url), PREVIEW_KEY, "*/*").await;
+    assert_eq!(header(&direct, "x-cache"), "hit-memory", "same instance + variant = same entry");
+    assert_eq!(direct.bytes().await.unwrap(), via_series);
+
+    // The grid JSON revalidates.
+    let again = client()
+        .get(format!("{}/studies/{study}/series", edge.url))
+        .header("X-Api-Key", PREVIEW_KEY)
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+
+    // The HTML page lists every series with an escaped label and lazy thumbnails.
+    let page = get(&format!("{}/studies/{study}/grid", edge.url), PREVIEW_KEY, "text/html").await;
+    assert_eq!(page.status(), 200);
+    assert!(header(&page, "content-type").starts_with("text/html"));
+    let html = page.text().await.unwrap();
+    assert_eq!(html.matches("<figure").count(), ours.len());
+    assert!(html.contains(r#"loading="lazy""#));
+    assert!(!html.contains("Doe"), "no patient name on the page");
+    edge.stop().await;
+}
+
+#[actix_web::test]
+async fn dicomweb_thumbnails_by_uid_share_the_native_entries() {
+    let Some(r) = RealOrthanc::from_env() else { return };
+    let edge = r.edge(&r.url).start().await;
+    let series = r.instance("ctseries_0003", "series");
+    let middle = r.instance("ctseries_0003", "instance");
+    let tags = r.json(&format!("/series/{series}")).await;
+    let series_uid = tags["MainDicomTags"]["SeriesInstanceUID"].as_str().unwrap().to_owned();
+    let study_uid = r.json(&format!("/studies/{}", r.manifest["study"].as_str().unwrap())).await
+        ["MainDicomTags"]["StudyInstanceUID"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let base = format!("{}/dicom-web/studies/{study_uid}/series/{series_uid}", edge.url);
+    let thumb = get(&format!("{base}/thumbnail?viewport=128,128"), PREVIEW_KEY, "image/jpeg").await;
+    assert_eq!(thumb.status(), 200);
+    assert_eq!(header(&thumb, "content-type"), "image/jpeg");
+    let thumb = thumb.bytes().await.unwrap();
+    let native =
+        get(&format!("{}/instances/{middle}/preview?w=128&h=128&format=jpeg", edge.url), PREVIEW_KEY, "*/*")
+            .await;
+    assert_eq!(header(&native, "x-cache"), "hit-memory");
+    assert_eq!(native.bytes().await.unwrap(), thumb);
+    // Instance-level rendered by UID, full size.
+    let sop = r.instance("ct16", "sop_instance_uid");
+    let ct_series_uid = r.json(&format!("/series/{}", r.instance("ct16", "series"))).await["MainDicomTags"]
+        ["SeriesInstanceUID"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rendered = get(
+        &format!(
+            "{}/dicom-web/studies/{study_uid}/series/{ct_series_uid}/instances/{sop}/rendered",
+            edge.url
+        ),
+        PREVIEW_KEY,
+        "image/png",
+    )
+    .await;
+    assert_eq!(rendered.status(), 200);
+    assert_eq!(header(&rendered, "content-type"), "image/png");
+    let img = image::load_from_memory(&rendered.bytes().await.unwrap()).unwrap();
+    assert_eq!((img.width(), img.height()), (512, 512));
+    // Bad input.
+    for (url, status) in [
+        (format!("{}/dicom-web/studies/1.2/series/1.2.x/thumbnail", edge.url), 400),
+        (format!("{}/dicom-web/studies/{study_uid}/series/1.2.3.999/thumbnail", edge.url), 404),
+        (format!("{base}/thumbnail?viewport=0,5"), 400),
+        (format!("{base}/thumbnail?size=5"), 400),
+        (format!("{}/studies/00000000-00000000-00000000-00000000-00000000/series", edge.url), 404),
+        (format!("{}/studies/not-an-id/series", edge.url), 400),
+    ] {
+        assert_eq!(get(&url, PREVIEW_KEY, "*/*").await.status(), status, "{url}");
+    }
+    edge.stop().await;
+}
+
+#[actix_web::test]
+async fn warm_then_grid_costs_no_render_and_purge_makes_misses() {
+    let Some(r) = RealOrthanc::from_env() else { return };
+    let proxy = CountingProxy::start(&r.url).await;
+    let edge = r.edge(&proxy.url).start().await;
+    let study = r.manifest["study"].as_str().unwrap().to_owned();
+    // Bad jobs first.
+    let too_many: Vec<String> =
+        (0..10_001).map(|i| format!("{i:08x}-00000000-00000000-00000000-00000000")).collect();
+    for (body, status) in [
+        (json!({"studies": [study], "presets": ["nope"]}), 400),
+        (json!({"studies": [], "presets": ["thumb"]}), 400),
+        (json!({"series": too_many, "presets": ["thumb"]}), 400),
+        (json!({"studies": ["bad"], "presets": ["thumb"]}), 400),
+        (json!({"studies": [study], "presets": ["thumb"], "extra": 1}), 400),
+    ] {
+        assert_eq!(post_warm(&edge, WARM_KEY, &body).await.status(), status);
+    }
+    let thumbs = json!({"studies": [study], "presets": ["thumb"]});
+    let denied = post_warm(&edge, PREVIEW_KEY, &thumbs).await;
+    assert_eq!(denied.status(), 403, "warming needs the warm scope");
+
+    let p = wait_job(&edge, &start_warm(&edge, thumbs.clone()).await).await;
+    let instances = r.manifest["instances"].as_object().unwrap().len() as u64;
+    assert_eq!(p["state"], "done");
+    // thumb is `auto`: WebP for browsers and JPEG for viewers, per instance.
+    assert_eq!(p["total"].as_u64().unwrap(), instances * 2, "{p}");
+    assert_eq!(p["failed"].as_u64().unwrap(), 2, "the JPEG 2000 instance cannot be rendered: {p}");
+    assert_eq!(p["failures"][0]["code"], "unsupported-image");
+    let renders_after_warm = proxy.renders();
+    assert!(
+        renders_after_warm as u64 <= instances + 1,
+        "one source render per instance ({renders_after_warm})"
+    );
+
+    // A clinician opens the grid: every thumbnail is a hit, Orthanc renders nothing.
+    let grid: Value =
+        get(&format!("{}/studies/{study}/series", edge.url), PREVIEW_KEY, "*/*").await.json().await.unwrap();
+    for s in grid["series"].as_array().unwrap() {
+        let url = format!("{}{}", edge.url, s["thumbnail"].as_str().unwrap());
+        for accept in [CHROME_ACCEPT, "image/jpeg"] {
+            let t = get(&url, PREVIEW_KEY, accept).await;
+            if s["modality"] == "OT" && t.status() == 415 {
+                continue;
+            }
+            if t.status() == 415 {
+                continue; // the JPEG 2000 series
+            }
+            assert_eq!(t.status(), 200, "{url}");
+            assert!(header(&t, "x-cache").starts_with("hit-"), "{url} {accept}");
+        }
+    }
+    assert_eq!(proxy.renders(), renders_after_warm, "grid after warm-up: zero Orthanc renders");
+
+    // A second warm-up skips everything.
+    let p2 = wait_job(&edge, &start_warm(&edge, thumbs).await).await;
+    assert_eq!(
+        p2["skipped"].as_u64().unwrap() + p2["failed"].as_u64().unwrap(),
+        p2["total"].as_u64().unwrap()
+    );
+
+    // Purge the study: the next request is a miss; a second purge is a no-op.
+    let first_purge = purge(&edge, &study, ADMIN_KEY).await;
+    assert_eq!(first_purge.status(), 200);
+    let purged: Value = first_purge.json().await.unwrap();
+    assert!(purged["entries"].as_u64().unwrap() > 0, "{purged}");
+    assert_eq!(purged["instances"].as_u64().unwrap(), instances);
+    let again: Value = purge(&edge, &study, ADMIN_KEY).await.json().await.unwrap();
+    assert_eq!(again["entries"], 0);
+    let first = grid["series"][0]["thumbnail"].as_str().unwrap();
+    let t = get(&format!("{}{first}", edge.url), PREVIEW_KEY, CHROME_ACCEPT).await;
+    assert_eq!(header(&t, "x-cache"), "miss");
+    assert_eq!(purge(&edge, &study, PREVIEW_KEY).await.status(), 403);
+    edge.stop().await;
+    proxy.stop().await;
+}
+
+#[actix_web::test]
+async fn cancel_stops_a_job() {
+    let Some(r) = RealOrthanc::from_env() else { return };
+    let edge = r.edge(&r.url).envs(&[("ORTHANC_EDGE__WARM__CONCURRENCY", "1")]).start().await;
+    let study = r.manifest["study"].as_str().unwrap().to_owned();
+    let id = start_warm(&edge, json!({"studies": [study], "presets": ["thumb", "grid"]})).await;
+    let cancelled = client()
+        .delete(format!("{}/warm/{id}", edge.url))
+        .header("X-Api-Key", WARM_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), 200);
+    let p = wait_job(&edge, &id).await;
+    assert_eq!(p["state"], "cancelled");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let later: Value = get(&format!("{}/warm/{id}", edge.url), WARM_KEY, "*/*").await.json().await.unwrap();
+    assert!(later["done"].as_u64().unwrap() < later["total"].as_u64().unwrap().max(1), "{later}");
+    let missing = get(&format!("{}/warm/nope", edge.url), WARM_KEY, "*/*").await;
+    assert_eq!(missing.status(), 404);
+    edge.stop().await;
+}
+
+#[actix_web::test]
+async fn changes_follower_warms_new_studies_and_survives_a_restart() {
+    let Some(r) = RealOrthanc::from_env() else { return };
+    let proxy = CountingProxy::start(&r.url).await;
+    let dir = tempfile::tempdir().unwrap();
+    let follow = [("ORTHANC_EDGE__WARM__FOLLOW_CHANGES", "true"), ("ORTHANC_EDGE__WARM__POLL_MS", "200")];
+    let cfg = r.config(&proxy.url, dir.path(), &follow);
+    let edge = TestEdge::start(cfg.clone()).await;
+    let follower = tokio::spawn(edge.state.follower().unwrap().run());
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(proxy.renders(), 0, "the follower starts at Orthanc's current position, not its history");
+
+    // Upload a new study (generated with other UIDs).
+    let gen = tempfile::tempdir().unwrap();
+    let ok = std::process::Command::new("python3")
+        .args(["scripts/dev/gen_dicom.py", gen.path().to_str().unwrap(), "--study", "42", "--slices", "0"])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let mut new_instance = String::new();
+    for name in ["ct16.dcm", "rgb8.dcm"] {
+        let bytes = std::fs::read(gen.path().join(name)).unwrap();
+        let v: Value = client()
+            .post(format!("{}/instances", r.url))
+            .basic_auth(&r.user, Some(&r.password))
+            .body(bytes)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        new_instance = v["ID"].as_str().unwrap().to_owned();
+    }
+    // Orthanc calls the study stable a couple of seconds later; the follower then warms `thumb`.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // Look in the disk tier without making anything (an HTTP probe would make it itself).
+    let key = format!("p/{new_instance}/0/preview.w128.h128.contain.webp.q80");
+    while edge.state.cache.disk().get(key.as_bytes()).unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the new study was not warmed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let t = get(
+        &format!("{}/instances/{new_instance}/preview?preset=thumb", edge.url),
+        PREVIEW_KEY,
+        CHROME_ACCEPT,
+    )
+    .await;
+    assert_eq!(t.status(), 200);
+    assert!(
+        header(&t, "x-cache").starts_with("hit-"),
+        "warmed by the follower: {} after {} renders",
+        header(&t, "x-cache"),
+        proxy.renders()
+    );
+    follower.abort();
+    edge.stop().await;
+
+    // Restart: the position was kept, nothing is warmed again.
+    let before = proxy.renders();
+    let edge = TestEdge::start(cfg).await;
+    let seq = edge.state.cache.disk().state_get("changes-seq").unwrap();
+    assert!(seq.is_some_and(|s| s > 0));
+    let follower = tokio::spawn(edge.state.follower().unwrap().run());
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(proxy.renders(), before, "no re-warming after a restart");
+    follower.abort();
+    edge.stop().await;
+    proxy.stop().await;
+}
