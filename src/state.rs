@@ -19,6 +19,7 @@ use crate::transform::spec::{Limits, Preset};
 use crate::transform::TransformPool;
 use crate::upstream::OrthancClient;
 use crate::warm::changes::Follower;
+use crate::warm::position::Position;
 use crate::warm::Warmer;
 
 #[derive(Clone)]
@@ -122,7 +123,7 @@ impl AppState {
             previews: self.previews.clone(),
             catalog: self.catalog.clone(),
             upstream: self.upstream.clone(),
-            disk: self.cache.disk().clone(),
+            position: Position::in_dir(&self.config.cache.dir),
             presets: w.presets.clone(),
             poll: Duration::from_millis(w.poll_ms),
         })
