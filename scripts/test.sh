@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 scripts/ci/setup-deps.sh
 cargo fmt --check
 scripts/ci/k8s-validate.sh
-cargo clippy --all-targets -- -D warnings
+cargo clippy --all-targets --features test-hooks -- -D warnings
 # The real-Orthanc tests fail rather than skip when run from here.
 export ORTHANC_EDGE_IT_REQUIRED=1
 
@@ -32,10 +32,10 @@ export ORTHANC_EDGE_IT_SMALLFS=$smallfs
 # shellcheck source=scripts/ci/it-orthanc.sh
 source scripts/ci/it-orthanc.sh
 status=0
-cargo nextest run --lib --bins --tests --no-fail-fast -E 'not test(/^faults_real::/)' || status=1
+cargo nextest run --features test-hooks --lib --bins --tests --no-fail-fast -E 'not test(/^faults_real::/)' || status=1
 scripts/ci/test-browser.sh || status=1
 scripts/ci/test-python.sh || status=1
 # Last: these stop, slow and restart the shared Orthanc.
-cargo nextest run --test it -E 'test(/^faults_real::/)' --test-threads 1 --no-fail-fast || status=1
+cargo nextest run --features test-hooks --test it -E 'test(/^faults_real::/)' --test-threads 1 --no-fail-fast || status=1
 scripts/ci/schemathesis.sh || status=1
 exit "$status"

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::lifecycle::Lifecycle;
-use crate::upstream::{Breaker, CircuitState, OrthancClient, UpstreamError};
+use crate::upstream::{Breaker, CircuitState, OrthancClient, UpstreamError, UpstreamStats};
 
 /// How long one ping's answer stands for every probe that follows (unless the circuit changes).
 const PING_EVERY: Duration = Duration::from_secs(1);
@@ -52,6 +52,11 @@ impl Health {
     /// The circuit breaker in front of Orthanc: its state and counters.
     pub fn breaker(&self) -> &Breaker {
         self.upstream.breaker()
+    }
+
+    /// Requests the Orthanc client refused or gave up on: for metrics.
+    pub fn upstream_stats(&self) -> &UpstreamStats {
+        &self.upstream.stats
     }
 
     /// Metadata requests to Orthanc (running, waiting for a slot): for metrics.

@@ -20,6 +20,7 @@ use crate::transform::TransformPool;
 use crate::upstream::catalog::Catalog;
 use crate::upstream::OrthancClient;
 use crate::warm::changes::Follower;
+use crate::warm::position::Position;
 use crate::warm::Warmer;
 
 #[derive(Clone)]
@@ -104,7 +105,7 @@ impl AppState {
             previews: previews.clone(),
             catalog: catalog.clone(),
             upstream: upstream.clone(),
-            disk: cache.disk().clone(),
+            position: Position::in_dir(&config.cache.dir),
             presets: w.presets.clone(),
             poll: Duration::from_millis(w.poll_ms),
         });

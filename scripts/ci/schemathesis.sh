@@ -22,7 +22,8 @@ st=$(command -v schemathesis || echo /opt/orthanc-edge-st/bin/schemathesis)
 if [[ -n ${ORTHANC_EDGE_BIN:-} ]]; then
   bin=$ORTHANC_EDGE_BIN
 else
-  cargo build --quiet --bin orthanc-edge
+  # The features of scripts/test.sh's test run: its build is reused, not redone.
+  cargo build --quiet --features test-hooks --bin orthanc-edge
   bin=${CARGO_TARGET_DIR:-target}/debug/orthanc-edge
 fi
 

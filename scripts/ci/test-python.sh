@@ -14,7 +14,8 @@ source scripts/lib.sh
 
 scratch python
 
-cargo build --quiet --bin orthanc-edge
+# The features of scripts/test.sh's test run: its build is reused, not redone.
+cargo build --quiet --features test-hooks --bin orthanc-edge
 edge_port=$(free_port)
 app_port=$(free_port)
 secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')

@@ -14,6 +14,7 @@ pub async fn snapshot(state: &AppState) -> StateSnapshot {
     let stats = &disk.stats;
     let (metadata_in_flight, metadata_waiting) = state.health.metadata_load();
     let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    let breaker = &state.health.breaker().stats;
     StateSnapshot {
         memory_bytes,
         memory_entries: memory.entry_count(),
@@ -23,6 +24,15 @@ pub async fn snapshot(state: &AppState) -> StateSnapshot {
         disk_evictions: load(&stats.evictions),
         checksum_failures: load(&stats.checksum_failures),
         disk_write_errors: load(&stats.write_errors),
+        disk_writes_skipped: load(&stats.writes_skipped),
+        disk_read_errors: load(&stats.read_errors),
+        disk_verified: load(&stats.verified),
+        upstream_queue_timeouts: load(&state.health.upstream_stats().queue_timeouts),
+        circuit_opened: load(&breaker.opened),
+        circuit_closed: load(&breaker.closed),
+        circuit_rejected: load(&breaker.rejected),
+        circuit_probes: load(&breaker.probes),
+        circuit_probe_failures: load(&breaker.probe_failures),
         transform_in_flight: state.previews.transform_in_flight() as u64,
         metadata_in_flight: metadata_in_flight as u64,
         metadata_waiting: metadata_waiting as u64,

@@ -88,7 +88,7 @@ pub async fn request_context(
         req.extensions_mut().insert::<ClientAddr>(c);
     }
     let client = client.map_or_else(|| "-".to_owned(), |c| c.ip.to_string());
-    // The path only: query strings may carry credentials in later versions of the API.
+    // The path only: a query string is whatever the client put there, secrets included.
     let path: String = req.path().chars().take(200).collect();
     let method = req.method().as_str().to_owned();
     let span = tracing::info_span!(

@@ -2,8 +2,8 @@
 //!
 //! Event metrics (requests, lookups, upstream calls, transforms, denials) live in one process-wide
 //! registry so any module records with a plain function call. State metrics (cache sizes, queue
-//! depth, disk counters) are read from an [`StateSnapshot`] at scrape time, so nothing has to keep
-//! them in step.
+//! depth, disk, upstream and breaker counters) are read from a [`StateSnapshot`] at scrape time,
+//! so nothing has to keep them in step.
 
 use std::fmt::Write as _;
 use std::sync::LazyLock;
@@ -68,6 +68,11 @@ pub struct TierLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
     pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ToLabels {
+    pub to: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -195,6 +200,17 @@ pub struct StateSnapshot {
     pub disk_evictions: u64,
     pub checksum_failures: u64,
     pub disk_write_errors: u64,
+    pub disk_writes_skipped: u64,
+    pub disk_read_errors: u64,
+    pub disk_verified: u64,
+    /// Requests to Orthanc that gave up waiting for a slot.
+    pub upstream_queue_timeouts: u64,
+    /// The circuit breaker's counters.
+    pub circuit_opened: u64,
+    pub circuit_closed: u64,
+    pub circuit_rejected: u64,
+    pub circuit_probes: u64,
+    pub circuit_probe_failures: u64,
     pub transform_in_flight: u64,
     /// Metadata requests to Orthanc holding a slot, and queued for one.
     pub metadata_in_flight: u64,
@@ -242,6 +258,50 @@ fn state_registry(s: &StateSnapshot) -> Registry {
         "cache_disk_write_errors",
         "Disk tier writes that failed (the image was still served from memory)",
         counter(s.disk_write_errors),
+    );
+    r.register(
+        "cache_disk_writes_skipped",
+        "Disk tier writes not attempted because too many were pending (a slow or stuck disk)",
+        counter(s.disk_writes_skipped),
+    );
+    r.register(
+        "cache_disk_read_errors",
+        "Disk tier reads that failed or took too long (answered as misses)",
+        counter(s.disk_read_errors),
+    );
+    r.register(
+        "cache_disk_verified",
+        "Disk entries whose checksum the start-up scan verified (damaged ones count as checksum failures)",
+        counter(s.disk_verified),
+    );
+    r.register(
+        "upstream_queue_timeouts",
+        "Requests to Orthanc that gave up waiting for a render or metadata slot within orthanc.timeout_ms",
+        counter(s.upstream_queue_timeouts),
+    );
+    let changes = Family::<ToLabels, Counter>::default();
+    changes.get_or_create(&ToLabels { to: "open" }).inc_by(s.circuit_opened);
+    changes.get_or_create(&ToLabels { to: "closed" }).inc_by(s.circuit_closed);
+    r.register(
+        "upstream_circuit_changes",
+        "Times the circuit breaker in front of Orthanc opened or closed",
+        changes,
+    );
+    r.register(
+        "upstream_circuit_rejected",
+        "Requests refused at once because the circuit was open (the sum over op of upstream_requests \
+         with outcome upstream-circuit-open)",
+        counter(s.circuit_rejected),
+    );
+    let probes = Family::<OutcomeLabels, Counter>::default();
+    probes
+        .get_or_create(&OutcomeLabels { outcome: "ok" })
+        .inc_by(s.circuit_probes.saturating_sub(s.circuit_probe_failures));
+    probes.get_or_create(&OutcomeLabels { outcome: "failed" }).inc_by(s.circuit_probe_failures);
+    r.register(
+        "upstream_circuit_probes",
+        "Background pings of Orthanc while the circuit was open, by outcome",
+        probes,
     );
     r.register(
         "transform_queue_depth",

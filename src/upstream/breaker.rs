@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Counters of the breaker's life, for logs now and metrics later.
+/// Counters of the breaker's life, exported on `/metrics` as `upstream_circuit_*` (see RELIABILITY.md).
 #[derive(Debug, Default)]
 pub struct BreakerStats {
     /// Times the circuit opened.

@@ -36,16 +36,13 @@ pub struct UpstreamImage {
     pub elapsed: Duration,
 }
 
-/// Counters of requests the client refused or gave up on, for logs now and metrics later.
+/// What `upstream_requests` cannot tell apart, exported on `/metrics` (see RELIABILITY.md).
+/// Requests refused as busy and failures are outcomes of `upstream_requests` already.
 #[derive(Debug, Default)]
 pub struct UpstreamStats {
-    /// Refused at once: `max_concurrency` renders running and `max_waiting` already queued (or
-    /// the same for metadata requests).
-    pub busy: AtomicU64,
-    /// Gave up waiting for a render or metadata slot within `timeout_ms`.
+    /// Gave up waiting for a render or metadata slot within `timeout_ms` (counted among the
+    /// `upstream-timeout` outcomes, with requests Orthanc was too slow to answer).
     pub queue_timeouts: AtomicU64,
-    /// Requests that failed in a way that counts against Orthanc (timeout, unreachable, 5xx).
-    pub failures: AtomicU64,
 }
 
 /// The only code that talks to Orthanc. Cheap to clone.
@@ -228,7 +225,6 @@ impl OrthancClient {
                     Priority::Interactive => match Waiting::enter(&self.waiting, self.max_waiting) {
                         Some(place) => Some(place),
                         None => {
-                            self.stats.busy.fetch_add(1, Ordering::Relaxed);
                             return Err(UpstreamError::Busy);
                         }
                     },
@@ -248,7 +244,6 @@ impl OrthancClient {
             .unwrap_or(Err(UpstreamError::Timeout));
         match &result {
             Err(e) if e.is_upstream_failure() => {
-                self.stats.failures.fetch_add(1, Ordering::Relaxed);
                 if self.breaker.failure() {
                     self.spawn_probe();
                 }
@@ -382,7 +377,6 @@ impl OrthancClient {
             // Refused before reaching Orthanc: says nothing about its health.
             Err(UpstreamError::Busy) => {}
             Err(e) if e.is_upstream_failure() => {
-                self.stats.failures.fetch_add(1, Ordering::Relaxed);
                 if self.breaker.failure() {
                     self.spawn_probe();
                 }
@@ -407,7 +401,6 @@ impl OrthancClient {
         let _slot = match tokio::time::timeout_at(deadline, self.metadata.acquire()).await {
             Ok(Ok(slot)) => slot,
             Ok(Err(_full)) => {
-                self.stats.busy.fetch_add(1, Ordering::Relaxed);
                 return Err(UpstreamError::Busy);
             }
             Err(_) => {

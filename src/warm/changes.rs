@@ -1,18 +1,16 @@
 //! Follows Orthanc's `/changes`: warms new stable studies/series, drops entries of changed instances.
-//! The last sequence number lives in the disk tier, so restarts do not re-warm everything.
+//! The last sequence number is kept in a [`Position`] file, so restarts do not re-warm everything.
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use super::position::Position;
 use super::Warmer;
-use crate::cache::DiskCache;
 use crate::ids::OrthancId;
 use crate::model::Level;
 use crate::previews::PreviewService;
 use crate::upstream::catalog::Catalog;
 use crate::upstream::OrthancClient;
 
-const SEQ_KEY: &str = "changes-seq";
 const BATCH: u32 = 100;
 
 #[derive(Clone)]
@@ -21,7 +19,7 @@ pub struct Follower {
     pub previews: PreviewService,
     pub catalog: Catalog,
     pub upstream: OrthancClient,
-    pub disk: Arc<DiskCache>,
+    pub position: Position,
     pub presets: Vec<String>,
     pub poll: Duration,
 }
@@ -91,15 +89,17 @@ impl Follower {
     }
 
     async fn load_seq(&self) -> Option<u64> {
-        let disk = self.disk.clone();
-        tokio::task::spawn_blocking(move || disk.state_get(SEQ_KEY)).await.ok()?.ok()?
+        let position = self.position.clone();
+        tokio::task::spawn_blocking(move || position.load()).await.ok()?
     }
 
     async fn store_seq(&self, seq: u64) {
-        let disk = self.disk.clone();
-        let stored = tokio::task::spawn_blocking(move || disk.state_put(SEQ_KEY, seq)).await;
-        if !matches!(stored, Ok(Ok(()))) {
-            tracing::warn!("changes follower: could not store its position");
+        let position = self.position.clone();
+        let stored = tokio::task::spawn_blocking(move || position.store(seq).map_err(|e| e.to_string()))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        if let Err(error) = stored {
+            tracing::warn!(%error, "changes follower: could not store its position");
         }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod changes;
 pub mod client;
+pub mod position;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

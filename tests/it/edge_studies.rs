@@ -333,7 +333,7 @@ async fn changes_follower_warms_new_studies_and_survives_a_restart() {
     // Restart: the position was kept, nothing is warmed again.
     let before = proxy.renders();
     let edge = TestEdge::start(cfg).await;
-    let seq = edge.state.cache.disk().state_get("changes-seq").unwrap();
+    let seq = orthanc_edge::warm::position::Position::in_dir(&edge.state.config.cache.dir).load();
     assert!(seq.is_some_and(|s| s > 0));
     let follower = tokio::spawn(edge.state.follower().unwrap().run());
     tokio::time::sleep(Duration::from_millis(1000)).await;

@@ -149,3 +149,47 @@ async fn metrics_only_on_the_admin_listener_and_probes_on_both() {
     edge.stop().await;
     fake.stop().await;
 }
+
+#[actix_web::test]
+async fn disk_upstream_and_breaker_counters_are_exported() {
+    let fake = FakeOrthanc::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = test_config(&fake.url, dir.path(), &[("ORTHANC_EDGE__ORTHANC__BREAKER_FAILURES", "1")]);
+    let edge = TestEdge::start(cfg.clone()).await;
+    let c = client();
+    let r = c.get(edge.preview_url(ID)).header("X-Api-Key", PREVIEW_KEY).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    edge.state.cache.settle_writes(Duration::from_secs(5)).await;
+    // One failure opens the circuit; the next miss is refused at once.
+    fake.set_mode(Mode::Status(500));
+    for expected in [502, 503] {
+        let r = c.get(edge.preview_url(ID2)).header("X-Api-Key", PREVIEW_KEY).send().await.unwrap();
+        assert_eq!(r.status(), expected);
+    }
+    let text = scrape(&edge).await;
+    for series in [
+        "orthanc_edge_cache_disk_writes_skipped_total",
+        "orthanc_edge_cache_disk_read_errors_total",
+        "orthanc_edge_cache_disk_verified_total",
+        "orthanc_edge_upstream_queue_timeouts_total",
+        "orthanc_edge_upstream_circuit_changes_total{to=\"closed\"}",
+        "orthanc_edge_upstream_circuit_probes_total{outcome=\"ok\"}",
+        "orthanc_edge_upstream_circuit_probes_total{outcome=\"failed\"}",
+    ] {
+        assert!(text.lines().any(|l| l.starts_with(&format!("{series} "))), "missing {series} in\n{text}");
+    }
+    assert_eq!(value(&text, "orthanc_edge_upstream_circuit_changes_total{to=\"open\"}"), 1.0);
+    assert_eq!(value(&text, "orthanc_edge_upstream_circuit_rejected_total"), 1.0);
+    edge.stop().await;
+
+    // After a restart the start-up scan verifies the entry the first edge stored.
+    fake.set_mode(Mode::Normal);
+    let edge = TestEdge::start(cfg).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while value(&scrape(&edge).await, "orthanc_edge_cache_disk_verified_total") < 1.0 {
+        assert!(std::time::Instant::now() < deadline, "the start-up scan was not counted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    edge.stop().await;
+    fake.stop().await;
+}
