@@ -12,6 +12,7 @@ pub mod ids;
 pub mod lifecycle;
 pub mod previews;
 pub mod state;
+pub mod sync;
 pub mod telemetry;
 pub mod transform;
 pub mod upstream;

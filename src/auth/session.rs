@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::{AuthError, LinkBinding, Principal, ResourceSet, Scope, Via};
 use crate::config::{JwtConfig, Secret, SignConfig};
 use crate::ids::OrthancId;
+use crate::sync::RwLockExt as _;
 
 /// Most resource ids a token may list (bounds the work one token can cause).
 pub const MAX_RESOURCES: usize = 10_000;
@@ -234,9 +235,7 @@ impl SessionKeys {
         match fetch_jwks(j, &self.inner.rules).await {
             Ok(keys) => {
                 tracing::info!(keys = keys.len(), "JWKS refreshed");
-                if let Ok(mut slot) = j.keys.write() {
-                    *slot = Arc::new(keys);
-                }
+                *j.keys.write_locked() = Arc::new(keys);
                 // A key may have left the set: nothing it signed stays trusted from memory.
                 self.inner.verified.invalidate_all();
             }
@@ -247,7 +246,7 @@ impl SessionKeys {
 
     fn jwks_keys(&self) -> Arc<Vec<VerifyKey>> {
         match &self.inner.jwks {
-            Some(j) => j.keys.read().map(|k| k.clone()).unwrap_or_else(|_| Arc::new(Vec::new())),
+            Some(j) => j.keys.read_locked().clone(),
             None => Arc::new(Vec::new()),
         }
     }
