@@ -15,19 +15,19 @@ use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, Secret};
+use crate::config::{Config, ConfigError, Secret};
 use crate::error::AppError;
 use crate::ids::OrthancId;
 use crate::upstream::{OrthancClient, UpstreamError};
 
 pub use crate::ids::Level;
-pub use api_key::{hash_key, ApiKeys};
+pub use api_key::{hash_key, scopes_of, ApiKeys};
 pub use credential::{presented_in_cookie, strip_token_param, TOKEN_PARAM};
 pub use delegate::Delegate;
 pub use limit::FailureLimiter;
 pub use link::{check_link, LinkBinding, LinkRefusal, LinkRoute};
 pub use parents::Parents;
-pub use session::{asymmetric_alg, Minted, Minter, SessionKeys, MAX_RESOURCES};
+pub use session::{asymmetric_alg, check_algorithms, Minted, Minter, SessionKeys, MAX_RESOURCES};
 
 /// What a credential allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
@@ -210,15 +210,25 @@ impl std::fmt::Debug for Authenticator {
     }
 }
 
+/// What `Config::validate` leaves to auth, which owns the words: API key scopes and the JWT
+/// public keys' algorithms. Run by `Authenticator::from_config`, and by `check-config`.
+pub fn check_config(cfg: &Config) -> Result<(), ConfigError> {
+    for (i, key) in cfg.auth.api_keys.iter().enumerate() {
+        scopes_of(key, &format!("auth.api_keys[{i}]"))?;
+    }
+    check_algorithms(&cfg.auth.jwt)
+}
+
 impl Authenticator {
     /// Build from validated config. Reads key files; blocking, call at start-up.
     pub fn from_config(cfg: &Config, upstream: OrthancClient) -> anyhow::Result<Self> {
+        check_config(cfg)?;
         let secret = cfg.jwt_secret()?;
         let sessions = SessionKeys::from_config(&cfg.auth.jwt, secret.as_ref())?;
         let minter = secret.as_ref().map(|s| Minter::new(s, &cfg.auth.jwt, &cfg.auth.sign));
         let delegate = Delegate::from_config(&cfg.auth.delegate)?;
         Ok(Self {
-            api_keys: ApiKeys::from_config(&cfg.auth.api_keys),
+            api_keys: ApiKeys::from_config(&cfg.auth.api_keys)?,
             sessions,
             minter,
             delegate,

@@ -12,7 +12,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use super::{AuthError, LinkBinding, Principal, ResourceSet, Scope, Via};
-use crate::config::{JwtConfig, Secret, SignConfig};
+use crate::config::{invalid, ConfigError, JwtConfig, Secret, SignConfig};
 use crate::ids::OrthancId;
 use crate::sync::RwLockExt as _;
 
@@ -27,6 +27,22 @@ pub const MAX_JWKS_BYTES: usize = 1 << 20;
 pub fn asymmetric_alg(name: &str) -> Option<Algorithm> {
     let alg = Algorithm::from_str(name).ok()?;
     (!matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)).then_some(alg)
+}
+
+/// Every `auth.jwt.public_keys[i].alg` names an asymmetric algorithm.
+pub fn check_algorithms(cfg: &JwtConfig) -> Result<(), ConfigError> {
+    for (i, k) in cfg.public_keys.iter().enumerate() {
+        if asymmetric_alg(&k.alg).is_none() {
+            return Err(invalid(
+                &format!("auth.jwt.public_keys[{i}].alg"),
+                format!(
+                    "`{}` is not one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA",
+                    k.alg
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// One verification key, pinned to exactly one algorithm.
