@@ -5,6 +5,7 @@ mod credential;
 mod delegate;
 mod limit;
 mod link;
+mod mint;
 mod parents;
 mod session;
 
@@ -26,8 +27,9 @@ pub use credential::{presented_in_cookie, strip_token_param, TOKEN_PARAM};
 pub use delegate::Delegate;
 pub use limit::FailureLimiter;
 pub use link::{check_link, LinkBinding, LinkRefusal, LinkRoute};
+pub use mint::{Minted, Minter};
 pub use parents::Parents;
-pub use session::{asymmetric_alg, check_algorithms, Minted, Minter, SessionKeys, MAX_RESOURCES};
+pub use session::{asymmetric_alg, check_algorithms, SessionKeys, MAX_RESOURCES};
 
 /// What a credential allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
