@@ -88,7 +88,7 @@ pub enum Via {
         sub: Arc<str>,
     },
     /// Decided per resource by the validator (`auth.delegate`).
-    Delegated(Arc<delegate::Presented>),
+    Delegated(Arc<delegate::ForwardedCredential>),
 }
 
 /// An authenticated caller. Handlers receive this, never a raw header.
@@ -274,7 +274,7 @@ impl Authenticator {
     }
 
     async fn resolve(&self, req: &HttpRequest) -> Result<Principal, AuthError> {
-        use credential::Presented as P;
+        use credential::PresentedCredential as P;
         match credential::presented(req, &self.cookie)? {
             P::ApiKey(key) => self.api_keys.verify(key).ok_or(AuthError::Invalid),
             P::Bearer(value) => {

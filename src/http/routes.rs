@@ -3,7 +3,7 @@
 use actix_web::dev::Handler;
 use actix_web::{web, FromRequest, HttpResponse, Resource, Responder};
 
-use super::{admin, auth, dicomweb, health, previews, purge, studies, warm};
+use super::{admin, dicomweb, health, previews, purge, studies, tokens, warm};
 use crate::error::AppError;
 
 /// A resource answering GET and HEAD with `handler`, and 405 to anything else.
@@ -45,11 +45,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             dicomweb::image,
         ))
         // Minting session tokens and signed links (scope `mint`).
-        .service(web::resource("/auth/sign").route(web::post().to(auth::sign)).default_service(only("POST")))
+        .service(
+            web::resource("/auth/sign").route(web::post().to(tokens::sign)).default_service(only("POST")),
+        )
         .service(
             web::resource("/auth/session")
-                .route(web::post().to(auth::session))
-                .route(web::delete().to(auth::end_session))
+                .route(web::post().to(tokens::session))
+                .route(web::delete().to(tokens::end_session))
                 .default_service(only("POST, DELETE")),
         )
         // Warm-up jobs and purges.
