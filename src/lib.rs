@@ -13,6 +13,7 @@ pub mod model;
 pub mod previews;
 pub mod state;
 pub mod studies;
+pub mod sync;
 pub mod telemetry;
 pub mod transform;
 pub mod upstream;

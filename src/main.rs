@@ -102,6 +102,9 @@ fn load(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
     let cfg = Config::load(path)?;
     // A password file that cannot be read is a configuration error too.
     cfg.orthanc_password()?;
+    // So are the values whose owners check them (API key scopes, JWT algorithms, presets).
+    auth::check_config(&cfg)?;
+    orthanc_edge::transform::spec::presets_from_config(&cfg)?;
     Ok(cfg)
 }
 

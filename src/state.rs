@@ -15,7 +15,7 @@ use crate::http::{Cors, TrustedProxies};
 use crate::lifecycle::Lifecycle;
 use crate::previews::{MakeLimits, PreviewService};
 use crate::studies::Studies;
-use crate::transform::spec::{Limits, Preset};
+use crate::transform::spec::{presets_from_config, Limits, Preset};
 use crate::transform::TransformPool;
 use crate::upstream::catalog::Catalog;
 use crate::upstream::OrthancClient;
@@ -74,12 +74,8 @@ impl AppState {
             MissBudget::new(t.misses_per_minute, t.miss_burst),
             Duration::from_secs(config.cache.negative_ttl_s),
         );
-        let limits = Limits {
-            allow_arbitrary: t.allow_arbitrary,
-            max_dimension: t.max_dimension,
-            default_quality: t.default_quality,
-        };
-        let presets = Arc::new(config.presets.clone());
+        let limits = Limits::from_config(t);
+        let presets = Arc::new(presets_from_config(&config)?);
         let warm_concurrency = match config.warm.concurrency {
             0 => config.orthanc.max_concurrency * 2,
             n => n,

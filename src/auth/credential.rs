@@ -11,7 +11,7 @@ pub const TOKEN_PARAM: &str = "token";
 
 /// The first credential found, in precedence order.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Presented<'a> {
+pub enum PresentedCredential<'a> {
     /// `X-Api-Key`.
     ApiKey(&'a str),
     /// `Authorization: Bearer …`: an API key or a session token.
@@ -26,14 +26,14 @@ pub enum Presented<'a> {
 
 /// X-Api-Key, then Authorization: Bearer, then `?token=`, then the session cookie.
 /// Explicit credentials beat the ambient cookie: a signed link works next to a stale cookie.
-pub fn presented<'a>(req: &'a HttpRequest, cookie: &str) -> Result<Presented<'a>, AuthError> {
+pub fn presented<'a>(req: &'a HttpRequest, cookie: &str) -> Result<PresentedCredential<'a>, AuthError> {
     let headers = req.headers();
     if let Some(v) = headers.get("x-api-key") {
         let key = v.to_str().ok().map(str::trim).filter(|s| !s.is_empty()).ok_or(AuthError::Invalid)?;
-        return Ok(Presented::ApiKey(key));
+        return Ok(PresentedCredential::ApiKey(key));
     }
     if let Some(b) = bearer(req) {
-        return Ok(Presented::Bearer(b));
+        return Ok(PresentedCredential::Bearer(b));
     }
     let qs = req.query_string();
     if may_hold_token(qs) {
@@ -45,19 +45,19 @@ pub fn presented<'a>(req: &'a HttpRequest, cookie: &str) -> Result<Presented<'a>
             if tokens.next().is_some() || t.is_empty() {
                 return Err(AuthError::Invalid);
             }
-            return Ok(Presented::Token(t));
+            return Ok(PresentedCredential::Token(t));
         }
     }
     if let Some(c) = session_cookie(req, cookie) {
-        return Ok(Presented::Cookie(c));
+        return Ok(PresentedCredential::Cookie(c));
     }
-    Ok(Presented::Nothing)
+    Ok(PresentedCredential::Nothing)
 }
 
 /// Did the request's credential come from the session cookie (the ambient one, which a page's
 /// scripts cannot read and so must never be shown)?
 pub fn presented_in_cookie(req: &HttpRequest, cookie: &str) -> bool {
-    matches!(presented(req, cookie), Ok(Presented::Cookie(_)))
+    matches!(presented(req, cookie), Ok(PresentedCredential::Cookie(_)))
 }
 
 fn bearer(req: &HttpRequest) -> Option<&str> {
@@ -124,7 +124,7 @@ mod tests {
     use super::*;
     use actix_web::test::TestRequest;
 
-    fn p(req: &HttpRequest) -> Presented<'_> {
+    fn p(req: &HttpRequest) -> PresentedCredential<'_> {
         presented(req, "sess").unwrap()
     }
 
@@ -134,23 +134,23 @@ mod tests {
             .insert_header(("X-Api-Key", " k1 "))
             .insert_header(("Authorization", "Bearer k2"))
             .to_http_request();
-        assert_eq!(p(&r), Presented::ApiKey("k1"));
+        assert_eq!(p(&r), PresentedCredential::ApiKey("k1"));
         let r = TestRequest::with_uri("/x?token=t1")
             .insert_header(("Authorization", "bearer   k3"))
             .insert_header(("Cookie", "sess=c1"))
             .to_http_request();
-        assert_eq!(p(&r), Presented::Bearer("k3"));
+        assert_eq!(p(&r), PresentedCredential::Bearer("k3"));
         let r = TestRequest::with_uri("/x?w=1&token=t1")
             .insert_header(("Cookie", "a=b; sess=c1"))
             .to_http_request();
-        assert_eq!(p(&r), Presented::Token("t1".into()));
+        assert_eq!(p(&r), PresentedCredential::Token("t1".into()));
         let r = TestRequest::with_uri("/x").insert_header(("Cookie", "a=b; sess=c1; c=d")).to_http_request();
-        assert_eq!(p(&r), Presented::Cookie("c1".into()));
+        assert_eq!(p(&r), PresentedCredential::Cookie("c1".into()));
         let r = TestRequest::default()
             .insert_header(("Authorization", "Basic dXNlcjpwdw=="))
             .insert_header(("Cookie", "sessx=1"))
             .to_http_request();
-        assert_eq!(p(&r), Presented::Nothing);
+        assert_eq!(p(&r), PresentedCredential::Nothing);
         let r = TestRequest::with_uri("/x?token=a&token=b").to_http_request();
         assert!(presented(&r, "sess").is_err());
         let r = TestRequest::with_uri("/x?token=").to_http_request();
@@ -171,7 +171,7 @@ mod tests {
         let r = TestRequest::default()
             .insert_header(("Cookie", &b"lang=fran\xc3\xa7ais; sess=t1; x=\xff"[..]))
             .to_http_request();
-        assert_eq!(p(&r), Presented::Cookie("t1".into()));
+        assert_eq!(p(&r), PresentedCredential::Cookie("t1".into()));
     }
 
     #[test]
@@ -259,18 +259,18 @@ mod tests {
                 let within = |v: &[u8], n: &str| sent(n).iter().any(|h| h.windows(v.len()).any(|w| w == v));
                 let clean = |v: &str| !v.is_empty() && v.trim() == v;
                 match presented(&req, "sess") {
-                    Ok(Presented::ApiKey(k)) => prop_assert!(clean(k) && within(k.as_bytes(), "x-api-key")),
-                    Ok(Presented::Bearer(b)) => {
+                    Ok(PresentedCredential::ApiKey(k)) => prop_assert!(clean(k) && within(k.as_bytes(), "x-api-key")),
+                    Ok(PresentedCredential::Bearer(b)) => {
                         prop_assert!(clean(b) && within(b.as_bytes(), "authorization"));
                         prop_assert!(sent("x-api-key").is_empty());
                     }
-                    Ok(Presented::Token(t)) => prop_assert_eq!(t, "t"),
-                    Ok(Presented::Cookie(c)) => {
+                    Ok(PresentedCredential::Token(t)) => prop_assert_eq!(t, "t"),
+                    Ok(PresentedCredential::Cookie(c)) => {
                         prop_assert!(clean(&c) && !c.contains(';') && !c.starts_with('"') && !c.ends_with('"'));
                         prop_assert!(within(b"sess=", "cookie") && within(c.as_bytes(), "cookie"));
                         prop_assert!(sent("x-api-key").is_empty() && query == "/x");
                     }
-                    Ok(Presented::Nothing) => prop_assert!(sent("x-api-key").is_empty()),
+                    Ok(PresentedCredential::Nothing) => prop_assert!(sent("x-api-key").is_empty()),
                     Err(e) => prop_assert!(matches!(e, AuthError::Invalid), "{e:?}"),
                 }
             }
@@ -299,7 +299,7 @@ mod tests {
                     raw.push(("cookie", h));
                 }
                 let req = request(&raw, "/x").expect("cookie bytes are header-safe");
-                let want = expected.map_or(Presented::Nothing, Presented::Cookie);
+                let want = expected.map_or(PresentedCredential::Nothing, PresentedCredential::Cookie);
                 prop_assert_eq!(presented(&req, "sess").unwrap(), want);
             }
 
@@ -314,7 +314,7 @@ mod tests {
                 let header = format!("{lead}{scheme}{sep}{value}{trail}");
                 let req = request(&[("authorization", header.clone().into_bytes())], "/x").unwrap();
                 let bearer = scheme.eq_ignore_ascii_case("bearer") && sep.starts_with(' ') && !value.is_empty();
-                let want = if bearer { Presented::Bearer(&value) } else { Presented::Nothing };
+                let want = if bearer { PresentedCredential::Bearer(&value) } else { PresentedCredential::Nothing };
                 prop_assert_eq!(presented(&req, "sess").unwrap(), want, "{:?}", header);
             }
         }

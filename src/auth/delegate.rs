@@ -32,7 +32,7 @@ enum Covers {
 type Key = ([u8; 32], Covers);
 
 /// The forwarded credential of one request. The raw values are kept only for the validator call.
-pub struct Presented {
+pub struct ForwardedCredential {
     digest: [u8; 32],
     headers: Vec<(HeaderName, HeaderValue)>,
     /// The request's path rebuilt from its validated parameters (see `canonical_path`).
@@ -44,13 +44,13 @@ pub struct Presented {
     pub client: Option<IpAddr>,
 }
 
-impl std::fmt::Debug for Presented {
+impl std::fmt::Debug for ForwardedCredential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Presented").field("digest", &self.short_digest()).finish_non_exhaustive()
+        f.debug_struct("ForwardedCredential").field("digest", &self.short_digest()).finish_non_exhaustive()
     }
 }
 
-impl Presented {
+impl ForwardedCredential {
     /// A short, non-reversible name for logs.
     pub fn short_digest(&self) -> String {
         self.digest[..4].iter().map(|b| format!("{b:02x}")).collect()
@@ -163,7 +163,7 @@ impl Delegate {
     }
 
     /// The request's forwarded credential, or `None` when it carries none of the headers.
-    pub fn presented(&self, req: &HttpRequest, client: Option<IpAddr>) -> Option<Presented> {
+    pub fn presented(&self, req: &HttpRequest, client: Option<IpAddr>) -> Option<ForwardedCredential> {
         let mut hasher = blake3::Hasher::new_keyed(&self.inner.digest_key);
         let mut headers = Vec::new();
         for name in &self.inner.forward {
@@ -178,7 +178,7 @@ impl Delegate {
         if headers.is_empty() {
             return None;
         }
-        Some(Presented {
+        Some(ForwardedCredential {
             digest: *hasher.finalize().as_bytes(),
             headers,
             path: canonical_path(req),
@@ -190,7 +190,7 @@ impl Delegate {
 
     /// The validator's answer for `p` on what `ask` names; `Err` when denied or unavailable.
     /// Concurrent requests for the same key share one validator call.
-    pub async fn decide<F>(&self, p: &Presented, ask: Ask<'_, F>) -> Result<Allowed, AuthError>
+    pub async fn decide<F>(&self, p: &ForwardedCredential, ask: Ask<'_, F>) -> Result<Allowed, AuthError>
     where
         F: Future<Output = Result<Described, UpstreamError>>,
     {
@@ -230,7 +230,12 @@ impl Delegate {
         verdict(d.verdict)
     }
 
-    async fn call(&self, p: &Presented, level: Level, described: &Described) -> Result<Decision, AuthError> {
+    async fn call(
+        &self,
+        p: &ForwardedCredential,
+        level: Level,
+        described: &Described,
+    ) -> Result<Decision, AuthError> {
         let i = &self.inner;
         let mut req = i
             .http

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use super::AuthError;
 use crate::budget::KeyedBudget;
 use crate::config::RateLimitConfig;
+use crate::sync::LockExt as _;
 
 #[derive(Clone, Default)]
 pub struct FailureLimiter {
@@ -46,9 +47,7 @@ impl FailureLimiter {
         if inner.blocked_count.load(Ordering::Relaxed) == 0 {
             return Ok(());
         }
-        let Ok(mut blocked) = inner.blocked.lock() else {
-            return Ok(());
-        };
+        let mut blocked = inner.blocked.locked();
         let now = Instant::now();
         match blocked.get(&ip) {
             Some(&until) if until > now => Err(limited(until - now)),
@@ -70,12 +69,12 @@ impl FailureLimiter {
             Ok(()) => Ok(()),
             Err(wait) => {
                 let wait = wait.max(Duration::from_secs(1));
-                if let Ok(mut blocked) = inner.blocked.lock() {
-                    let now = Instant::now();
-                    blocked.retain(|_, until| *until > now);
-                    blocked.insert(ip, now + wait);
-                    inner.blocked_count.store(blocked.len(), Ordering::Relaxed);
-                }
+                let mut blocked = inner.blocked.locked();
+                let now = Instant::now();
+                blocked.retain(|_, until| *until > now);
+                blocked.insert(ip, now + wait);
+                inner.blocked_count.store(blocked.len(), Ordering::Relaxed);
+                drop(blocked);
                 tracing::warn!(target: "audit", client = %ip, retry_after_s = wait.as_secs(), "too many failed authentications");
                 Err(limited(wait))
             }
@@ -110,5 +109,21 @@ mod tests {
         for _ in 0..100 {
             assert!(off.failed(a).is_ok());
         }
+    }
+
+    #[test]
+    fn a_poisoned_block_list_still_refuses() {
+        let l = FailureLimiter::new(&RateLimitConfig { failures_per_minute: 6, burst: 1 });
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        assert!(l.failed(a).is_ok());
+        assert!(l.failed(a).is_err());
+        let inner = l.inner.clone().unwrap();
+        let _ = std::thread::spawn(move || {
+            let _g = inner.blocked.lock().unwrap();
+            panic!("poison the block list");
+        })
+        .join();
+        assert!(matches!(l.check(a), Err(AuthError::RateLimited { .. })), "never fail open");
+        assert!(matches!(l.failed(a), Err(AuthError::RateLimited { .. })));
     }
 }

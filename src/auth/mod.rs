@@ -5,6 +5,7 @@ mod credential;
 mod delegate;
 mod limit;
 mod link;
+mod mint;
 mod parents;
 mod session;
 
@@ -14,19 +15,20 @@ use std::sync::Arc;
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 
-use crate::config::{Config, Secret};
+use crate::config::{Config, ConfigError, Secret};
 use crate::error::AppError;
 use crate::ids::OrthancId;
 use crate::upstream::{OrthancClient, UpstreamError};
 
 pub use crate::model::{Level, Scope};
-pub use api_key::{hash_key, ApiKeys};
+pub use api_key::{hash_key, scopes_of, ApiKeys};
 pub use credential::{presented_in_cookie, strip_token_param, TOKEN_PARAM};
 pub use delegate::Delegate;
 pub use limit::FailureLimiter;
 pub use link::{check_link, LinkBinding, LinkRefusal, LinkRoute};
+pub use mint::{Minted, Minter};
 pub use parents::Parents;
-pub use session::{asymmetric_alg, Minted, Minter, SessionKeys, MAX_RESOURCES};
+pub use session::{asymmetric_alg, check_algorithms, SessionKeys, MAX_RESOURCES};
 
 /// Orthanc resources a credential is restricted to (from a token's `studies`/`series`/`instances`
 /// claims, or a validator's allowed-studies header).
@@ -59,7 +61,7 @@ pub enum Via {
         sub: Arc<str>,
     },
     /// Decided per resource by the validator (`auth.delegate`).
-    Delegated(Arc<delegate::Presented>),
+    Delegated(Arc<delegate::ForwardedCredential>),
 }
 
 /// An authenticated caller. Handlers receive this, never a raw header.
@@ -183,15 +185,25 @@ impl std::fmt::Debug for Authenticator {
     }
 }
 
+/// What `Config::validate` leaves to auth, which owns the words: API key scopes and the JWT
+/// public keys' algorithms. Run by `Authenticator::from_config`, and by `check-config`.
+pub fn check_config(cfg: &Config) -> Result<(), ConfigError> {
+    for (i, key) in cfg.auth.api_keys.iter().enumerate() {
+        scopes_of(key, &format!("auth.api_keys[{i}]"))?;
+    }
+    check_algorithms(&cfg.auth.jwt)
+}
+
 impl Authenticator {
     /// Build from validated config. Reads key files; blocking, call at start-up.
     pub fn from_config(cfg: &Config, upstream: OrthancClient) -> anyhow::Result<Self> {
+        check_config(cfg)?;
         let secret = cfg.jwt_secret()?;
         let sessions = SessionKeys::from_config(&cfg.auth.jwt, secret.as_ref())?;
         let minter = secret.as_ref().map(|s| Minter::new(s, &cfg.auth.jwt, &cfg.auth.sign));
         let delegate = Delegate::from_config(&cfg.auth.delegate)?;
         Ok(Self {
-            api_keys: ApiKeys::from_config(&cfg.auth.api_keys),
+            api_keys: ApiKeys::from_config(&cfg.auth.api_keys)?,
             sessions,
             minter,
             delegate,
@@ -235,7 +247,7 @@ impl Authenticator {
     }
 
     async fn resolve(&self, req: &HttpRequest) -> Result<Principal, AuthError> {
-        use credential::Presented as P;
+        use credential::PresentedCredential as P;
         match credential::presented(req, &self.cookie)? {
             P::ApiKey(key) => self.api_keys.verify(key).ok_or(AuthError::Invalid),
             P::Bearer(value) => {

@@ -1,7 +1,6 @@
 //! HTTP surface: the route tables (public, admin), extractors, handlers, conditional responses, request middleware.
 
 mod admin;
-mod auth;
 mod client;
 pub mod conditional;
 mod cors;
@@ -13,6 +12,7 @@ mod previews;
 mod purge;
 mod routes;
 mod studies;
+mod tokens;
 mod warm;
 
 pub use client::{client_addr, ClientAddr, TrustedProxies};

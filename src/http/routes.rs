@@ -3,7 +3,7 @@
 use actix_web::dev::Handler;
 use actix_web::{web, FromRequest, HttpResponse, Resource, Responder};
 
-use super::{admin, auth, dicomweb, health, previews, purge, studies, warm};
+use super::{admin, dicomweb, health, previews, purge, studies, tokens, warm};
 use crate::error::AppError;
 
 /// Which handlers a route's resource is wired to.
@@ -93,8 +93,10 @@ fn resource(r: &Route) -> Resource {
         Serve::StudySeries => get_head(res, studies::study_series),
         Serve::StudyGrid => get_head(res, studies::study_grid_page),
         Serve::DicomwebImage => get_head(res, dicomweb::image),
-        Serve::Sign => res.route(web::post().to(auth::sign)),
-        Serve::Session => res.route(web::post().to(auth::session)).route(web::delete().to(auth::end_session)),
+        Serve::Sign => res.route(web::post().to(tokens::sign)),
+        Serve::Session => {
+            res.route(web::post().to(tokens::session)).route(web::delete().to(tokens::end_session))
+        }
         Serve::WarmStart => res.route(web::post().to(warm::start)),
         Serve::WarmJob => res.route(web::get().to(warm::progress)).route(web::delete().to(warm::cancel)),
         Serve::Purge => res.route(web::delete().to(purge::purge)),

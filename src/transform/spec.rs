@@ -2,8 +2,10 @@
 
 use std::collections::BTreeMap;
 
+use serde::de::{DeserializeOwned, IntoDeserializer as _};
 use serde::{Deserialize, Serialize};
 
+use crate::config::{invalid, Config, ConfigError, PresetConfig, TransformConfig};
 use crate::model::{ImageFormat, Rendering, Window, QUALITY};
 
 /// How a size box is filled.
@@ -48,6 +50,16 @@ pub struct Limits {
     pub allow_arbitrary: bool,
     pub max_dimension: u32,
     pub default_quality: u8,
+}
+
+impl Limits {
+    pub fn from_config(t: &TransformConfig) -> Self {
+        Self {
+            allow_arbitrary: t.allow_arbitrary,
+            max_dimension: t.max_dimension,
+            default_quality: t.default_quality,
+        }
+    }
 }
 
 /// A fully resolved variant: what the edge will make from the source pixels.
@@ -388,17 +400,43 @@ pub fn resolve(
     (VariantSpec { w: params.w, h: params.h, fit, format, q }, negotiated)
 }
 
-/// Check a preset from config against the limits: `Err((key, why))`.
-pub fn check_preset(name: &str, p: &Preset, max_dimension: u32) -> Result<(), (String, String)> {
+/// `[presets]`, checked against `[transform]` and typed; a refusal names the key.
+pub fn presets_from_config(cfg: &Config) -> Result<BTreeMap<String, Preset>, ConfigError> {
+    let max = cfg.transform.max_dimension;
+    cfg.presets.iter().map(|(name, p)| Ok((name.clone(), preset_from_config(name, p, max)?))).collect()
+}
+
+fn preset_from_config(name: &str, p: &PresetConfig, max_dimension: u32) -> Result<Preset, ConfigError> {
     for (k, v) in [("w", p.w), ("h", p.h)] {
         if v.is_some_and(|v| v == 0 || v > max_dimension) {
-            return Err((format!("presets.{name}.{k}"), format!("must be from 1 to {max_dimension}")));
+            return Err(invalid(
+                &format!("presets.{name}.{k}"),
+                format!("must be from 1 to {max_dimension}"),
+            ));
         }
     }
     if p.q.is_some_and(|q| !QUALITY.contains(&q)) {
-        return Err((format!("presets.{name}.q"), "must be from 1 to 100".into()));
+        return Err(invalid(&format!("presets.{name}.q"), "must be from 1 to 100"));
     }
-    Ok(())
+    fn word<T: DeserializeOwned>(
+        name: &str,
+        key: &str,
+        v: &Option<String>,
+    ) -> Result<Option<T>, ConfigError> {
+        v.as_deref()
+            .map(|s| {
+                T::deserialize(s.into_deserializer())
+                    .map_err(|e: serde::de::value::Error| invalid(&format!("presets.{name}.{key}"), e))
+            })
+            .transpose()
+    }
+    Ok(Preset {
+        w: p.w,
+        h: p.h,
+        fit: word(name, "fit", &p.fit)?,
+        format: word(name, "format", &p.format)?,
+        q: p.q,
+    })
 }
 
 fn truncate(s: &str) -> String {
