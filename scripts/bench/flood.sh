@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Amplification benchmark: memory-hit latency while one client floods random-id 404s at its full
 # rate, against the same hit path with no flood, with ENTRIES entries in the memory tier. See
-# BENCHMARKS.md ("Hits under a 404 flood").
+# BENCHMARKS.md (current figure) and docs/benchmark-history.md ("Hits under a 404 flood").
 #
 #   scripts/bench/flood.sh            # prints a Markdown table on stdout, progress on stderr
 #

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load benchmark: orthanc-edge memory hit vs nginx proxy_cache hit vs Orthanc direct, for the PNG
 # preview of the 512x512 CT sample (`ct16`; SAMPLE= for another), all on 127.0.0.1, in one run.
-# See BENCHMARKS.md.
+# See BENCHMARKS.md (current figures) and docs/benchmark-history.md (earlier runs).
 #
 #   scripts/bench/load.sh              # prints a Markdown table on stdout, progress on stderr
 #

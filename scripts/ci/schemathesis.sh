@@ -127,7 +127,7 @@ status=0
 st_pass() {
   local phases=$1
   shift
-  PYTHONPATH=scripts${PYTHONPATH:+:$PYTHONPATH} SCHEMATHESIS_HOOKS=schemathesis_hooks \
+  PYTHONPATH=scripts/ci${PYTHONPATH:+:$PYTHONPATH} SCHEMATHESIS_HOOKS=schemathesis_hooks \
     timeout --kill-after=10 "${ST_TIME_LIMIT:-300}" \
     "$st" --config-file "$work/st.toml" run openapi.yaml \
     --url "http://127.0.0.1:$port" \
