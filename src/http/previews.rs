@@ -38,14 +38,14 @@ pub fn image_response(
         rec.transform = served.transform;
     }
     let entry = &served.entry;
-    let x_cache = ("x-cache", served.status.as_str());
-    let vary = vary.map(|v| ("vary", v));
-    let headers: Vec<_> = std::iter::once(x_cache).chain(vary).collect();
+    // No allocation on the hit path: `Vary` is the second header when there is one.
+    let both = [("x-cache", served.status.as_str()), ("vary", vary.unwrap_or(""))];
+    let headers = if vary.is_some() { &both[..] } else { &both[..1] };
     let cacheable = Cacheable {
         etag: &entry.etag,
         cache_control: state.cache_control.clone(),
         content_type: &entry.content_type,
-        headers: &headers,
+        headers,
     };
     let mut resp = respond(req, cacheable, entry.body.clone());
     if let Ok(v) = HeaderValue::from_str(&server_timing(served)) {
