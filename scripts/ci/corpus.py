@@ -21,7 +21,8 @@
 # with pylibjpeg (libjpeg, openjpeg, rle), then Orthanc 1.10's /preview mapping
 # (DicomImageDecoder::PreviewDecodedImage: a float32 stretch of the frame's min..max to 0..255,
 # rounded half away from zero, MONOCHROME1 inverted after; colour as is).
-# check rules, per instance with pixel data (frame 0):
+# check rules, per instance with pixel data, for frame 0 (/instances/{id}/preview) and, of a
+# multi-frame instance, its last frame too (/instances/{id}/frames/{n}/preview):
 #   Orthanc 200 → the edge's PNG has exactly Orthanc's pixels, in every mode;
 #   Orthanc 415 → mode orthanc: 415 too; modes fallback/edge: an image of Rows×Columns matching the
 #     reference (exact for lossless transfer syntaxes, ≤ 1 off per pixel for 32-bit and float data
@@ -422,14 +423,14 @@ def orthanc_stretch(arr):
 
 
 def reference(path, info):
-    """The reference rendering of frame 0 (uint8 2-D or rows×cols×3), or (None, why)."""
+    """The reference rendering of the record's frame (uint8 2-D or rows×cols×3), or (None, why)."""
     try:
         ds = pydicom.dcmread(path)
         arr = ds.pixel_array
     except Exception as e:  # noqa: BLE001 - the reference cannot decode it: that is the answer
         return None, f"{type(e).__name__}: {e}"[:200]
     if info["frames"] > 1:
-        arr = arr[0]
+        arr = arr[info["frame"]]
     photometric = info["photometric"]
     if photometric == "PALETTE COLOR":
         try:
@@ -510,6 +511,22 @@ def store(url, headers, path):
     return status, json.loads(body)["ID"], None
 
 
+def preview_path(rec):
+    """Orthanc's (and the edge's) preview of the record's frame."""
+    if rec["frame"] == 0:
+        return f"/instances/{rec['instance']}/preview"
+    return f"/instances/{rec['instance']}/frames/{rec['frame']}/preview"
+
+
+def npy(dirname, sub, rec):
+    return os.path.join(dirname, sub, f"{rec['instance']}-{rec['frame']}.npy")
+
+
+def target(rec):
+    """The key of one checked image: instance and frame."""
+    return f"{rec['instance']}/{rec['frame']}"
+
+
 def cmd_upload(args):
     build = read_json(os.path.join(args.dir, "build.json"))
     url, headers = orthanc_of(args.env)
@@ -517,16 +534,24 @@ def cmd_upload(args):
         os.makedirs(os.path.join(args.dir, sub), exist_ok=True)
 
     def one(entry):
-        rec = dict(entry)
+        """The records of one file: frame 0, and the last frame of a multi-frame instance."""
+        rec = dict(entry, frame=0)
         rec["upload_status"], instance, refused = store(url, headers, entry["path"])
         if instance is None:
             rec["refused"] = refused
-            return rec
+            return [rec]
         rec["instance"] = instance
         if not entry["has_pixels"]:
-            return rec
-        status, ctype, body, secs = http("GET", f"{url}/instances/{rec['instance']}/preview",
-                                         headers={**headers, "Accept": "image/png"})
+            return [rec]
+        recs = [rec]
+        if entry["frames"] > 1:
+            recs.append(dict(rec, frame=entry["frames"] - 1, name=f"{entry['name']} [frame {entry['frames'] - 1}]"))
+        for r in recs:
+            orthanc_preview(r)
+        return recs
+
+    def orthanc_preview(rec):
+        status, ctype, body, secs = http("GET", url + preview_path(rec), headers={**headers, "Accept": "image/png"})
         rec["orthanc_status"] = status
         rec["orthanc_ms"] = round(secs * 1000)
         if status == 200:
@@ -534,24 +559,23 @@ def cmd_upload(args):
             if arr is None:
                 rec["orthanc_status"] = f"200 but {why}"
             else:
-                np.save(os.path.join(args.dir, "orthanc", f"{rec['instance']}.npy"), arr)
-        ref, why = reference(entry["path"], entry)
+                np.save(npy(args.dir, "orthanc", rec), arr)
+        ref, why = reference(rec["path"], rec)
         if ref is None:
             rec["reference"] = why
         else:
-            np.save(os.path.join(args.dir, "ref", f"{rec['instance']}.npy"), ref)
+            np.save(npy(args.dir, "ref", rec), ref)
             rec["reference"] = "ok"
             if status == 200 and arr is not None:
                 same_shape = ref.shape == arr.shape
                 rec["reference_matches_orthanc"] = bool(same_shape and np.array_equal(ref, arr))
                 if same_shape:  # how far apart two decoders of a lossy codec land, for the record
                     rec["reference_vs_orthanc_mean"] = round(float(np.abs(ref.astype(int) - arr).mean()), 3)
-        return rec
 
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        manifest = list(pool.map(one, build["files"]))
+        manifest = [r for recs in pool.map(one, build["files"]) for r in recs]
     write_json(os.path.join(args.dir, "manifest.json"), {"instances": manifest, "skipped": build["skipped"]})
-    stored = [m for m in manifest if "instance" in m]
+    stored = [m for m in manifest if "instance" in m and m["frame"] == 0]
     px = [m for m in stored if m["has_pixels"]]
     log(f"uploaded {len(stored)} of {len(manifest)} ({len(px)} with pixel data); "
         f"Orthanc /preview: {sum(m.get('orthanc_status') == 200 for m in px)} × 200, "
@@ -582,12 +606,13 @@ def cmd_gdcm(args):
 
 def gdcm_previews(args, manifest, env, orthanc):
     url, headers = orthanc_of(env)
-    todo = [m for m in manifest["instances"] if m.get("has_pixels") and m.get("orthanc_status") not in (None, 200)]
+    todo = [m for m in manifest["instances"]
+            if m.get("has_pixels") and m["frame"] == 0 and m.get("orthanc_status") not in (None, 200)]
     crashed = []
     for rec in todo:
         status, instance, _ = store(url, headers, rec["path"])
         if instance is not None:
-            status, _, body, _ = http("GET", f"{url}/instances/{instance}/preview",
+            status, _, body, _ = http("GET", url + preview_path(dict(rec, instance=instance)),
                                       headers={**headers, "Accept": "image/png"})
         alive = subprocess.run([args.orthanc_sh, "status", args.orthanc_dir], capture_output=True).returncode == 0
         if not alive:
@@ -600,7 +625,7 @@ def gdcm_previews(args, manifest, env, orthanc):
         rec["gdcm_status"] = status if instance is not None else f"store {status}"
         if status == 200:
             arr, why = decode_image(body)
-            ref_path = os.path.join(args.dir, "ref", f"{rec['instance']}.npy")
+            ref_path = npy(args.dir, "ref", rec)
             if arr is None:
                 rec["gdcm_status"] = f"200 but {why}"
             elif os.path.exists(ref_path):
@@ -651,14 +676,14 @@ def judge(mode, rec, status, ctype, body, dirname):
     if o == 200:
         if arr is None:
             return False, f"{status}, Orthanc 200"
-        want = np.load(os.path.join(dirname, "orthanc", f"{rec['instance']}.npy"))
+        want = np.load(npy(dirname, "orthanc", rec))
         if arr.shape != want.shape or not np.array_equal(arr, want):
             return False, "200, pixels differ from Orthanc's"
         return True, "200 same pixels"
     if o == 415 and mode == "orthanc":
         return (status == 415), str(status)
     if o == 415:
-        ref_path = os.path.join(dirname, "ref", f"{rec['instance']}.npy")
+        ref_path = npy(dirname, "ref", rec)
         if os.path.exists(ref_path):
             if arr is None:
                 return False, f"{status}, reference decodes it"
@@ -683,9 +708,9 @@ def cmd_check(args):
     todo = [m for m in manifest["instances"] if "instance" in m]
 
     def one(rec):
-        status, ctype, body, secs = http("GET", f"{args.edge}/instances/{rec['instance']}/preview", headers=headers)
+        status, ctype, body, secs = http("GET", args.edge + preview_path(rec), headers=headers)
         ok, outcome = judge(args.mode, rec, status, ctype, body, args.dir)
-        return rec["instance"], {"ok": ok, "outcome": outcome, "status": status, "ms": round(secs * 1000)}
+        return target(rec), {"ok": ok, "outcome": outcome, "status": status, "ms": round(secs * 1000)}
 
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         results = dict(pool.map(one, todo))
@@ -705,13 +730,14 @@ def cmd_report(args):
         path = os.path.join(args.dir, f"result-{mode}.json")
         runs[mode] = read_json(path) if os.path.exists(path) else {"unavailable": "no result", "results": {}}
     insts = manifest["instances"]
-    stored = [m for m in insts if "instance" in m]
+    checked = [m for m in insts if "instance" in m]  # one row per image checked (instance, frame)
+    stored = [m for m in checked if m["frame"] == 0]
     refused = [m for m in insts if "instance" not in m]
     px = [m for m in stored if m["has_pixels"]]
     with_gdcm = "gdcm_crashed" in manifest
     failures = []
     rows = []
-    for m in stored:
+    for m in checked:
         ts = TS_NAMES.get(m["transfer_syntax"], m["transfer_syntax"])
         kind = f"{m['photometric'] or '-'}/{m['bits_allocated']}{'s' if m['signed'] else ''}"
         if m["frames"] > 1:
@@ -723,13 +749,13 @@ def cmd_report(args):
                 gdcm += f" (ref Δ{m['gdcm_vs_reference_mean']:.2f})"
             row.append(gdcm)
         for mode in modes:
-            r = runs[mode]["results"].get(m["instance"])
+            r = runs[mode]["results"].get(target(m))
             if r is None:
                 row.append("-")
                 continue
             row.append(("" if r["ok"] else "FAIL ") + r["outcome"])
             if not r["ok"]:
-                failures.append(f"{mode}: {m['name']} ({m['instance']}): {r['outcome']}")
+                failures.append(f"{mode}: {m['name']} ({target(m)}): {r['outcome']}")
         rows.append(row)
     for mode in modes:
         if runs[mode].get("unavailable"):
@@ -761,7 +787,7 @@ def cmd_report(args):
             res = runs[mode]["results"]
             edge_counts[mode] = sum(
                 1 for m in px
-                if res.get(m["instance"], {}).get("ok") and res[m["instance"]]["status"] == 200
+                if res.get(target(m), {}).get("ok") and res[target(m)]["status"] == 200
             )
             summary += f"; the edge in mode {mode} renders {edge_counts[mode]}"
     if not edge_counts:
@@ -797,12 +823,12 @@ def cmd_report(args):
         "refused_by_orthanc": [{"file": m["name"], "status": m["upload_status"]} for m in refused],
         "left_out": manifest["skipped"],
         "instances": [
-            {**{k: m.get(k) for k in ("name", "instance", "transfer_syntax", "photometric", "bits_allocated",
+            {**{k: m.get(k) for k in ("name", "instance", "frame", "transfer_syntax", "photometric", "bits_allocated",
                                        "signed", "frames", "rows", "columns", "sop_class", "has_pixels",
                                        "orthanc_status", "reference", "reference_vs_orthanc_mean", "gdcm_status",
                                        "gdcm_vs_reference_mean")},
-             "modes": {mode: runs[mode]["results"].get(m["instance"]) for mode in modes}}
-            for m in stored
+             "modes": {mode: runs[mode]["results"].get(target(m)) for mode in modes}}
+            for m in checked
         ],
         "failures": failures,
     }
