@@ -678,8 +678,11 @@ def judge(mode, rec, status, ctype, body, dirname):
         if arr is None:
             return False, f"{status}, Orthanc 200"
         want = np.load(npy(dirname, "orthanc", rec))
-        if arr.shape != want.shape or not np.array_equal(arr, want):
-            return False, "200, pixels differ from Orthanc's"
+        if arr.shape != want.shape:
+            return False, f"200, shape {arr.shape}, Orthanc's {want.shape}"
+        if not np.array_equal(arr, want):
+            diff = np.abs(arr.astype(np.int32) - want)
+            return False, f"200, pixels differ from Orthanc's: max {int(diff.max())}, mean {float(diff.mean()):.3f}"
         return True, "200 same pixels"
     if o == 415 and mode == "orthanc":
         return (status == 415), str(status)
