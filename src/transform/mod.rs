@@ -1,6 +1,7 @@
 //! Making variants: specs, source pixels, resize, encode, and the bounded CPU pool they run on.
 
 pub mod encode;
+pub mod placeholder;
 pub mod resize;
 pub mod source;
 pub mod spec;
