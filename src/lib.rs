@@ -4,6 +4,7 @@ pub mod auth;
 pub mod budget;
 pub mod cache;
 pub mod config;
+pub mod dicom;
 pub mod error;
 pub mod health;
 pub mod http;

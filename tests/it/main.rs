@@ -5,6 +5,7 @@
 mod support;
 
 mod amplification;
+mod dicom_real;
 mod edge_auth;
 mod edge_canonical;
 mod edge_fake;

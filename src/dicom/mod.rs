@@ -1,0 +1,103 @@
+//! Edge-side DICOM rendering: a Part 10 file's frame to the 8-bit image Orthanc 1.10.1 would make.
+//!
+//! [`render_frame`] is pure and blocking: parse ([`parse`], after [`lengths`] checked that no
+//! element claims more bytes than the file has), refuse what has no pixels
+//! ([`kind`]), read the image header the way Orthanc does ([`header`]), check the limits before
+//! anything is allocated (and the codestream against the header, [`codestream`]), decode the
+//! frame's samples ([`decode`]: [`rle`], [`jpeg`], dicom-rs for JPEG 2000), then render them as
+//! Orthanc's `/preview` or `/rendered` do ([`orthanc`]). A panic anywhere in dicom-rs or a codec
+//! is caught and reported as [`DicomError::Corrupt`].
+
+mod codestream;
+mod decode;
+mod header;
+mod jpeg;
+mod kind;
+mod lengths;
+mod orthanc;
+mod parse;
+mod rle;
+#[cfg(any(test, feature = "test-hooks"))]
+pub mod synthetic;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::model::Rendering;
+use crate::transform::Pixels;
+
+/// What a decode may cost, checked from the header before any pixel buffer exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Rows × columns of one frame.
+    pub max_pixels: u64,
+    /// Bytes of one decoded frame (rows × columns × samples × bytes per sample), and of a
+    /// deflated data set once inflated.
+    pub max_decoded_bytes: u64,
+}
+
+/// Why a frame cannot be rendered.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DicomError {
+    /// The instance has no image (SR, PDF, ECG, ...): `kind` is one of `sr`, `pdf`, `ecg`,
+    /// `rtplan`, `rtstruct`, `ko`, `pr`, `video`, `other`.
+    #[error("the instance has no pixel data ({kind})")]
+    NoPixelData { kind: &'static str },
+    #[error("frame {frame} does not exist (the instance has {frames})")]
+    FrameNotFound { frame: u32, frames: u32 },
+    /// Over `max_pixels`, or decoded bytes over `max_decoded_bytes`.
+    #[error("the image is too large to decode ({width}x{height})")]
+    TooLarge { width: u64, height: u64 },
+    /// A transfer syntax or pixel layout the edge cannot decode.
+    #[error("unsupported image: {0}")]
+    Unsupported(String),
+    /// Truncated data, a header that lies, a bad codestream.
+    #[error("undecodable image: {0}")]
+    Corrupt(String),
+}
+
+impl DicomError {
+    /// The stable error code (`no-pixel-data`, `frame-not-found`, `source-too-large`,
+    /// `unsupported-image`, `undecodable`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            DicomError::NoPixelData { .. } => "no-pixel-data",
+            DicomError::FrameNotFound { .. } => "frame-not-found",
+            DicomError::TooLarge { .. } => "source-too-large",
+            DicomError::Unsupported(_) => "unsupported-image",
+            DicomError::Corrupt(_) => "undecodable",
+        }
+    }
+}
+
+/// Blocking (the caller runs it on the transform pool). `file` is the whole DICOM file as
+/// `GET /instances/{id}/file` returns it (Part 10, with preamble). Returns the same 8-bit image
+/// Orthanc 1.10.1 returns as PAM for `/instances/{id}/frames/{frame}/preview`
+/// (`Rendering::Preview`) or `/rendered` (`Rendering::Rendered { window }`), pixel for pixel
+/// where Orthanc can render the instance (see [`orthanc`] for what it does, and where the edge
+/// differs because Orthanc cannot).
+pub fn render_frame(
+    file: &[u8],
+    frame: u32,
+    rendering: &Rendering,
+    limits: &Limits,
+) -> Result<Pixels, DicomError> {
+    catch_unwind(AssertUnwindSafe(|| render_unguarded(file, frame, rendering, limits)))
+        .unwrap_or_else(|_| Err(DicomError::Corrupt("the decoder failed on this data".into())))
+}
+
+fn render_unguarded(
+    file: &[u8],
+    frame: u32,
+    rendering: &Rendering,
+    limits: &Limits,
+) -> Result<Pixels, DicomError> {
+    let parsed = parse::parse(file, limits)?;
+    kind::ensure_pixels(&parsed)?;
+    let info = header::ImageInfo::read(parsed.dataset())?;
+    info.check(frame, limits)?;
+    let decoded = decode::frame(&parsed, &info, frame)?;
+    Ok(orthanc::render(&decoded, &header::Display::read(parsed.dataset(), &info, frame), rendering))
+}
+
+#[cfg(test)]
+mod tests;
