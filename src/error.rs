@@ -5,6 +5,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::auth::AuthError;
+use crate::dicom::DicomError;
 use crate::transform::TransformError;
 use crate::upstream::UpstreamError;
 
@@ -20,6 +21,9 @@ pub enum AppError {
     Upstream(#[from] UpstreamError),
     #[error(transparent)]
     Transform(#[from] TransformError),
+    /// The edge's own decoding of a stored file (`render.mode`).
+    #[error(transparent)]
+    Dicom(#[from] DicomError),
     #[error("no such route")]
     NoRoute,
     #[error("{0}")]
@@ -65,6 +69,7 @@ impl From<crate::previews::PreviewError> for AppError {
         match e {
             P::Upstream(e) => AppError::Upstream(e),
             P::Transform(e) => AppError::Transform(e),
+            P::Dicom(e) => AppError::Dicom(e),
             P::TooManyMisses { client, retry_after_s } => AppError::TooManyMisses { client, retry_after_s },
             P::FlightTimeout => AppError::FlightTimeout,
             P::Cache(e) => AppError::Internal(e.to_string()),
@@ -89,6 +94,7 @@ impl AppError {
             AppError::Auth(e) => e.code(),
             AppError::Upstream(e) => e.code(),
             AppError::Transform(e) => e.code(),
+            AppError::Dicom(e) => e.code(),
             AppError::NoRoute => "no-route",
             AppError::NotFound(_) => "not-found",
             AppError::MethodNotAllowed(_) => "method-not-allowed",
@@ -149,6 +155,13 @@ impl ResponseError for AppError {
                 TransformError::BadSource(_) => StatusCode::BAD_GATEWAY,
                 TransformError::Encode(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
+            AppError::Dicom(e) => match e {
+                DicomError::NoPixelData { .. } | DicomError::Unsupported(_) => {
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE
+                }
+                DicomError::FrameNotFound { .. } => StatusCode::NOT_FOUND,
+                DicomError::TooLarge { .. } | DicomError::Corrupt(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            },
             AppError::Upstream(e) => upstream_status(e),
             AppError::NoRoute | AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -189,6 +202,7 @@ fn upstream_status(e: &UpstreamError) -> StatusCode {
         UpstreamError::NotFound => StatusCode::NOT_FOUND,
         UpstreamError::Unsupported => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         UpstreamError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        UpstreamError::TooLarge { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         UpstreamError::CircuitOpen(_) | UpstreamError::Busy => StatusCode::SERVICE_UNAVAILABLE,
         UpstreamError::Auth(_)
         | UpstreamError::Unavailable(_)

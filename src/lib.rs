@@ -1,5 +1,6 @@
 //! orthanc-edge: authorized, cached preview images in front of Orthanc. This file only wires the parts.
 
+pub mod alloc;
 pub mod auth;
 pub mod budget;
 pub mod cache;

@@ -9,8 +9,9 @@ use orthanc_edge::{auth, config::Config, state::AppState, telemetry};
 
 /// jemalloc, not glibc malloc: image buffers of every size come and go all day, and glibc's
 /// arenas fragment under that until RSS is several times the live heap (see BENCHMARKS.md, soak).
+/// Guarded against the JPEG 2000 decoder's null frees (`orthanc_edge::alloc`).
 #[global_allocator]
-static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+static ALLOC: orthanc_edge::alloc::Guarded = orthanc_edge::alloc::Guarded;
 
 /// jemalloc's options, read once at start-up (`_RJEM_MALLOC_CONF` in the environment still wins):
 /// one arena and small thread caches (little memory parked per thread), freed pages given back

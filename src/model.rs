@@ -107,6 +107,21 @@ impl ImageFormat {
     }
 }
 
+/// The kind of document a series of this modality holds when it has no pixel data (`sr`, `pdf`,
+/// `ecg`, `rtplan`, `rtstruct`, `ko`, `pr`): the names of placeholder tiles.
+pub fn no_pixel_kind(modality: &str) -> Option<&'static str> {
+    Some(match modality.trim() {
+        "SR" => "sr",
+        "DOC" => "pdf",
+        "ECG" | "HD" => "ecg",
+        "RTPLAN" => "rtplan",
+        "RTSTRUCT" => "rtstruct",
+        "KO" => "ko",
+        "PR" => "pr",
+        _ => return None,
+    })
+}
+
 /// What a credential allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -148,5 +163,7 @@ mod tests {
         assert_eq!(Level::from_path("studies"), Some(Level::Study));
         assert_eq!(Level::from_path("study"), None);
         assert_eq!(Scope::Mint.to_string(), "mint");
+        assert_eq!(no_pixel_kind("SR"), Some("sr"));
+        assert_eq!(no_pixel_kind("CT"), None);
     }
 }

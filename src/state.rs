@@ -67,6 +67,9 @@ impl AppState {
             TransformPool::new(workers, t.queue),
             MakeLimits {
                 max_source_pixels: t.max_source_pixels,
+                max_decoded_bytes: config.render.max_decoded_bytes,
+                render_mode: config.render.mode,
+                placeholders: config.render.placeholders,
                 allow_upscale: t.allow_upscale,
                 sources_on_disk: config.cache.sources_on_disk,
                 flight_wait: Duration::from_millis(config.server.flight_wait_ms),

@@ -113,7 +113,7 @@ pub fn strip_token_param(qs: &str) -> Cow<'_, str> {
         .filter(|pair| {
             let key = pair.split_once('=').map_or(*pair, |(k, _)| k);
             // Decode the key as the form parser would (`tok%65n` is still `token`).
-            url::form_urlencoded::parse(key.as_bytes()).next().map_or(true, |(k, _)| k != TOKEN_PARAM)
+            url::form_urlencoded::parse(key.as_bytes()).next().is_none_or(|(k, _)| k != TOKEN_PARAM)
         })
         .collect();
     Cow::Owned(kept.join("&"))

@@ -32,6 +32,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub auth: AuthConfig,
     pub transform: TransformConfig,
+    pub render: RenderConfig,
     pub grid: GridConfig,
     pub warm: WarmConfig,
     #[serde(default)]

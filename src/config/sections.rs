@@ -69,6 +69,28 @@ pub struct CacheConfig {
     pub metadata_ttl_s: u64,
 }
 
+/// Who turns a DICOM frame into pixels (`render.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RenderMode {
+    /// Orthanc renders; the edge decodes the stored file itself where Orthanc answers 415.
+    Fallback,
+    /// The edge decodes every frame from the stored file; Orthanc only serves files.
+    Edge,
+    /// Orthanc renders everything; what it cannot decode is a 415.
+    Orthanc,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenderConfig {
+    pub mode: RenderMode,
+    /// A typed tile for instances without pixel data (SR, PDF, ...); false: 415 `no-pixel-data`.
+    pub placeholders: bool,
+    /// Largest decoded frame accepted (rows × columns × samples × bytes per sample).
+    pub max_decoded_bytes: u64,
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GridConfig {

@@ -39,6 +39,7 @@ impl Config {
         self.orthanc.validate()?;
         self.cache.validate()?;
         self.transform.validate()?;
+        self.render.validate()?;
         self.grid.validate(&self.presets)?;
         self.warm.validate(&self.presets)?;
         self.http.validate()?;
@@ -133,6 +134,12 @@ impl CacheConfig {
             return Err(invalid("cache.dir", "must not be empty"));
         }
         Ok(())
+    }
+}
+
+impl RenderConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        nonzero(&[("render.max_decoded_bytes", self.max_decoded_bytes)])
     }
 }
 

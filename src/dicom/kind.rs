@@ -58,16 +58,7 @@ fn kind_of(ds: &InMemDicomObject) -> &'static str {
             return kind;
         }
     }
-    match text(ds, tags::MODALITY).as_str() {
-        "SR" => "sr",
-        "DOC" => "pdf",
-        "ECG" | "HD" => "ecg",
-        "RTPLAN" => "rtplan",
-        "RTSTRUCT" => "rtstruct",
-        "KO" => "ko",
-        "PR" => "pr",
-        _ => "other",
-    }
+    crate::model::no_pixel_kind(&text(ds, tags::MODALITY)).unwrap_or("other")
 }
 
 #[cfg(test)]

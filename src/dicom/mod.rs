@@ -56,18 +56,23 @@ pub enum DicomError {
 }
 
 impl DicomError {
-    /// The stable error code (`no-pixel-data`, `frame-not-found`, `source-too-large`,
+    /// The stable error code (`no-pixel-data`, `not-found`, `source-too-large`,
     /// `unsupported-image`, `undecodable`).
     pub fn code(&self) -> &'static str {
         match self {
             DicomError::NoPixelData { .. } => "no-pixel-data",
-            DicomError::FrameNotFound { .. } => "frame-not-found",
+            // As Orthanc's own 404 for a frame it does not have.
+            DicomError::FrameNotFound { .. } => "not-found",
             DicomError::TooLarge { .. } => "source-too-large",
             DicomError::Unsupported(_) => "unsupported-image",
             DicomError::Corrupt(_) => "undecodable",
         }
     }
 }
+
+/// Every `kind` a [`DicomError::NoPixelData`] names.
+pub const NO_PIXEL_KINDS: [&str; 9] =
+    ["sr", "pdf", "ecg", "rtplan", "rtstruct", "ko", "pr", "video", "other"];
 
 /// Blocking (the caller runs it on the transform pool). `file` is the whole DICOM file as
 /// `GET /instances/{id}/file` returns it (Part 10, with preamble). Returns the same 8-bit image

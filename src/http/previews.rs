@@ -38,9 +38,17 @@ pub fn image_response(
         rec.transform = served.transform;
     }
     let entry = &served.entry;
-    // No allocation on the hit path: `Vary` is the second header when there is one.
-    let both = [("x-cache", served.status.as_str()), ("vary", vary.unwrap_or(""))];
-    let headers = if vary.is_some() { &both[..] } else { &both[..1] };
+    // No allocation on the hit path: the headers that apply, in a fixed array.
+    let mut all = [("x-cache", served.status.as_str()), ("", ""), ("", "")];
+    let mut n = 1;
+    for header in [vary.map(|v| ("vary", v)), served.placeholder.map(|kind| ("x-placeholder", kind))]
+        .into_iter()
+        .flatten()
+    {
+        all[n] = header;
+        n += 1;
+    }
+    let headers = &all[..n];
     let cacheable = Cacheable {
         etag: &entry.etag,
         cache_control: state.cache_control.clone(),

@@ -224,6 +224,7 @@ mod tests {
                 number: Some(2),
                 instances: 3,
                 representative: Some("r".into()),
+                placeholder: None,
             }],
         };
         let html = render_grid(&grid, |c| Some(format!("/series/{}/preview?preset=thumb", c.id)), 128);

@@ -3,6 +3,7 @@
 mod key;
 mod make;
 mod negative;
+mod placeholder;
 mod source;
 
 use std::sync::Arc;
@@ -14,8 +15,11 @@ use crate::budget::MissBudget;
 use crate::cache::{
     CacheError, CacheKey, CacheStatus, Entry, Flight, FlightError, Flights, TieredCache, Tiers,
 };
+use crate::config::RenderMode;
+use crate::dicom::{DicomError, Limits as DecodeLimits};
 use crate::ids::OrthancId;
-use crate::model::{Level, Rendering};
+use crate::model::{ImageFormat, Level, Rendering};
+use crate::transform::spec::Fit;
 use crate::transform::{TransformError, TransformPool, VariantSpec};
 use crate::upstream::catalog::Catalog;
 use crate::upstream::{OrthancClient, Priority, UpstreamError};
@@ -23,7 +27,11 @@ use crate::upstream::{OrthancClient, Priority, UpstreamError};
 pub use key::{Output, PreviewSpec};
 use make::Made;
 use negative::NegativeCache;
+use placeholder::Placeholders;
 use source::Sources;
+
+/// Orthanc's JPEG quality when `/preview` is asked for JPEG without `quality` (its `JpegWriter`).
+const ORTHANC_JPEG_QUALITY: u8 = 90;
 
 /// A response-ready image, where it came from, and where its time went.
 #[derive(Debug, Clone)]
@@ -34,6 +42,8 @@ pub struct Served {
     /// that joined another's fetch (the time is the fetcher's; this one only waited).
     pub upstream: Duration,
     pub transform: Duration,
+    /// The kind (`sr`, `pdf`, ...) when the image is a placeholder for an instance without pixels.
+    pub placeholder: Option<&'static str>,
 }
 
 /// Time one step spent on Orthanc and on the CPU pool.
@@ -47,6 +57,12 @@ pub struct Timings {
 #[derive(Debug, Clone, Copy)]
 pub struct MakeLimits {
     pub max_source_pixels: u64,
+    /// `render.max_decoded_bytes`: largest frame the edge decodes itself.
+    pub max_decoded_bytes: u64,
+    /// Who decodes frames (`render.mode`).
+    pub render_mode: RenderMode,
+    /// Answer a placeholder tile for instances without pixel data (`render.placeholders`).
+    pub placeholders: bool,
     pub allow_upscale: bool,
     /// Keep sources in the disk tier too, not only in memory.
     pub sources_on_disk: bool,
@@ -70,6 +86,9 @@ pub enum PreviewError {
     Upstream(#[from] UpstreamError),
     #[error(transparent)]
     Transform(#[from] TransformError),
+    /// The edge's own decoding of the stored file (`render.mode` edge, or fallback after a 415).
+    #[error(transparent)]
+    Dicom(#[from] crate::dicom::DicomError),
     /// `client` (a principal's name) has used its miss budget; see `budget`.
     #[error("too many new images for this client; cached ones are still served")]
     TooManyMisses { client: Arc<str>, retry_after_s: u64 },
@@ -104,16 +123,17 @@ struct Filled {
     status: CacheStatus,
     timings: Timings,
     made: Vec<CacheKey>,
+    placeholder: Option<&'static str>,
 }
 
 impl Filled {
     fn hit(entry: Arc<Entry>, status: CacheStatus) -> Self {
-        Self { entry, status, timings: Timings::default(), made: Vec::new() }
+        Self { entry, status, timings: Timings::default(), made: Vec::new(), placeholder: None }
     }
 
     fn served(self) -> Served {
         let Timings { upstream, transform } = self.timings;
-        Served { entry: self.entry, status: self.status, upstream, transform }
+        Served { entry: self.entry, status: self.status, upstream, transform, placeholder: self.placeholder }
     }
 }
 
@@ -126,10 +146,13 @@ pub struct PreviewService {
     sources: Sources,
     flights: Flights<CacheKey, Filled, PreviewError>,
     allow_upscale: bool,
+    render_mode: RenderMode,
     /// Misses each client may cause; see `budget`.
     budget: MissBudget,
-    /// (instance, frame) pairs Orthanc recently answered 404 or 415 for, with that answer.
+    /// (instance, frame) pairs recently found missing or undecodable, with that answer.
     not_found: Option<NegativeCache>,
+    /// Tiles for instances without pixel data; `None`: they are 415 `no-pixel-data`.
+    placeholders: Option<Placeholders>,
 }
 
 impl PreviewService {
@@ -148,18 +171,24 @@ impl PreviewService {
             pool: pool.clone(),
             flights: Flights::new(limits.flight_wait),
             tiers: if limits.sources_on_disk { Tiers::Both } else { Tiers::MemoryOnly },
-            max_pixels: limits.max_source_pixels,
+            mode: limits.render_mode,
+            limits: DecodeLimits {
+                max_pixels: limits.max_source_pixels,
+                max_decoded_bytes: limits.max_decoded_bytes,
+            },
         };
         Self {
             cache,
             upstream,
             catalog,
-            pool,
             sources,
             flights: Flights::new(limits.flight_wait),
             allow_upscale: limits.allow_upscale,
+            render_mode: limits.render_mode,
             budget,
             not_found: NegativeCache::new(negative_ttl),
+            placeholders: limits.placeholders.then(|| Placeholders::new(pool.clone())),
+            pool,
         }
     }
 
@@ -182,12 +211,13 @@ impl PreviewService {
                 filled = self.serve(spec, Priority::Interactive, Some(client), &[]).await;
             }
         }
-        counted(filled.map(Filled::served))
+        counted(self.or_placeholder(spec, filled).await.map(Filled::served))
     }
 
     /// The image, with the Orthanc priority of a miss; nobody is charged (tests, tools).
     pub async fn get_for(&self, spec: &PreviewSpec, priority: Priority) -> Result<Served, PreviewError> {
-        counted(self.serve(spec, priority, None, &[]).await.map(Filled::served))
+        let filled = self.serve(spec, priority, None, &[]).await;
+        counted(self.or_placeholder(spec, filled).await.map(Filled::served))
     }
 
     /// Warm-up: every variant of one frame, from one source fetch, one decode and one resize per
@@ -207,7 +237,8 @@ impl PreviewService {
                 frame: 0,
                 output: Output::Edge { rendering, variant: variant.clone() },
             };
-            let served = self.serve(&spec, priority, None, &variants[i + 1..]).await.map(|filled| {
+            let filled = self.serve(&spec, priority, None, &variants[i + 1..]).await;
+            let served = self.or_placeholder(&spec, filled).await.map(|filled| {
                 let key = spec.cache_key();
                 // Made by an earlier variant's job: a memory hit now, but new work of this call.
                 let earlier = made.contains(&key);
@@ -221,6 +252,25 @@ impl PreviewService {
             out.push(counted(served));
         }
         out
+    }
+
+    /// An instance without pixel data gets its kind's tile, when placeholders are on.
+    async fn or_placeholder(
+        &self,
+        spec: &PreviewSpec,
+        filled: Result<Filled, PreviewError>,
+    ) -> Result<Filled, PreviewError> {
+        let (Err(PreviewError::Dicom(DicomError::NoPixelData { kind })), Some(tiles)) =
+            (&filled, &self.placeholders)
+        else {
+            return filled;
+        };
+        let variant = match &spec.output {
+            Output::Edge { variant, .. } => variant.clone(),
+            Output::Orthanc { format, quality } => native_variant(*format, *quality),
+        };
+        let (entry, status) = tiles.get(kind, &variant).await?;
+        Ok(Filled { placeholder: Some(kind), ..Filled::hit(entry, status) })
     }
 
     /// Drop every cached image of an instance, of every instance of a series, or of every series of
@@ -262,7 +312,7 @@ impl PreviewService {
     ) -> Result<Filled, PreviewError> {
         if let Some(nf) = &self.not_found {
             if let Some(answer) = nf.get(&spec.instance, spec.frame).await {
-                return Err(answer.into());
+                return Err(answer);
             }
         }
         let key = spec.cache_key();
@@ -284,7 +334,7 @@ impl PreviewService {
             Err(PreviewError::Upstream(UpstreamError::NotFound)) => {
                 // Remembered first: requests for it stop here while the purge runs.
                 if let Some(nf) = &self.not_found {
-                    nf.insert(&spec.instance, spec.frame, UpstreamError::NotFound).await;
+                    nf.insert(&spec.instance, spec.frame, UpstreamError::NotFound.into()).await;
                 }
                 // Orthanc never reports deletions: a 404 is how we learn of one. Both tiers find
                 // an instance's entries by key, so an unknown id costs no scan.
@@ -296,9 +346,16 @@ impl PreviewService {
             // Undecodable stays undecodable: do not ask Orthanc again for a while.
             Err(PreviewError::Upstream(UpstreamError::Unsupported)) => {
                 if let Some(nf) = &self.not_found {
-                    nf.insert(&spec.instance, spec.frame, UpstreamError::Unsupported).await;
+                    nf.insert(&spec.instance, spec.frame, UpstreamError::Unsupported.into()).await;
                 }
                 Err(UpstreamError::Unsupported.into())
+            }
+            // So does a file the edge could not decode (or a frame it does not have).
+            Err(e @ PreviewError::Dicom(_)) => {
+                if let Some(nf) = &self.not_found {
+                    nf.insert(&spec.instance, spec.frame, e.clone()).await;
+                }
+                Err(e)
             }
             other => other,
         }
@@ -326,7 +383,7 @@ impl PreviewService {
         let PreviewSpec { instance, frame, output } = spec;
         let made = match output {
             Output::Orthanc { format, quality } => {
-                make::from_orthanc(&self.upstream, &instance, frame, format, quality).await?
+                self.native(&instance, frame, format, quality, priority).await?
             }
             Output::Edge { rendering, variant } => {
                 let source = self.sources.get(&instance, frame, &rendering, priority).await?;
@@ -335,6 +392,32 @@ impl PreviewService {
             }
         };
         Ok(self.store(key, made).await)
+    }
+
+    /// `/preview` as Orthanc makes it (full size, PNG or JPEG at Orthanc's `quality`): Orthanc's own
+    /// bytes, or where the edge renders (`render.mode = edge`, or Orthanc refused the frame with
+    /// 415) the same pixels encoded here.
+    async fn native(
+        &self,
+        instance: &OrthancId,
+        frame: u32,
+        format: ImageFormat,
+        quality: Option<u8>,
+        priority: Priority,
+    ) -> Result<Made, PreviewError> {
+        let source = match self.render_mode {
+            RenderMode::Edge => self.sources.get(instance, frame, &Rendering::Preview, priority).await?,
+            RenderMode::Fallback | RenderMode::Orthanc => {
+                match make::from_orthanc(&self.upstream, instance, frame, format, quality).await {
+                    Err(PreviewError::Upstream(UpstreamError::Unsupported)) => {
+                        self.sources.get_refused(instance, frame, &Rendering::Preview, priority).await?
+                    }
+                    other => return other,
+                }
+            }
+        };
+        make::render(&self.pool, source, native_variant(format, quality), Vec::new(), self.allow_upscale)
+            .await
     }
 
     /// Those of `variants` that neither tier holds yet, with their keys.
@@ -364,8 +447,17 @@ impl PreviewService {
         }
         let entry = Arc::new(main);
         self.cache.store(&key, entry.clone(), Tiers::Both).await;
-        Filled { entry, status: CacheStatus::Miss, timings, made: stored }
+        Filled { entry, status: CacheStatus::Miss, timings, made: stored, placeholder: None }
     }
+}
+
+/// Orthanc's `/preview` as a variant: full size, PNG, or JPEG at Orthanc's quality.
+fn native_variant(format: ImageFormat, quality: Option<u8>) -> VariantSpec {
+    let q = match format {
+        ImageFormat::Png => None,
+        _ => Some(quality.unwrap_or(ORTHANC_JPEG_QUALITY)),
+    };
+    VariantSpec { w: None, h: None, fit: Fit::Contain, format, q }
 }
 
 /// Every answer with an image counts in `cache_lookup` by its status.

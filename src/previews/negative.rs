@@ -1,10 +1,10 @@
-//! Frames Orthanc recently answered 404 or 415 for, grouped by instance so one instance is forgotten in O(1).
+//! Frames recently found missing or undecodable (Orthanc's 404 or 415, the edge's own decoding errors), grouped by instance so one instance is forgotten in O(1).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::PreviewError;
 use crate::ids::OrthancId;
-use crate::upstream::UpstreamError;
 
 /// Instances remembered at most; beyond, the least recently used are dropped.
 const INSTANCES: u64 = 100_000;
@@ -12,7 +12,7 @@ const INSTANCES: u64 = 100_000;
 /// replaces the oldest).
 const FRAMES_PER_INSTANCE: usize = 64;
 
-type Frames = Mutex<Vec<(u32, UpstreamError, Instant)>>;
+type Frames = Mutex<Vec<(u32, PreviewError, Instant)>>;
 
 /// `(instance, frame) → answer` for `ttl`. Dropping an instance is one map removal, never a
 /// predicate over every entry.
@@ -32,14 +32,14 @@ impl NegativeCache {
         })
     }
 
-    pub async fn get(&self, instance: &OrthancId, frame: u32) -> Option<UpstreamError> {
+    pub async fn get(&self, instance: &OrthancId, frame: u32) -> Option<PreviewError> {
         let frames = self.by_instance.get(instance).await?;
         let frames = frames.lock().ok()?;
         let now = Instant::now();
         frames.iter().find(|(f, _, until)| *f == frame && *until > now).map(|(_, e, _)| e.clone())
     }
 
-    pub async fn insert(&self, instance: &OrthancId, frame: u32, answer: UpstreamError) {
+    pub async fn insert(&self, instance: &OrthancId, frame: u32, answer: PreviewError) {
         let frames = self.by_instance.get_with_by_ref(instance, async { Arc::default() }).await;
         {
             let Ok(mut held) = frames.lock() else { return };
@@ -63,6 +63,7 @@ impl NegativeCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::upstream::UpstreamError;
 
     fn id(n: u32) -> OrthancId {
         OrthancId::parse(&format!("{n:08x}-00000000-00000000-00000000-00000000")).unwrap()
@@ -72,11 +73,11 @@ mod tests {
     async fn frames_are_remembered_per_instance_and_forgotten_together() {
         assert!(NegativeCache::new(Duration::ZERO).is_none());
         let c = NegativeCache::new(Duration::from_secs(60)).unwrap();
-        c.insert(&id(1), 0, UpstreamError::NotFound).await;
-        c.insert(&id(1), 2, UpstreamError::Unsupported).await;
-        c.insert(&id(2), 0, UpstreamError::NotFound).await;
-        assert!(matches!(c.get(&id(1), 0).await, Some(UpstreamError::NotFound)));
-        assert!(matches!(c.get(&id(1), 2).await, Some(UpstreamError::Unsupported)));
+        c.insert(&id(1), 0, UpstreamError::NotFound.into()).await;
+        c.insert(&id(1), 2, UpstreamError::Unsupported.into()).await;
+        c.insert(&id(2), 0, UpstreamError::NotFound.into()).await;
+        assert!(matches!(c.get(&id(1), 0).await, Some(PreviewError::Upstream(UpstreamError::NotFound))));
+        assert!(matches!(c.get(&id(1), 2).await, Some(PreviewError::Upstream(UpstreamError::Unsupported))));
         assert!(c.get(&id(1), 1).await.is_none());
         c.forget(&id(1)).await;
         assert!(c.get(&id(1), 0).await.is_none() && c.get(&id(1), 2).await.is_none());
@@ -86,10 +87,10 @@ mod tests {
     #[tokio::test]
     async fn each_frame_expires_on_its_own() {
         let c = NegativeCache::new(Duration::from_millis(1_000)).unwrap();
-        c.insert(&id(1), 0, UpstreamError::NotFound).await;
+        c.insert(&id(1), 0, UpstreamError::NotFound.into()).await;
         tokio::time::sleep(Duration::from_millis(600)).await;
         // Refreshes the instance, not frame 0.
-        c.insert(&id(1), 1, UpstreamError::NotFound).await;
+        c.insert(&id(1), 1, UpstreamError::NotFound.into()).await;
         tokio::time::sleep(Duration::from_millis(600)).await;
         assert!(c.get(&id(1), 0).await.is_none());
         assert!(c.get(&id(1), 1).await.is_some());
@@ -99,7 +100,7 @@ mod tests {
     async fn one_instance_holds_a_bounded_number_of_frames() {
         let c = NegativeCache::new(Duration::from_secs(60)).unwrap();
         for f in 0..1_000 {
-            c.insert(&id(1), f, UpstreamError::NotFound).await;
+            c.insert(&id(1), f, UpstreamError::NotFound.into()).await;
         }
         assert!(c.get(&id(1), 0).await.is_none(), "the oldest frames were dropped");
         assert!(c.get(&id(1), 999).await.is_some());

@@ -98,6 +98,8 @@ pub struct Metrics {
     pub flight_joins: Counter,
     pub transform_duration: Histogram,
     pub transform_rejected: Counter,
+    pub edge_decodes: Family<OutcomeLabels, Counter>,
+    pub render_fallbacks: Counter,
     pub auth_denials: Family<ReasonLabels, Counter>,
     pub warm_jobs: Family<StateLabels, Gauge>,
     pub warm_items: Family<OutcomeLabels, Counter>,
@@ -116,6 +118,8 @@ impl Metrics {
             flight_joins: Counter::default(),
             transform_duration: histogram(),
             transform_rejected: Counter::default(),
+            edge_decodes: Family::default(),
+            render_fallbacks: Counter::default(),
             auth_denials: Family::default(),
             warm_jobs: Family::default(),
             warm_items: Family::default(),
@@ -166,6 +170,16 @@ impl Metrics {
             "transform_rejected",
             "Transform jobs refused because the pool and its queue were full (503 overloaded)",
             m.transform_rejected.clone(),
+        );
+        r.register(
+            "edge_decodes",
+            "Frames the edge decoded from their stored DICOM file (render.mode), by outcome (ok or the error code)",
+            m.edge_decodes.clone(),
+        );
+        r.register(
+            "render_fallbacks",
+            "Frames Orthanc could not render (415) that the edge decoded itself instead (render.mode = fallback)",
+            m.render_fallbacks.clone(),
         );
         r.register(
             "auth_denials",
@@ -375,6 +389,16 @@ pub fn upstream(op: &'static str, outcome: &'static str, elapsed: Duration) {
 /// A finished transform job (queue wait included).
 pub fn transform(elapsed: Duration) {
     METRICS.transform_duration.observe(elapsed.as_secs_f64());
+}
+
+/// A frame decoded at the edge from its stored file: `ok` or the `DicomError` code.
+pub fn edge_decode(outcome: &'static str) {
+    METRICS.edge_decodes.get_or_create(&OutcomeLabels { outcome }).inc();
+}
+
+/// Orthanc answered 415 and the edge decodes the frame itself (`render.mode = fallback`).
+pub fn render_fallback() {
+    METRICS.render_fallbacks.inc();
 }
 
 pub fn transform_rejected() {

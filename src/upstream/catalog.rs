@@ -19,6 +19,10 @@ pub struct SeriesCard {
     pub instances: usize,
     /// The instance whose preview stands for the series (middle by `IndexInSeries`).
     pub representative: Option<String>,
+    /// For a series of documents without pixel data (its modality SR, DOC, ECG, ...): their kind
+    /// (`sr`, `pdf`, `ecg`, ...); its thumbnail is a placeholder tile (or 415 without them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub placeholder: Option<&'static str>,
 }
 
 /// A study's series, ordered by series number.
@@ -139,6 +143,7 @@ async fn card(up: &OrthancClient, s: SeriesInfo) -> Result<SeriesCard, UpstreamE
     let tags = s.main_dicom_tags;
     Ok(SeriesCard {
         id: s.id,
+        placeholder: tags.modality.as_deref().and_then(crate::model::no_pixel_kind),
         modality: tags.modality,
         description: tags.series_description,
         number: tags.series_number.as_deref().and_then(|n| n.trim().parse().ok()),

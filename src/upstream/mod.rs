@@ -31,6 +31,9 @@ pub enum UpstreamError {
     CircuitOpen(u64),
     #[error("too many requests are already waiting for Orthanc")]
     Busy,
+    /// A body over `orthanc.max_body_bytes`: a property of the instance, not a failing Orthanc.
+    #[error("the image is larger than the edge accepts from Orthanc")]
+    TooLarge { limit: u64 },
 }
 
 impl UpstreamError {
@@ -45,6 +48,7 @@ impl UpstreamError {
             UpstreamError::Status(_) => "upstream-error",
             UpstreamError::CircuitOpen(_) => "upstream-circuit-open",
             UpstreamError::Busy => "upstream-busy",
+            UpstreamError::TooLarge { .. } => "source-too-large",
         }
     }
 

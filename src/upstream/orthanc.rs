@@ -20,6 +20,7 @@ use crate::ids::OrthancId;
 use crate::model::{ImageFormat, Level, Rendering};
 
 const PAM_MIME: &str = "image/x-portable-arbitrarymap";
+const DICOM_MIME: &str = "application/dicom";
 
 /// Who is waiting for a render: a person, or a warm-up job that must leave room for people.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +52,9 @@ pub struct OrthancClient {
     http: reqwest::Client,
     base: Arc<str>,
     renders: RenderGate,
+    /// Slots for stored-file downloads (`render.mode` edge and fallback), apart from renders:
+    /// Orthanc serves a file without decoding it, so files never wait behind its render limit.
+    files: RenderGate,
     /// Requests waiting for a render slot, bounded by `max_waiting`.
     waiting: Arc<AtomicUsize>,
     max_waiting: usize,
@@ -117,6 +121,7 @@ impl OrthancClient {
             http,
             base: cfg.url.trim_end_matches('/').into(),
             renders: RenderGate::new(cfg.max_concurrency),
+            files: RenderGate::new(cfg.max_concurrency),
             waiting: Arc::default(),
             max_waiting: cfg.max_waiting,
             timeout: Duration::from_millis(cfg.timeout_ms),
@@ -185,30 +190,54 @@ impl OrthancClient {
         self.fetch_image(&url, PAM_MIME, |b| b.starts_with(b"P7\n"), priority).await
     }
 
-    /// One image request: refused at once while the circuit is open or the render queue is full;
-    /// otherwise under the render semaphore, within `timeout_ms` all told, classified and checked.
+    /// The stored DICOM file of one instance (`GET /instances/{id}/file`), as uploaded: what the
+    /// edge decodes itself. Capped by `max_body_bytes`; takes a file slot, not a render slot.
+    pub async fn file(&self, id: &OrthancId, priority: Priority) -> Result<(Bytes, Duration), UpstreamError> {
+        let url = format!("{}/instances/{}/file", self.base, id);
+        let part10 = |b: &[u8]| b.len() >= 132 && &b[128..132] == b"DICM";
+        // A file that large is an instance the edge refuses, not Orthanc misbehaving.
+        let too_big = |limit| UpstreamError::TooLarge { limit };
+        self.fetch("file", &self.files, &url, Expect { mime: DICOM_MIME, magic: part10, too_big }, priority)
+            .await
+    }
+
+    /// One image request; see `fetch`.
     async fn fetch_image(
         &self,
         url: &str,
-        mime: &str,
+        mime: &'static str,
         magic: impl Fn(&[u8]) -> bool,
         priority: Priority,
     ) -> Result<(Bytes, Duration), UpstreamError> {
+        self.fetch("image", &self.renders, url, Expect { mime, magic, too_big: bad_response_over }, priority)
+            .await
+    }
+
+    /// One request for a body: refused at once while the circuit is open or the queue is full;
+    /// otherwise under one of `gate`'s slots, within `timeout_ms` all told, classified and checked.
+    async fn fetch(
+        &self,
+        kind: &'static str,
+        gate: &RenderGate,
+        url: &str,
+        expect: Expect<impl Fn(&[u8]) -> bool>,
+        priority: Priority,
+    ) -> Result<(Bytes, Duration), UpstreamError> {
         let queued = Instant::now();
-        let result = self.fetch_image_inner(url, mime, magic, priority).await;
+        let result = self.fetch_gated(gate, url, expect, priority).await;
         let outcome = match &result {
             Ok(_) => "ok",
             Err(e) => e.code(),
         };
-        crate::telemetry::metrics::upstream("image", outcome, queued.elapsed());
+        crate::telemetry::metrics::upstream(kind, outcome, queued.elapsed());
         result
     }
 
-    async fn fetch_image_inner(
+    async fn fetch_gated(
         &self,
+        gate: &RenderGate,
         url: &str,
-        mime: &str,
-        magic: impl Fn(&[u8]) -> bool,
+        expect: Expect<impl Fn(&[u8]) -> bool>,
         priority: Priority,
     ) -> Result<(Bytes, Duration), UpstreamError> {
         if let Some(retry_after) = self.breaker.refuse() {
@@ -216,7 +245,7 @@ impl OrthancClient {
         }
         let started = Instant::now();
         let deadline = tokio::time::Instant::from_std(started + self.timeout);
-        let _permit = match self.renders.try_acquire(priority) {
+        let _permit = match gate.try_acquire(priority) {
             Some(p) => p,
             None => {
                 // People queue within `max_waiting`; warm-up jobs are bounded by their own
@@ -230,7 +259,7 @@ impl OrthancClient {
                     },
                     Priority::Background => None,
                 };
-                match tokio::time::timeout_at(deadline, self.renders.acquire(priority)).await {
+                match tokio::time::timeout_at(deadline, gate.acquire(priority)).await {
                     Ok(p) => p,
                     Err(_) => {
                         self.stats.queue_timeouts.fetch_add(1, Ordering::Relaxed);
@@ -239,7 +268,7 @@ impl OrthancClient {
                 }
             }
         };
-        let result = tokio::time::timeout_at(deadline, self.request(url, mime, magic))
+        let result = tokio::time::timeout_at(deadline, self.request(url, expect))
             .await
             .unwrap_or(Err(UpstreamError::Timeout));
         match &result {
@@ -256,13 +285,13 @@ impl OrthancClient {
     async fn request(
         &self,
         url: &str,
-        mime: &str,
-        magic: impl Fn(&[u8]) -> bool,
+        expect: Expect<impl Fn(&[u8]) -> bool>,
     ) -> Result<Bytes, UpstreamError> {
+        let Expect { mime, magic, too_big } = expect;
         let resp = self.http.get(url).header(ACCEPT, mime).send().await.map_err(classify)?;
         check_status(resp.status())?;
         let claimed = resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-        let body = self.read_capped(resp).await?;
+        let body = self.read_capped(resp, too_big).await?;
         if !claimed.starts_with(mime) {
             return Err(UpstreamError::BadResponse(format!(
                 "asked for {mime}, got content type {claimed:?}"
@@ -418,7 +447,7 @@ impl OrthancClient {
     ) -> Result<T, UpstreamError> {
         let resp = req.header(ACCEPT, "application/json").send().await.map_err(classify)?;
         check_status(resp.status())?;
-        let body = self.read_capped(resp).await?;
+        let body = self.read_capped(resp, bad_response_over).await?;
         // Position only: serde's message may quote values, and values may be patient data.
         serde_json::from_slice(&body).map_err(|e| {
             UpstreamError::BadResponse(format!("unexpected JSON at line {} column {}", e.line(), e.column()))
@@ -481,8 +510,13 @@ impl OrthancClient {
         self.answered.load(Ordering::Relaxed)
     }
 
-    async fn read_capped(&self, mut resp: reqwest::Response) -> Result<Bytes, UpstreamError> {
-        let too_big = || UpstreamError::BadResponse(format!("body larger than {} bytes", self.max_body));
+    /// The body, or `too_big(max_body_bytes)` as soon as it is known to be over the cap.
+    async fn read_capped(
+        &self,
+        mut resp: reqwest::Response,
+        too_big: fn(u64) -> UpstreamError,
+    ) -> Result<Bytes, UpstreamError> {
+        let too_big = || too_big(self.max_body);
         if resp.content_length().is_some_and(|n| n > self.max_body) {
             return Err(too_big());
         }
@@ -500,6 +534,19 @@ impl OrthancClient {
         }
         Ok(buf.freeze())
     }
+}
+
+/// What a body request expects back: its content type, a check of its first bytes, and the
+/// error for a body over `max_body_bytes`.
+struct Expect<M> {
+    mime: &'static str,
+    magic: M,
+    too_big: fn(u64) -> UpstreamError,
+}
+
+/// An image or JSON body over the cap: Orthanc misbehaving.
+fn bad_response_over(limit: u64) -> UpstreamError {
+    UpstreamError::BadResponse(format!("body larger than {limit} bytes"))
 }
 
 fn check_status(status: StatusCode) -> Result<(), UpstreamError> {

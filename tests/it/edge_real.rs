@@ -218,10 +218,11 @@ fn frames_are_independent_and_out_of_range_is_404() {
     assert_eq!(unknown.status(), 404);
 }
 
+/// With `render.mode = "orthanc"`: see tests/it/render_real.rs for the edge decoding it.
 #[test]
-fn undecodable_transfer_syntax_is_415() {
+fn undecodable_transfer_syntax_is_415_when_only_orthanc_renders() {
     let Some(r) = RealOrthanc::from_env() else { return };
-    let edge = Edge::start(&r);
+    let edge = Edge::start_with(&r, "[render]\nmode = \"orthanc\"\n");
     let id = instance(&r, "j2k")["instance"].as_str().unwrap().to_owned();
     let resp = via_edge(&edge, &format!("/instances/{id}/preview"), "image/png");
     assert_eq!(resp.status(), 415);

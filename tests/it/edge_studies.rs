@@ -199,8 +199,8 @@ async fn warm_then_grid_costs_no_render_and_purge_makes_misses() {
     assert_eq!(p["state"], "done");
     // thumb is `auto`: WebP for browsers and JPEG for viewers, per instance.
     assert_eq!(p["total"].as_u64().unwrap(), instances * 2, "{p}");
-    assert_eq!(p["failed"].as_u64().unwrap(), 2, "the JPEG 2000 instance cannot be rendered: {p}");
-    assert_eq!(p["failures"][0]["code"], "unsupported-image");
+    // Orthanc cannot decode the JPEG 2000 instance (415): the edge does (render.mode = fallback).
+    assert_eq!(p["failed"].as_u64().unwrap(), 0, "every instance renders: {p}");
     let renders_after_warm = proxy.renders();
     assert!(
         renders_after_warm as u64 <= instances + 1,
@@ -214,12 +214,6 @@ async fn warm_then_grid_costs_no_render_and_purge_makes_misses() {
         let url = format!("{}{}", edge.url, s["thumbnail"].as_str().unwrap());
         for accept in [CHROME_ACCEPT, "image/jpeg"] {
             let t = get(&url, PREVIEW_KEY, accept).await;
-            if s["modality"] == "OT" && t.status() == 415 {
-                continue;
-            }
-            if t.status() == 415 {
-                continue; // the JPEG 2000 series
-            }
             assert_eq!(t.status(), 200, "{url}");
             assert!(header(&t, "x-cache").starts_with("hit-"), "{url} {accept}");
         }

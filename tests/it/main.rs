@@ -20,6 +20,8 @@ mod k8s_config;
 mod lifecycle;
 mod openapi;
 mod ops_metrics;
+mod render_fake;
+mod render_real;
 mod resilience_fake;
 mod security_real;
 mod transform_props;

@@ -52,6 +52,9 @@ struct FakeState {
     metadata_delay: Mutex<Option<Duration>>,
     metadata_in_flight: AtomicUsize,
     max_metadata_in_flight: AtomicUsize,
+    /// The stored DICOM file `GET /instances/{id}/file` answers for every instance (404 if unset).
+    file: Mutex<Option<Vec<u8>>>,
+    files: AtomicUsize,
 }
 
 impl FakeState {
@@ -84,6 +87,7 @@ impl FakeOrthanc {
                 .app_data(data.clone())
                 .route("/instances/{id}/frames/{frame}/preview", web::get().to(fake_preview))
                 .route("/instances/{id}/frames/{frame}/rendered", web::get().to(fake_preview))
+                .route("/instances/{id}/file", web::get().to(fake_file))
                 .route("/system", web::get().to(fake_system))
                 .route("/instances/{id}", web::get().to(fake_instance))
                 .route("/series/{id}", web::get().to(fake_series))
@@ -104,6 +108,16 @@ impl FakeOrthanc {
     /// Size and channels of the PAM the fake renders for sources.
     pub fn set_source(&self, width: u32, height: u32, channels: u8) {
         *self.state.source.lock().unwrap() = Some((width, height, channels));
+    }
+
+    /// The DICOM file every instance's `/file` answers with.
+    pub fn set_file(&self, file: Vec<u8>) {
+        *self.state.file.lock().unwrap() = Some(file);
+    }
+
+    /// `GET /instances/{id}/file` requests received.
+    pub fn file_requests(&self) -> usize {
+        self.state.files.load(Ordering::SeqCst)
     }
 
     pub fn set_mode(&self, mode: Mode) {
@@ -373,5 +387,13 @@ async fn fake_preview(
             state.in_flight.fetch_sub(1, Ordering::SeqCst);
             HttpResponse::Ok().content_type(ct).body(body)
         }
+    }
+}
+
+async fn fake_file(state: web::Data<FakeState>) -> HttpResponse {
+    state.files.fetch_add(1, Ordering::SeqCst);
+    match state.file.lock().unwrap().clone() {
+        Some(body) => HttpResponse::Ok().content_type("application/dicom").body(body),
+        None => HttpResponse::NotFound().finish(),
     }
 }

@@ -1,0 +1,109 @@
+//! The edge's own decoding against a fake Orthanc that refuses to render (415) and serves a file:
+//! placeholders for instances without pixels, damaged files, requests counted.
+
+#![allow(clippy::unwrap_used)]
+
+use crate::support::*;
+use dicom_core::{PrimitiveValue, VR};
+use dicom_dictionary_std::{tags, uids};
+use image::GenericImageView;
+use orthanc_edge::dicom::synthetic::{file, header, native, text};
+
+async fn get(url: &str, accept: &str) -> reqwest::Response {
+    client().get(url).header("X-Api-Key", PREVIEW_KEY).header("Accept", accept).send().await.unwrap()
+}
+
+/// A Basic Text SR: no pixel data.
+fn sr() -> Vec<u8> {
+    file(
+        uids::EXPLICIT_VR_LITTLE_ENDIAN,
+        vec![
+            text(tags::SOP_CLASS_UID, VR::UI, "1.2.840.10008.5.1.4.1.1.88.11"),
+            text(tags::SOP_INSTANCE_UID, VR::UI, "2.25.1234"),
+            text(tags::MODALITY, VR::CS, "SR"),
+        ],
+    )
+}
+
+/// A 40×30 8-bit grey ramp.
+fn ramp() -> Vec<u8> {
+    let px: Vec<u8> = (0..40 * 30).map(|i| (i % 256) as u8).collect();
+    native(header(30, 40, 1, (8, 8, 7), false, "MONOCHROME2"), VR::OB, PrimitiveValue::U8(px.into()))
+}
+
+#[actix_web::test]
+async fn an_sr_gets_a_placeholder_tile_sized_like_the_variant_and_its_file_is_read_once() {
+    let fake = FakeOrthanc::start().await;
+    fake.set_mode(Mode::Status(415));
+    fake.set_file(sr());
+    let edge = TestEdge::builder(&fake.url).start().await;
+    let url = edge.preview_url(ID);
+
+    let tile = get(&url, "image/png").await;
+    assert_eq!(tile.status(), 200);
+    assert_eq!(tile.headers()["x-placeholder"], "sr");
+    assert_eq!(tile.headers()["content-type"], "image/png");
+    let img = image::load_from_memory(&tile.bytes().await.unwrap()).unwrap();
+    assert_eq!(img.dimensions(), (256, 256), "no size asked: a thumbnail-sized tile");
+
+    let small = get(&format!("{url}?w=64&h=48&format=jpeg"), "image/jpeg").await;
+    assert_eq!(small.status(), 200);
+    assert_eq!(small.headers()["x-placeholder"], "sr");
+    let img = image::load_from_memory(&small.bytes().await.unwrap()).unwrap();
+    assert_eq!(img.dimensions(), (64, 48));
+    let again = get(&format!("{url}?w=64&h=48&format=jpeg"), "image/jpeg").await;
+    assert_eq!(again.headers()["x-cache"], "hit-memory");
+    assert_eq!(fake.file_requests(), 1, "an instance without pixels is remembered, not fetched again");
+    edge.stop().await;
+
+    let strict =
+        TestEdge::builder(&fake.url).env("ORTHANC_EDGE__RENDER__PLACEHOLDERS", "false").start().await;
+    let (status, code) = outcome(get(&strict.preview_url(ID), "image/png").await).await;
+    assert_eq!((status, code.as_str()), (415, "no-pixel-data"));
+    strict.stop().await;
+    fake.stop().await;
+}
+
+#[actix_web::test]
+async fn fallback_decodes_what_orthanc_refuses_and_orthanc_mode_does_not() {
+    let fake = FakeOrthanc::start().await;
+    fake.set_mode(Mode::Status(415));
+    fake.set_file(ramp());
+    let edge = TestEdge::builder(&fake.url).start().await;
+    let got = get(&edge.preview_url(ID), "image/png").await;
+    assert_eq!(got.status(), 200);
+    assert!(got.headers().get("x-placeholder").is_none());
+    let img = image::load_from_memory(&got.bytes().await.unwrap()).unwrap();
+    assert_eq!(img.dimensions(), (40, 30));
+    edge.stop().await;
+
+    let strict = TestEdge::builder(&fake.url).env("ORTHANC_EDGE__RENDER__MODE", "orthanc").start().await;
+    let files = fake.file_requests();
+    let (status, code) = outcome(get(&strict.preview_url(ID2), "image/png").await).await;
+    assert_eq!((status, code.as_str()), (415, "unsupported-image"));
+    assert_eq!(fake.file_requests(), files, "render.mode = orthanc never reads files");
+    strict.stop().await;
+    fake.stop().await;
+}
+
+#[actix_web::test]
+async fn a_damaged_file_is_a_422_remembered_and_never_cached() {
+    let fake = FakeOrthanc::start().await;
+    let mut damaged = ramp();
+    damaged.truncate(damaged.len() - 300); // pixel data shorter than the header says
+    fake.set_file(damaged);
+    let edge = TestEdge::builder(&fake.url).env("ORTHANC_EDGE__RENDER__MODE", "edge").start().await;
+    for _ in 0..3 {
+        let (status, code) = outcome(get(&edge.preview_url(ID), "image/png").await).await;
+        assert_eq!((status, code.as_str()), (422, "undecodable"));
+    }
+    assert_eq!(fake.file_requests(), 1, "remembered for negative_ttl_s");
+    assert_eq!(fake.image_requests(), 0, "render.mode = edge: Orthanc renders nothing");
+    // Once the negative TTL (5 s here) is over, a good file comes through.
+    fake.set_file(ramp());
+    tokio::time::sleep(std::time::Duration::from_millis(5_100)).await;
+    let got = get(&edge.preview_url(ID), "image/png").await;
+    assert_eq!(got.status(), 200, "nothing damaged was cached");
+    edge.stop().await;
+    fake.stop().await;
+}

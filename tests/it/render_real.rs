@@ -1,0 +1,117 @@
+//! `render.mode` against a real Orthanc: the edge's own decoding of the stored files gives
+//! Orthanc's pixels, costs Orthanc no render in `edge` mode, and renders what Orthanc cannot
+//! (the JPEG 2000 instance) in `fallback` mode.
+
+#![allow(clippy::unwrap_used)]
+
+use crate::support::*;
+use image::GenericImageView;
+use serde_json::Value;
+
+async fn get(url: &str, accept: &str) -> reqwest::Response {
+    client().get(url).header("X-Api-Key", PREVIEW_KEY).header("Accept", accept).send().await.unwrap()
+}
+
+/// Grey or RGB pixels of a PNG/JPEG body, with its size.
+fn pixels(body: &[u8]) -> (u32, u32, Vec<u8>) {
+    let img = image::load_from_memory(body).unwrap();
+    let (w, h) = img.dimensions();
+    let data = match img.color().channel_count() {
+        1 => img.to_luma8().into_raw(),
+        _ => img.to_rgb8().into_raw(),
+    };
+    (w, h, data)
+}
+
+/// Orthanc's own answer for `path` (status, body).
+async fn orthanc(r: &RealOrthanc, path: &str, accept: &str) -> (u16, Vec<u8>) {
+    let resp = client()
+        .get(format!("{}{path}", r.url))
+        .basic_auth(&r.user, Some(&r.password))
+        .header("Accept", accept)
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.bytes().await.unwrap().to_vec())
+}
+
+fn instances(r: &RealOrthanc) -> Vec<(String, Value)> {
+    r.manifest["instances"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+/// Larger bodies than the test default: the CR files are over a mebibyte.
+const BIG_BODIES: (&str, &str) = ("ORTHANC_EDGE__ORTHANC__MAX_BODY_BYTES", "67108864");
+
+#[actix_web::test]
+async fn edge_mode_gives_orthancs_pixels_without_one_orthanc_render() {
+    let Some(r) = RealOrthanc::from_env() else { return };
+    let proxy = CountingProxy::start(&r.url).await;
+    let edge = r.edge(&proxy.url).env("ORTHANC_EDGE__RENDER__MODE", "edge").envs(&[BIG_BODIES]).start().await;
+    for (name, inst) in instances(&r) {
+        let id = inst["instance"].as_str().unwrap();
+        let frames = inst["frames"].as_u64().unwrap_or(1) as u32;
+        for frame in 0..frames.min(3) {
+            for route in ["preview", "rendered"] {
+                let path = format!("/instances/{id}/frames/{frame}/{route}");
+                let (status, want) = orthanc(&r, &path, "image/png").await;
+                let got = get(&format!("{}{path}", edge.url), "image/png").await;
+                if status == 415 {
+                    // Orthanc cannot decode it (JPEG 2000): the edge can, at the right size.
+                    assert_eq!(got.status(), 200, "{name} {path}");
+                    let (w, h, _) = pixels(&got.bytes().await.unwrap());
+                    assert_eq!(
+                        (w as u64, h as u64),
+                        (inst["width"].as_u64().unwrap(), inst["height"].as_u64().unwrap())
+                    );
+                    continue;
+                }
+                assert_eq!(status, 200, "Orthanc {name} {path}");
+                assert_eq!(got.status(), 200, "{name} {path}");
+                assert_eq!(got.headers()["content-type"], "image/png");
+                let got = got.bytes().await.unwrap();
+                assert!(
+                    pixels(&got) == pixels(&want),
+                    "{name} {path}: the edge's pixels differ from Orthanc's"
+                );
+            }
+        }
+        // A variant comes from the same source.
+        let small = get(&format!("{}/instances/{id}/preview?w=64&format=png", edge.url), "image/png").await;
+        assert_eq!(small.status(), 200, "{name}");
+    }
+    assert_eq!(proxy.renders(), 0, "render.mode = edge: Orthanc renders nothing");
+    edge.stop().await;
+    proxy.stop().await;
+}
+
+#[actix_web::test]
+async fn fallback_renders_what_orthanc_refuses_and_orthanc_mode_keeps_the_415() {
+    let Some(r) = RealOrthanc::from_env() else { return };
+    let (name, j2k) = instances(&r).into_iter().find(|(_, i)| i["preview_status"] == 415).unwrap();
+    let id = j2k["instance"].as_str().unwrap().to_owned();
+    let url = |edge: &TestEdge| format!("{}/instances/{id}/preview", edge.url);
+
+    let strict = r.edge(&r.url).env("ORTHANC_EDGE__RENDER__MODE", "orthanc").start().await;
+    let (status, body) = outcome(get(&url(&strict), "image/png").await).await;
+    assert_eq!((status, body.as_str()), (415, "unsupported-image"), "{name}");
+    strict.stop().await;
+
+    let proxy = CountingProxy::start(&r.url).await;
+    let edge = r.edge(&proxy.url).start().await; // fallback is the default
+    for accept in ["image/png", "image/jpeg"] {
+        let got = get(&url(&edge), accept).await;
+        assert_eq!(got.status(), 200, "{name} {accept}");
+        assert_eq!(got.headers()["content-type"], accept);
+        let (w, h, _) = pixels(&got.bytes().await.unwrap());
+        assert_eq!((w as u64, h as u64), (j2k["width"].as_u64().unwrap(), j2k["height"].as_u64().unwrap()));
+    }
+    let thumb = get(&format!("{}?preset=thumb", url(&edge)), "image/webp").await;
+    assert_eq!(thumb.status(), 200, "{name}: a variant of the edge-decoded source");
+    // Orthanc was asked once per rendering it could not make; the source is cached after that.
+    let renders = proxy.renders();
+    let again = get(&format!("{}?w=32&format=png", url(&edge)), "image/png").await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(proxy.renders(), renders, "the decoded source is cached");
+    edge.stop().await;
+    proxy.stop().await;
+}
