@@ -275,7 +275,9 @@ fn generated(study: &str) -> Vec<(&'static str, Vec<u8>, u32)> {
     // RLE: 8-bit, 16-bit signed, RGB.
     out.push(("rle_8", rle_file(h(1, (8, 8, 7), false, "MONOCHROME2"), &eight, 1, 1), 1));
     out.push(("rle_16_signed", rle_file(h(1, (16, 16, 15), true, "MONOCHROME2"), &le(&signed), 1, 2), 1));
-    out.push(("rle_rgb", rle_file(h(3, (8, 8, 7), false, "RGB"), &rgb, 3, 1), 1));
+    let mut hr = h(3, (8, 8, 7), false, "RGB");
+    hr.push(us(tags::PLANAR_CONFIGURATION, 0));
+    out.push(("rle_rgb", rle_file(hr, &rgb, 3, 1), 1));
     out
 }
 
