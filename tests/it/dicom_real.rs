@@ -4,7 +4,7 @@
 //!
 //! Instances: the manifest's, and ones built here (8/16-bit, signed, shifted, MONOCHROME1/2,
 //! RGB interleaved and planar, rescale, windows, multi-frame, RLE), uploaded to their own
-//! patient and deleted afterwards. Needs ORTHANC_EDGE_IT_* (skipped without, unless required).
+//! patient one at a time and deleted at once. Needs ORTHANC_EDGE_IT_* (skipped without, unless required).
 
 use std::time::Duration;
 
@@ -25,36 +25,33 @@ fn http() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder().no_gzip().timeout(Duration::from_secs(60)).build().unwrap()
 }
 
-/// Instances uploaded by a test, deleted when it ends (passed or not).
+/// An instance uploaded by a test, deleted when dropped (passed or not): each lives about a
+/// second, less than Orthanc's StableAge (2 s), so the /changes follower tests never see a
+/// stable study of ours.
 struct Uploaded<'a> {
     r: &'a RealOrthanc,
-    ids: Vec<String>,
+    id: String,
 }
 
-impl Uploaded<'_> {
-    /// Upload a DICOM file; its Orthanc id.
-    fn upload(&mut self, file: Vec<u8>) -> String {
+impl<'a> Uploaded<'a> {
+    fn new(r: &'a RealOrthanc, file: Vec<u8>) -> Self {
         let resp = http()
-            .post(format!("{}/instances", self.r.url))
-            .basic_auth(&self.r.user, Some(&self.r.password))
+            .post(format!("{}/instances", r.url))
+            .basic_auth(&r.user, Some(&r.password))
             .header("Content-Type", "application/dicom")
             .body(file)
             .send()
             .unwrap();
         assert!(resp.status().is_success(), "upload: {}", resp.status());
         let v: serde_json::Value = resp.json().unwrap();
-        let id = v["ID"].as_str().unwrap().to_owned();
-        self.ids.push(id.clone());
-        id
+        Self { r, id: v["ID"].as_str().unwrap().to_owned() }
     }
 }
 
 impl Drop for Uploaded<'_> {
     fn drop(&mut self) {
-        for id in &self.ids {
-            let url = format!("{}/instances/{id}", self.r.url);
-            let _ = http().delete(url).basic_auth(&self.r.user, Some(&self.r.password)).send();
-        }
+        let url = format!("{}/instances/{}", self.r.url, self.id);
+        let _ = http().delete(url).basic_auth(&self.r.user, Some(&self.r.password)).send();
     }
 }
 
@@ -284,11 +281,10 @@ fn generated(study: &str) -> Vec<(&'static str, Vec<u8>, u32)> {
 #[test]
 fn generated_instances_render_as_orthanc_does() {
     let Some(r) = RealOrthanc::from_env() else { return };
-    let mut uploaded = Uploaded { r: &r, ids: Vec::new() };
     for (name, bytes, frames) in generated(&uid()) {
-        let id = uploaded.upload(bytes);
+        let instance = Uploaded::new(&r, bytes);
         for frame in 0..frames {
-            let answered = compare(&r, name, &id, frame);
+            let answered = compare(&r, name, &instance.id, frame);
             assert_eq!(answered, 3, "{name} frame {frame}: Orthanc renders all of these");
         }
     }
