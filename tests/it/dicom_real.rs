@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use dicom_core::value::PrimitiveValue;
-use dicom_core::VR;
+use dicom_core::{DataElement, VR};
 use dicom_dictionary_std::{tags, uids};
 use orthanc_edge::dicom::synthetic::{self, text, us, Elem};
 use orthanc_edge::dicom::{render_frame, DicomError, Limits};
@@ -243,6 +243,18 @@ fn generated(study: &str) -> Vec<(&'static str, Vec<u8>, u32)> {
         with_pixels(s12, VR::OW, PrimitiveValue::U16(u16s(&pattern(n, -2048, 2047)).into())),
         1,
     ));
+    // Signed 12 bits with high bit 13: Orthanc's slow path, masked and sign-extended.
+    let signed_shifted: Vec<u16> =
+        pattern(n, -2048, 2047).iter().map(|v| ((*v as u16) << 2) | 0x8001).collect();
+    out.push((
+        "signed_12_shifted",
+        with_pixels(
+            h(1, (16, 12, 13), true, "MONOCHROME2"),
+            VR::OW,
+            PrimitiveValue::U16(signed_shifted.into()),
+        ),
+        1,
+    ));
     // A window narrower than 1, and a slope Orthanc raises to 0.0001.
     let mut narrow = h(1, (16, 16, 15), false, "MONOCHROME2");
     narrow.extend([
@@ -264,6 +276,23 @@ fn generated(study: &str) -> Vec<(&'static str, Vec<u8>, u32)> {
     let mut hp = h(3, (8, 8, 7), false, "RGB");
     hp.push(us(tags::PLANAR_CONFIGURATION, 1));
     out.push(("rgb_planar", with_pixels(hp, VR::OB, PrimitiveValue::U8(planar.into())), 1));
+    // 8-bit palette colour through 256-entry 16-bit tables (an even pixel count: Orthanc wants
+    // the Pixel Data length, padded to even, to be rows × columns).
+    let mut pal = header(study, rows + 1, cols, 1, (8, 8, 7), false, "PALETTE COLOR");
+    for (c, (descriptor, data)) in [
+        (tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR, tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DATA),
+        (tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR, tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DATA),
+        (tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR, tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DATA),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        pal.push(DataElement::new(descriptor, VR::US, PrimitiveValue::U16(vec![256, 0, 16].into())));
+        let table: Vec<u16> = (0..256u32).map(|i| ((i * (c as u32 + 3) * 97) % 65536) as u16).collect();
+        pal.push(DataElement::new(data, VR::OW, PrimitiveValue::U16(table.into())));
+    }
+    let indices: Vec<u8> = pattern(n + cols as usize, 0, 255).iter().map(|v| *v as u8).collect();
+    out.push(("palette_8", with_pixels(pal, VR::OB, PrimitiveValue::U8(indices.into())), 1));
     // Three frames of 16-bit.
     let mut mf = h(1, (16, 16, 15), false, "MONOCHROME2");
     mf.push(text(tags::NUMBER_OF_FRAMES, VR::IS, "3"));
