@@ -61,8 +61,9 @@ fn orthanc_pam(body: &[u8]) -> Pixels {
 }
 
 /// Compare the edge with Orthanc on one instance and frame, for `/preview`, `/rendered` and a
-/// `/rendered` with an explicit window. Returns how many renderings Orthanc answered.
-fn compare(r: &RealOrthanc, name: &str, id: &str, frame: u32) -> usize {
+/// `/rendered` with an explicit window: equal, or no sample more than `tolerance` apart (lossy
+/// JPEG: jpeg-decoder is not libjpeg). Returns how many renderings Orthanc answered.
+fn compare(r: &RealOrthanc, name: &str, id: &str, frame: u32, tolerance: u8) -> usize {
     let (status, file) = r.direct_blocking(&format!("/instances/{id}/file"), "application/dicom");
     assert_eq!(status, 200, "{name}: /file");
     let window = Window { center: 300.0, width: 700.0 };
@@ -91,11 +92,12 @@ fn compare(r: &RealOrthanc, name: &str, id: &str, frame: u32) -> usize {
                 (want.width, want.height, want.channels),
                 "{name} frame {frame} {route}{query}: geometry"
             );
-            if got.data != want.data {
+            let worst = got.data.iter().zip(&want.data).map(|(a, b)| a.abs_diff(*b)).max().unwrap_or(0);
+            if worst > tolerance {
                 let diff = got.data.iter().zip(&want.data).filter(|(a, b)| a != b).count();
                 let first = got.data.iter().zip(&want.data).position(|(a, b)| a != b);
                 panic!(
-                    "{name} frame {frame} {route}{query}: {diff} of {} samples differ (first at {first:?})",
+                    "{name} frame {frame} {route}{query}: {diff} of {} samples differ (first at {first:?}), by up to {worst}",
                     got.data.len()
                 );
             }
@@ -122,7 +124,7 @@ fn manifest_instances_render_as_orthanc_does() {
         let id = facts["instance"].as_str().unwrap();
         let frames = facts["frames"].as_u64().unwrap_or(1) as u32;
         for frame in [0, frames - 1] {
-            answered += compare(&r, name, id, frame);
+            answered += compare(&r, name, id, frame, 0);
         }
     }
     assert!(answered > 0, "Orthanc rendered none of the manifest's instances");
@@ -266,11 +268,9 @@ fn generated(study: &str) -> Vec<(&'static str, Vec<u8>, u32)> {
     out.push(("narrow_window", with_pixels(narrow, VR::OW, PrimitiveValue::U16(twelve.clone().into())), 1));
     // RGB, interleaved and planar.
     let rgb: Vec<u8> = pattern(n * 3, 0, 255).iter().map(|v| *v as u8).collect();
-    out.push((
-        "rgb",
-        with_pixels(h(3, (8, 8, 7), false, "RGB"), VR::OB, PrimitiveValue::U8(rgb.clone().into())),
-        1,
-    ));
+    let mut hi = h(3, (8, 8, 7), false, "RGB");
+    hi.push(us(tags::PLANAR_CONFIGURATION, 0));
+    out.push(("rgb", with_pixels(hi, VR::OB, PrimitiveValue::U8(rgb.clone().into())), 1));
     let planar: Vec<u8> =
         (0..3).flat_map(|c| rgb.iter().skip(c).step_by(3).copied().collect::<Vec<_>>()).collect();
     let mut hp = h(3, (8, 8, 7), false, "RGB");
@@ -310,11 +310,41 @@ fn generated(study: &str) -> Vec<(&'static str, Vec<u8>, u32)> {
 #[test]
 fn generated_instances_render_as_orthanc_does() {
     let Some(r) = RealOrthanc::from_env() else { return };
-    for (name, bytes, frames) in generated(&uid()) {
+    let study = uid();
+    let mut cases: Vec<_> =
+        generated(&study).into_iter().map(|(name, bytes, frames)| (name, bytes, frames, 0)).collect();
+    cases.extend(jpeg_cases(&study));
+    for (name, bytes, frames, tolerance) in cases {
         let instance = Uploaded::new(&r, bytes);
         for frame in 0..frames {
-            let answered = compare(&r, name, &instance.id, frame);
+            let answered = compare(&r, name, &instance.id, frame, tolerance);
             assert_eq!(answered, 3, "{name} frame {frame}: Orthanc renders all of these");
         }
     }
+}
+
+/// `file` compressed by DCMTK's `dcmcjpeg` with `option` (DCMTK is installed with Orthanc by
+/// scripts/ci/setup-deps.sh).
+fn dcmcjpeg(option: &str, file: &[u8]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = (dir.path().join("in.dcm"), dir.path().join("out.dcm"));
+    std::fs::write(&src, file).unwrap();
+    let out = std::process::Command::new("dcmcjpeg").arg(option).arg(&src).arg(&dst).output();
+    let out = out.unwrap_or_else(|e| panic!("dcmcjpeg: {e} (is DCMTK installed?)"));
+    assert!(out.status.success(), "dcmcjpeg {option}: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::read(dst).unwrap()
+}
+
+/// JPEG lossless (exact) and baseline (within 3 grey levels, 4 in colour) of generated instances: name,
+/// file, frames, tolerance.
+fn jpeg_cases(study: &str) -> Vec<(&'static str, Vec<u8>, u32, u8)> {
+    let all = generated(study);
+    let source = |name: &str| all.iter().find(|c| c.0 == name).map(|c| c.1.clone()).unwrap();
+    vec![
+        ("jpeg_lossless_ct", dcmcjpeg("+e1", &source("ct_signed")), 1, 0),
+        ("jpeg_lossless_12", dcmcjpeg("+e1", &source("mono2_12")), 1, 0),
+        ("jpeg_lossless_rgb", dcmcjpeg("+e1", &source("rgb")), 1, 0),
+        ("jpeg_baseline_8", dcmcjpeg("+eb", &source("mono2_8")), 1, 3),
+        ("jpeg_baseline_rgb", dcmcjpeg("+eb", &source("rgb")), 1, 4),
+    ]
 }
