@@ -6,9 +6,9 @@
 //! samples as they are and only shifts unsigned ones right (`ImageProcessing::ShiftRight`), so
 //! bits above the high bit are kept (16-bit unsigned, and signed 16-bit with no shift); its slow
 //! path (`DicomIntegerPixelAccessor::GetValue`: planar data, a shifted signed image) masks to
-//! the stored bits and sign-extends. Compressed data goes through dicom-pixeldata's codecs
-//! (JPEG, RLE, JPEG 2000), whose output is native and interleaved, and whose colour JPEG and
-//! JPEG 2000 output is already RGB.
+//! the stored bits and sign-extends. Compressed data is decoded by [`rle`], [`jpeg`] and, for
+//! JPEG 2000, dicom-pixeldata's codec: their output is native and interleaved, JPEG and JPEG
+//! 2000 colour already RGB, and, as from Orthanc's DCMTK codecs, never shifted.
 
 use std::borrow::Cow;
 

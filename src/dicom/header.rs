@@ -150,8 +150,8 @@ impl ImageInfo {
         if w * h > limits.max_pixels {
             return Err(too_large);
         }
-        // Decoded samples are at least a byte each (1-bit images are expanded); RGB output too.
-        let bytes = w * h * u64::from(self.samples.max(3)) * u64::from(self.bits_allocated.div_ceil(8));
+        // Decoded samples are at least a byte each (1-bit images are expanded).
+        let bytes = w * h * u64::from(self.samples) * u64::from(self.bits_allocated.div_ceil(8));
         if bytes > limits.max_decoded_bytes {
             return Err(too_large);
         }

@@ -28,6 +28,16 @@
 //!
 //! The edge renders no overlays and, like Orthanc's `/preview` and `/rendered`, applies no
 //! modality or VOI LUT sequence (the DICOMweb plugin's pipeline is another matter).
+//!
+//! Where the pixels can differ from Orthanc's, measured on pydicom's test files: lossy JPEG
+//! (jpeg-decoder's IDCT and chroma upsampling are not libjpeg's: a few samples off by 1 to 4,
+//! more on a 3-component stream without JFIF/Adobe marker); 12-bit lossy JPEG and JPEG-LS are
+//! refused (`Unsupported`) where Orthanc decodes them. Where Orthanc answers 415 (JPEG 2000,
+//! native YBR, palette tables other than 256 or 65536 entries or an odd pixel count,
+//! `/rendered` of 16-bit palette, signed 8/32-bit, 32 bits stored, float, `/preview` of 32-bit,
+//! RGB RLE without Planar Configuration), the edge renders with the arithmetic above.
+//! Where Orthanc renders nonsense the edge copies it: a 32-bit RT dose without a window is
+//! windowed to a width of 1 (see `header`), and 16-bit images keep the bits above the high bit.
 
 use super::decode::{Decoded, Samples};
 use super::header::Display;

@@ -4,7 +4,7 @@ use dicom_core::header::Header;
 use dicom_core::value::PrimitiveValue;
 use dicom_core::{dicom_value, DataElement, VR};
 use dicom_dictionary_std::{tags, uids};
-use dicom_object::FileMetaTableBuilder;
+use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
 
 use super::synthetic::{self, file, text, us, Elem};
 use super::*;
@@ -209,7 +209,7 @@ fn limits_are_checked_from_the_header() {
     let f = gray16(4, 4, false, vec![0; 16], vec![]);
     let small = Limits { max_pixels: 15, max_decoded_bytes: 1 << 20 };
     assert_eq!(render_frame(&f, 0, &PREVIEW, &small), Err(DicomError::TooLarge { width: 4, height: 4 }));
-    let few_bytes = Limits { max_pixels: 100, max_decoded_bytes: 40 };
+    let few_bytes = Limits { max_pixels: 100, max_decoded_bytes: 31 };
     assert_eq!(render_frame(&f, 0, &PREVIEW, &few_bytes).unwrap_err().code(), "source-too-large");
 }
 
@@ -335,4 +335,39 @@ fn jpeg_baseline_decodes() {
             p.data.iter().zip(pixels.iter()).map(|(a, b)| (i16::from(*a) - i16::from(*b)).abs()).max();
         assert!(worst.unwrap() <= 4, "{pi}: off by {worst:?}");
     }
+}
+
+/// Without top-level tags, the frame's functional groups give the rescale and the window
+/// (`GetRescale`/`GetDefaultWindowing` since Orthanc 1.9.7).
+#[test]
+fn per_frame_functional_groups_rescale_and_window() {
+    use dicom_core::value::DataSetSequence;
+    use dicom_core::Length;
+    let sequence = |tag, items: Vec<InMemDicomObject>| {
+        DataElement::new(tag, VR::SQ, DataSetSequence::new(items, Length::UNDEFINED))
+    };
+    let frame = |slope: &str, center: &str| {
+        InMemDicomObject::from_element_iter([
+            sequence(
+                tags::PIXEL_VALUE_TRANSFORMATION_SEQUENCE,
+                vec![InMemDicomObject::from_element_iter([
+                    text(tags::RESCALE_INTERCEPT, VR::DS, "0"),
+                    text(tags::RESCALE_SLOPE, VR::DS, slope),
+                ])],
+            ),
+            sequence(
+                tags::FRAME_VOILUT_SEQUENCE,
+                vec![InMemDicomObject::from_element_iter([
+                    text(tags::WINDOW_CENTER, VR::DS, center),
+                    text(tags::WINDOW_WIDTH, VR::DS, "100"),
+                ])],
+            ),
+        ])
+    };
+    let mut h = header(1, 3, 1, (16, 16), false, "MONOCHROME2");
+    h.push(text(tags::NUMBER_OF_FRAMES, VR::IS, "2"));
+    h.push(sequence(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE, vec![frame("1", "50"), frame("2", "50")]));
+    let f = native(h, PrimitiveValue::U16(vec![0, 50, 100, 0, 25, 50].into()), VR::OW);
+    assert_eq!(render(&f, 0, RENDERED).unwrap().data, vec![0, 127, 255]);
+    assert_eq!(render(&f, 1, RENDERED).unwrap().data, vec![0, 127, 255]);
 }
