@@ -10,10 +10,10 @@ use super::previews::image_response;
 use super::PreviewRequest;
 use std::collections::HashSet;
 
+use super::error::AppError;
 use crate::auth::{
     LinkBinding, LinkRoute, Minter, Principal, Resource, ResourceSet, Scope, Via, TOKEN_PARAM,
 };
-use crate::error::AppError;
 use crate::ids::OrthancId;
 use crate::state::AppState;
 use crate::upstream::catalog::{SeriesCard, StudyGrid};

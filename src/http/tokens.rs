@@ -9,13 +9,13 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::cors::SameOrigin;
+use super::error::AppError;
 use super::extract::{json_object, link_allows, NoQuery};
 use crate::auth::{
     presented_in_cookie, LinkBinding, LinkRoute, Minter, Principal, Resource, ResourceSet, Scope, Via,
     TOKEN_PARAM,
 };
 use crate::config::{CookieConfig, SameSite};
-use crate::error::AppError;
 use crate::ids::OrthancId;
 use crate::state::AppState;
 
