@@ -23,7 +23,7 @@ pub use credential::{presented_in_cookie, strip_token_param, Request, TOKEN_PARA
 pub use delegate::Delegate;
 pub use limit::FailureLimiter;
 pub use link::{check_link, LinkBinding, LinkRefusal, LinkRoute};
-pub use mint::{Minted, Minter};
+pub use mint::{MintError, Minted, Minter, SessionRequest, SignRequest, Signed};
 pub use parents::Parents;
 pub use session::{asymmetric_alg, check_algorithms, SessionKeys, MAX_RESOURCES};
 
@@ -43,6 +43,52 @@ impl ResourceSet {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The resource lists a token carries (its `studies`, `series`, `instances` claims) or a session
+/// request asks for, as written; [`ResourceLists::parse`] makes them a [`ResourceSet`].
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct ResourceLists {
+    #[serde(default)]
+    studies: Option<Vec<String>>,
+    #[serde(default)]
+    series: Option<Vec<String>>,
+    #[serde(default)]
+    instances: Option<Vec<String>>,
+}
+
+/// Why resource lists make no [`ResourceSet`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceListError {
+    /// The list named `field` holds something that is not an Orthanc id.
+    BadId { field: &'static str },
+    /// More than `max` ids in all.
+    TooMany { max: usize },
+}
+
+impl ResourceLists {
+    /// `None` when no list is given (no restriction); else the ids, at most [`MAX_RESOURCES`].
+    pub fn parse(&self) -> Result<Option<ResourceSet>, ResourceListError> {
+        if self.studies.is_none() && self.series.is_none() && self.instances.is_none() {
+            return Ok(None);
+        }
+        let ids = |list: &Option<Vec<String>>, field| {
+            list.as_deref()
+                .unwrap_or_default()
+                .iter()
+                .map(|s| OrthancId::parse(s).ok_or(ResourceListError::BadId { field }))
+                .collect::<Result<HashSet<_>, _>>()
+        };
+        let set = ResourceSet {
+            studies: ids(&self.studies, "studies")?,
+            series: ids(&self.series, "series")?,
+            instances: ids(&self.instances, "instances")?,
+        };
+        if set.len() > MAX_RESOURCES {
+            return Err(ResourceListError::TooMany { max: MAX_RESOURCES });
+        }
+        Ok(Some(set))
     }
 }
 

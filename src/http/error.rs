@@ -86,6 +86,18 @@ impl From<crate::warm::WarmError> for AppError {
     }
 }
 
+/// A mint request's bad list or lifetime is the client's 400; a token that could not be signed is ours.
+impl From<crate::auth::MintError> for AppError {
+    fn from(e: crate::auth::MintError) -> Self {
+        use crate::auth::MintError as M;
+        match e {
+            M::BadParam(why) => AppError::BadParam(why),
+            M::BadId(why) => AppError::BadId(why),
+            e @ M::Sign { .. } => AppError::Internal(e.to_string()),
+        }
+    }
+}
+
 /// A cache failure a client sees (a purge that could not finish) is an internal error.
 impl From<crate::cache::CacheError> for AppError {
     fn from(e: crate::cache::CacheError) -> Self {
