@@ -112,17 +112,17 @@ struct Job {
 
 impl Job {
     fn progress(&self) -> Progress {
-        let elapsed = self.finished.lock().ok().and_then(|f| *f).unwrap_or_else(|| self.started.elapsed());
+        let elapsed = self.finished.locked().unwrap_or_else(|| self.started.elapsed());
         let done = self.done.load(Ordering::Relaxed);
         let secs = elapsed.as_secs_f64();
         Progress {
             id: self.id.clone(),
-            state: self.state.lock().map(|s| *s).unwrap_or(JobState::Running),
+            state: *self.state.locked(),
             total: self.total.load(Ordering::Relaxed),
             done,
             skipped: self.skipped.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
-            failures: self.failures.lock().map(|f| f.clone()).unwrap_or_default(),
+            failures: self.failures.locked().clone(),
             bytes: self.bytes.load(Ordering::Relaxed),
             elapsed_s: (secs * 1000.0).round() / 1000.0,
             rate_per_s: if secs > 0.0 { (done as f64 / secs * 10.0).round() / 10.0 } else { 0.0 },
@@ -130,26 +130,24 @@ impl Job {
     }
 
     fn set_state(&self, state: JobState) {
-        if let Ok(mut s) = self.state.lock() {
+        {
+            let mut s = self.state.locked();
             // A cancelled job stays cancelled.
             if *s != JobState::Cancelled {
                 *s = state;
             }
         }
         if matches!(state, JobState::Done | JobState::Cancelled) {
-            if let Ok(mut f) = self.finished.lock() {
-                f.get_or_insert(self.started.elapsed());
-            }
+            self.finished.locked().get_or_insert(self.started.elapsed());
         }
     }
 
     fn fail(&self, resource: &str, e: &WarmError) {
         self.failed.fetch_add(1, Ordering::Relaxed);
         self.done.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut f) = self.failures.lock() {
-            if f.len() < MAX_FAILURES_KEPT {
-                f.push(Failure { resource: resource.to_owned(), code: e.code().to_owned() });
-            }
+        let mut f = self.failures.locked();
+        if f.len() < MAX_FAILURES_KEPT {
+            f.push(Failure { resource: resource.to_owned(), code: e.code().to_owned() });
         }
     }
 }
@@ -256,12 +254,12 @@ impl Warmer {
     }
 
     pub fn progress(&self, id: &str) -> Option<Progress> {
-        self.jobs.lock().ok()?.get(id).map(|j| j.progress())
+        self.jobs.locked().get(id).map(|j| j.progress())
     }
 
     /// Cancel a job; `None` when there is no such job.
     pub fn cancel(&self, id: &str) -> Option<Progress> {
-        let job = self.jobs.lock().ok()?.get(id).cloned()?;
+        let job = self.jobs.locked().get(id).cloned()?;
         job.cancelled.store(true, Ordering::Relaxed);
         job.set_state(JobState::Cancelled);
         self.publish_job_counts();
@@ -371,10 +369,10 @@ impl Warmer {
 
     /// Jobs by state, for the `warm_jobs` gauge.
     fn publish_job_counts(&self) {
-        let Ok(jobs) = self.jobs.lock() else { return };
+        let jobs = self.jobs.locked();
         let mut counts = [0i64; 4];
         for j in jobs.values() {
-            let i = match j.state.lock().map(|s| *s).unwrap_or(JobState::Running) {
+            let i = match *j.state.locked() {
                 JobState::Listing => 0,
                 JobState::Running => 1,
                 JobState::Done => 2,
