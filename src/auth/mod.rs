@@ -50,12 +50,9 @@ impl ResourceSet {
 /// request asks for, as written; [`ResourceLists::parse`] makes them a [`ResourceSet`].
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 pub struct ResourceLists {
-    #[serde(default)]
-    studies: Option<Vec<String>>,
-    #[serde(default)]
-    series: Option<Vec<String>>,
-    #[serde(default)]
-    instances: Option<Vec<String>>,
+    pub studies: Option<Vec<String>>,
+    pub series: Option<Vec<String>>,
+    pub instances: Option<Vec<String>>,
 }
 
 /// Why resource lists make no [`ResourceSet`].

@@ -22,8 +22,11 @@ struct Claims {
     _issuer: Option<String>,
     #[serde(default)]
     scope: Option<ScopeClaim>,
-    #[serde(flatten)]
-    resources: ResourceLists,
+    // Read as they are (not flattened into `ResourceLists`: a flattened struct buffers every
+    // unknown claim, recursing into it, where these fields skip them).
+    studies: Option<Vec<String>>,
+    series: Option<Vec<String>>,
+    instances: Option<Vec<String>>,
     /// A signed link's binding (route kind, frame, exact parameters); see `link.rs`.
     #[serde(default)]
     link: Option<LinkBinding>,
@@ -115,7 +118,9 @@ impl SessionKeys {
             // A token only ever reads previews: it never mints or administers.
             _ => Arc::from([Scope::Preview]),
         };
-        let restriction = claims.resources.parse().map_err(|_| AuthError::Invalid)?.map(Arc::new);
+        let lists =
+            ResourceLists { studies: claims.studies, series: claims.series, instances: claims.instances };
+        let restriction = lists.parse().map_err(|_| AuthError::Invalid)?.map(Arc::new);
         let link = match claims.link {
             Some(b) if !b.is_bounded() => return Err(AuthError::Invalid),
             b => b.map(Arc::new),
