@@ -15,6 +15,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use orthanc_edge::auth::{hash_key, Authenticator, Resource, Scope};
 use orthanc_edge::config::Config;
+use orthanc_edge::http::client_addr;
 use orthanc_edge::ids::OrthancId;
 use orthanc_edge::upstream::OrthancClient;
 
@@ -116,7 +117,7 @@ fn bench_auth(c: &mut Criterion) {
     let mut group = c.benchmark_group("authenticate+authorize");
     for (name, req) in &cases {
         let check = || async {
-            let p = auth.authenticate(req).await.expect("authenticated");
+            let p = auth.authenticate(req, client_addr(req)).await.expect("authenticated");
             auth.authorize(&p, Scope::Preview, Resource::Instance(&id)).await.expect("authorized");
         };
         // First call warms the parents and the validator's decision.

@@ -8,7 +8,8 @@ use orthanc_edge::warm::client::{self, WarmArgs};
 use orthanc_edge::{auth, config::Config, state::AppState, telemetry};
 
 /// jemalloc, not glibc malloc: image buffers of every size come and go all day, and glibc's
-/// arenas fragment under that until RSS is several times the live heap (see BENCHMARKS.md, soak).
+/// arenas fragment under that until RSS is several times the live heap (see RELIABILITY.md,
+/// section 6, soak).
 /// Guarded against the JPEG 2000 decoder's null frees (`orthanc_edge::alloc`).
 #[global_allocator]
 static ALLOC: orthanc_edge::alloc::Guarded = orthanc_edge::alloc::Guarded;

@@ -5,7 +5,7 @@
 //! lock guards) is never the answer, least of all for authentication state.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError};
 
 /// Set once the first poisoned lock has been logged: one warning, not one per request.
 static LOGGED: AtomicBool = AtomicBool::new(false);
@@ -20,11 +20,21 @@ fn recover<G>(poisoned: PoisonError<G>) -> G {
 /// `lock()` under the policy: never an error, never skipped.
 pub trait LockExt<T: ?Sized> {
     fn locked(&self) -> MutexGuard<'_, T>;
+    /// `None` only while another holder has the lock (a poisoned one is recovered, not skipped).
+    fn try_locked(&self) -> Option<MutexGuard<'_, T>>;
 }
 
 impl<T: ?Sized> LockExt<T> for Mutex<T> {
     fn locked(&self) -> MutexGuard<'_, T> {
         self.lock().unwrap_or_else(recover)
+    }
+
+    fn try_locked(&self) -> Option<MutexGuard<'_, T>> {
+        match self.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(TryLockError::Poisoned(poisoned)) => Some(recover(poisoned)),
+            Err(TryLockError::WouldBlock) => None,
+        }
     }
 }
 
@@ -63,6 +73,10 @@ mod tests {
         assert!(m.is_poisoned() && rw.is_poisoned());
         *m.locked() += 1;
         assert_eq!(*m.locked(), 2);
+        assert_eq!(m.try_locked().map(|g| *g), Some(2));
+        let held = m.locked();
+        assert!(m.try_locked().is_none(), "held elsewhere");
+        drop(held);
         *rw.write_locked() += 1;
         assert_eq!(*rw.read_locked(), 3);
     }

@@ -6,6 +6,9 @@ use actix_web::{http::header, HttpRequest};
 
 use super::AuthError;
 
+/// The HTTP request credentials are read from: the one request type auth knows.
+pub type Request = HttpRequest;
+
 /// Query parameter carrying a session token (signed links, `<img>` across sites). Never logged.
 pub const TOKEN_PARAM: &str = "token";
 

@@ -10,23 +10,20 @@ mod parents;
 mod session;
 
 use std::collections::HashSet;
+use std::net::IpAddr;
 use std::sync::Arc;
 
-use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
-use futures_util::future::LocalBoxFuture;
-
 use crate::config::{Config, ConfigError, Secret};
-use crate::error::AppError;
 use crate::ids::OrthancId;
 use crate::upstream::{OrthancClient, UpstreamError};
 
 pub use crate::model::{Level, Scope};
 pub use api_key::{hash_key, scopes_of, ApiKeys};
-pub use credential::{presented_in_cookie, strip_token_param, TOKEN_PARAM};
+pub use credential::{presented_in_cookie, strip_token_param, Request, TOKEN_PARAM};
 pub use delegate::Delegate;
 pub use limit::FailureLimiter;
 pub use link::{check_link, LinkBinding, LinkRefusal, LinkRoute};
-pub use mint::{Minted, Minter};
+pub use mint::{MintError, Minted, Minter, SessionRequest, SignRequest, Signed};
 pub use parents::Parents;
 pub use session::{asymmetric_alg, check_algorithms, SessionKeys, MAX_RESOURCES};
 
@@ -46,6 +43,49 @@ impl ResourceSet {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The resource lists a token carries (its `studies`, `series`, `instances` claims) or a session
+/// request asks for, as written; [`ResourceLists::parse`] makes them a [`ResourceSet`].
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct ResourceLists {
+    pub studies: Option<Vec<String>>,
+    pub series: Option<Vec<String>>,
+    pub instances: Option<Vec<String>>,
+}
+
+/// Why resource lists make no [`ResourceSet`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceListError {
+    /// The list named `field` holds something that is not an Orthanc id.
+    BadId { field: &'static str },
+    /// More than `max` ids in all.
+    TooMany { max: usize },
+}
+
+impl ResourceLists {
+    /// `None` when no list is given (no restriction); else the ids, at most [`MAX_RESOURCES`].
+    pub fn parse(&self) -> Result<Option<ResourceSet>, ResourceListError> {
+        if self.studies.is_none() && self.series.is_none() && self.instances.is_none() {
+            return Ok(None);
+        }
+        let ids = |list: &Option<Vec<String>>, field| {
+            list.as_deref()
+                .unwrap_or_default()
+                .iter()
+                .map(|s| OrthancId::parse(s).ok_or(ResourceListError::BadId { field }))
+                .collect::<Result<HashSet<_>, _>>()
+        };
+        let set = ResourceSet {
+            studies: ids(&self.studies, "studies")?,
+            series: ids(&self.series, "series")?,
+            instances: ids(&self.instances, "instances")?,
+        };
+        if set.len() > MAX_RESOURCES {
+            return Err(ResourceListError::TooMany { max: MAX_RESOURCES });
+        }
+        Ok(Some(set))
     }
 }
 
@@ -225,12 +265,13 @@ impl Authenticator {
     }
 
     /// The request's credential, in the documented precedence, resolved to a principal.
-    pub async fn authenticate(&self, req: &HttpRequest) -> Result<Principal, AuthError> {
-        let client = crate::http::client_addr(req);
+    /// `client` is the limiting key of the client's address (Http works it out from the peer and
+    /// `server.trusted_proxies`): failed attempts are counted by it.
+    pub async fn authenticate(&self, req: &Request, client: Option<IpAddr>) -> Result<Principal, AuthError> {
         if let Some(ip) = client {
             self.limiter.check(ip)?;
         }
-        let result = self.resolve(req).await;
+        let result = self.resolve(req, client).await;
         match &result {
             Err(AuthError::Invalid) => {
                 tracing::warn!(target: "audit", client = ?client, code = "invalid-credentials", "authentication failed");
@@ -246,7 +287,7 @@ impl Authenticator {
         result
     }
 
-    async fn resolve(&self, req: &HttpRequest) -> Result<Principal, AuthError> {
+    async fn resolve(&self, req: &Request, client: Option<IpAddr>) -> Result<Principal, AuthError> {
         use credential::PresentedCredential as P;
         match credential::presented(req, &self.cookie)? {
             P::ApiKey(key) => self.api_keys.verify(key).ok_or(AuthError::Invalid),
@@ -260,7 +301,7 @@ impl Authenticator {
                     }
                 }
                 // Not ours: an opaque token the validator may know (it is forwarded).
-                self.delegated(req).unwrap_or(Err(AuthError::Invalid))
+                self.delegated(req, client).unwrap_or(Err(AuthError::Invalid))
             }
             P::Token(t) => match &self.sessions {
                 Some(s) => s.verify(&t).await,
@@ -268,16 +309,16 @@ impl Authenticator {
             },
             P::Cookie(t) => match &self.sessions {
                 Some(s) => s.verify(&t).await,
-                None => self.delegated(req).unwrap_or(Err(AuthError::Invalid)),
+                None => self.delegated(req, client).unwrap_or(Err(AuthError::Invalid)),
             },
-            P::Nothing => self.delegated(req).unwrap_or(Err(AuthError::Missing)),
+            P::Nothing => self.delegated(req, client).unwrap_or(Err(AuthError::Missing)),
         }
     }
 
     /// A delegated principal when delegation is on and the request carries a forwarded header.
-    fn delegated(&self, req: &HttpRequest) -> Option<Result<Principal, AuthError>> {
+    fn delegated(&self, req: &Request, client: Option<IpAddr>) -> Option<Result<Principal, AuthError>> {
         let d = self.delegate.as_ref()?;
-        let presented = d.presented(req, crate::http::client_addr(req))?;
+        let presented = d.presented(req, client)?;
         Some(Ok(Principal {
             name: format!("delegated:{}", presented.short_digest()).into(),
             scopes: Arc::from([Scope::Preview]),
@@ -386,23 +427,6 @@ impl Authenticator {
 
 /// The description future of an `Ask` that has none.
 type NoDescription = std::future::Ready<Result<parents::Described, UpstreamError>>;
-
-impl FromRequest for Principal {
-    type Error = AppError;
-    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move {
-            let auth = req
-                .app_data::<web::Data<Authenticator>>()
-                .ok_or_else(|| AppError::Internal("authenticator not configured".into()))?;
-            let p = auth.authenticate(&req).await?;
-            tracing::Span::current().record("principal", &*p.name);
-            Ok(p)
-        })
-    }
-}
 
 #[cfg(test)]
 mod tests {

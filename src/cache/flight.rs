@@ -3,12 +3,14 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use tokio::sync::oneshot;
 use tracing::Instrument;
+
+use crate::sync::LockExt;
 
 /// Why a flight gave no result.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -65,7 +67,7 @@ struct Landing<K: Hash + Eq, T, E> {
 impl<K: Hash + Eq, T, E> Drop for Landing<K, T, E> {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
-            self.map.lock().unwrap_or_else(PoisonError::into_inner).remove(&key);
+            self.map.locked().remove(&key);
         }
     }
 }
@@ -83,12 +85,12 @@ where
 
     /// Keys being worked on right now.
     pub fn in_flight(&self) -> usize {
-        self.map.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.map.locked().len()
     }
 
     /// Lead the flight of `key`, or follow the one already under way.
     pub fn join(&self, key: &K) -> Flight<K, T, E> {
-        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut map = self.map.locked();
         if let Some(outcome) = map.get(key) {
             return Flight::Follow(Follower {
                 outcome: outcome.clone(),

@@ -2,12 +2,13 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use moka::notification::RemovalCause;
 
 use super::{CacheKey, Entry};
 use crate::ids::OrthancId;
+use crate::sync::LockExt;
 
 /// One stored value: the entry, and the insert that stored it (see `Index`).
 #[derive(Clone)]
@@ -58,11 +59,6 @@ pub struct MemoryCache {
     evictions: Arc<AtomicU64>,
 }
 
-fn lock(index: &Mutex<Index>) -> MutexGuard<'_, Index> {
-    // Every update is one map insert or removal: the index stays usable whatever panicked.
-    index.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 impl MemoryCache {
     pub fn new(capacity_bytes: u64) -> Self {
         let evictions = Arc::new(AtomicU64::new(0));
@@ -77,7 +73,7 @@ impl MemoryCache {
                 }
                 // A replaced value's key is still held, under the newer generation.
                 if cause != RemovalCause::Replaced {
-                    lock(&listened).forget(&k, v.generation);
+                    listened.locked().forget(&k, v.generation);
                 }
             })
             .build();
@@ -94,14 +90,14 @@ impl MemoryCache {
 
     pub async fn insert(&self, key: CacheKey, entry: Arc<Entry>) {
         let generation = self.generations.fetch_add(1, Ordering::Relaxed);
-        lock(&self.index).record(&key, generation);
+        self.index.locked().record(&key, generation);
         self.inner.insert(key, Slot { entry, generation }).await;
     }
 
     /// Drop every entry of `instance`; returns (entries, bytes) dropped. Visits only that
     /// instance's keys, whatever the size of the tier.
     pub async fn remove_instance(&self, instance: &OrthancId) -> (u64, u64) {
-        let locals: Vec<Local> = match lock(&self.index).by_instance.get(instance) {
+        let locals: Vec<Local> = match self.index.locked().by_instance.get(instance) {
             Some(locals) => locals.keys().cloned().collect(),
             None => return (0, 0),
         };
@@ -119,13 +115,13 @@ impl MemoryCache {
 
     /// Keys the index holds for `instance` (what a purge of it visits).
     pub fn indexed_keys(&self, instance: &OrthancId) -> usize {
-        lock(&self.index).by_instance.get(instance).map_or(0, HashMap::len)
+        self.index.locked().by_instance.get(instance).map_or(0, HashMap::len)
     }
 
     /// Keys the index holds in all (after pending maintenance: equal to `entry_count`).
     pub async fn indexed_total(&self) -> usize {
         self.inner.run_pending_tasks().await;
-        lock(&self.index).by_instance.values().map(HashMap::len).sum()
+        self.index.locked().by_instance.values().map(HashMap::len).sum()
     }
 
     /// Bytes currently held (after pending maintenance).
@@ -208,10 +204,10 @@ mod tests {
         let c = MemoryCache::new(1 << 20);
         let k = key(1, 0, "png");
         c.insert(k.clone(), entry(10)).await;
-        let old = lock(&c.index).by_instance[&id(1)][&(0, "png".to_owned())];
+        let old = c.index.locked().by_instance[&id(1)][&(0, "png".to_owned())];
         c.insert(k.clone(), entry(10)).await;
         // A removal notice for the first value arriving after the second insert.
-        lock(&c.index).forget(&k, old);
+        c.index.locked().forget(&k, old);
         assert_eq!(c.indexed_keys(&id(1)), 1);
         assert_eq!(c.remove_instance(&id(1)).await.0, 1);
         assert!(c.get(&k).await.is_none());

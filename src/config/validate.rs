@@ -68,7 +68,7 @@ impl ServerConfig {
         if self.flight_wait_ms == 0 {
             return Err(invalid("server.flight_wait_ms", "must be greater than 0"));
         }
-        crate::http::TrustedProxies::parse(&self.trusted_proxies)
+        crate::net::TrustedProxies::parse(&self.trusted_proxies)
             .map_err(|(i, why)| invalid(&format!("server.trusted_proxies[{i}]"), why))?;
         nonzero(&[
             ("server.request_timeout_ms", self.request_timeout_ms),

@@ -14,8 +14,8 @@ use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{dev::Payload, web, Error, FromRequest, HttpRequest, HttpResponse, ResponseError};
 
+use super::error::AppError;
 use crate::config::CorsConfig;
-use crate::error::AppError;
 use crate::state::AppState;
 
 const ALLOW_METHODS: &str = "GET, HEAD, POST, DELETE";

@@ -3,10 +3,10 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use super::error::AppError;
 use super::extract::{get, output, parse_query, rules, Caller};
 use super::previews::image_response;
 use crate::auth::{Resource, Scope};
-use crate::error::AppError;
 use crate::ids::valid_uid;
 use crate::model::{ImageFormat, Level};
 use crate::previews::PreviewSpec;

@@ -5,9 +5,10 @@ use std::future::{ready, Ready};
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 
+use super::client::client_addr;
+use super::error::AppError;
 use super::middleware::AccessRecord;
-use crate::auth::{check_link, strip_token_param, AuthError, LinkRoute, Principal};
-use crate::error::AppError;
+use crate::auth::{check_link, strip_token_param, AuthError, Authenticator, LinkRoute, Principal};
 use crate::ids::OrthancId;
 use crate::model::ImageFormat;
 use crate::previews::{Output, PreviewSpec};
@@ -33,6 +34,25 @@ impl FromRequest for PreviewRequest {
         ready(match req.app_data::<web::Data<AppState>>() {
             Some(state) => parse(req, state),
             None => Err(AppError::Internal("state not configured".into())),
+        })
+    }
+}
+
+/// Any authenticated caller (401 without valid credentials); counted against the client address's
+/// failed-auth limit.
+impl FromRequest for Principal {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let auth = req
+                .app_data::<web::Data<Authenticator>>()
+                .ok_or_else(|| AppError::Internal("authenticator not configured".into()))?;
+            let p = auth.authenticate(&req, client_addr(&req)).await?;
+            tracing::Span::current().record("principal", &*p.name);
+            Ok(p)
         })
     }
 }

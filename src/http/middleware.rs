@@ -12,7 +12,7 @@ use tracing::field::Empty;
 use tracing::Instrument;
 
 use super::client::{self, ClientAddr};
-use crate::error::AppError;
+use super::error::AppError;
 use crate::state::AppState;
 use crate::telemetry;
 

@@ -1,10 +1,11 @@
-//! HTTP surface: the route tables (public, admin), extractors, handlers, conditional responses, request middleware.
+//! HTTP surface: the route tables (public, admin), extractors, handlers, conditional responses, request middleware, and the one mapping of errors to HTTP.
 
 mod admin;
 mod client;
 pub mod conditional;
 mod cors;
 mod dicomweb;
+mod error;
 mod extract;
 mod health;
 mod middleware;
@@ -15,8 +16,9 @@ mod studies;
 mod tokens;
 mod warm;
 
-pub use client::{client_addr, ClientAddr, TrustedProxies};
+pub use client::{client_addr, ClientAddr};
 pub use cors::{cors, Cors};
+pub use error::AppError;
 pub use extract::PreviewRequest;
 pub use middleware::request_context;
 pub use routes::{configure, configure_admin, Route, ROUTES};

@@ -4,11 +4,11 @@ use actix_web::http::header::HeaderValue;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 
 use super::conditional::{respond, Cacheable};
+use super::error::AppError;
 use super::extract::Caller;
 use super::middleware::{AccessRecord, SERVER_TIMING};
 use super::PreviewRequest;
 use crate::auth::{Resource, Scope};
-use crate::error::AppError;
 use crate::previews::Served;
 use crate::state::AppState;
 

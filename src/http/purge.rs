@@ -2,9 +2,9 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use super::error::AppError;
 use super::extract::{path_id, NoQuery};
 use crate::auth::{Principal, Resource, Scope};
-use crate::error::AppError;
 use crate::model::Level;
 use crate::state::AppState;
 

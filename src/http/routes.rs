@@ -3,8 +3,8 @@
 use actix_web::dev::Handler;
 use actix_web::{web, FromRequest, HttpResponse, Resource, Responder};
 
+use super::error::AppError;
 use super::{admin, dicomweb, health, previews, purge, studies, tokens, warm};
-use crate::error::AppError;
 
 /// Which handlers a route's resource is wired to.
 #[derive(Debug, Clone, Copy)]

@@ -5,17 +5,13 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
 use super::conditional::{respond, Cacheable};
+use super::error::AppError;
 use super::extract::{parse_query, path_id, Caller};
 use super::previews::image_response;
 use super::PreviewRequest;
-use std::collections::HashSet;
-
-use crate::auth::{
-    LinkBinding, LinkRoute, Minter, Principal, Resource, ResourceSet, Scope, Via, TOKEN_PARAM,
-};
-use crate::error::AppError;
-use crate::ids::OrthancId;
+use crate::auth::{Principal, Resource, Scope};
 use crate::state::AppState;
+use crate::studies::Thumbnails;
 use crate::upstream::catalog::{SeriesCard, StudyGrid};
 
 /// `GET /series/{id}/preview`: the series' representative (middle) instance, any variant.
@@ -47,42 +43,6 @@ struct GridBody<'a> {
     series: Vec<GridSeries<'a>>,
 }
 
-/// Makes thumbnail URLs. A caller holding a session token gets signed links (a short token
-/// scoped to that series and bound to that one URL), so `<img>` tags work where cookies do not
-/// flow; API-key callers get plain URLs.
-struct Thumbnails<'a> {
-    preset: &'a str,
-    signer: Option<(&'a Minter, &'a str, u64)>,
-}
-
-impl<'a> Thumbnails<'a> {
-    fn new(state: &'a AppState, principal: &'a Principal) -> Self {
-        let signer = match (&principal.via, state.auth.minter()) {
-            (Via::Session { exp, sub, .. }, Some(minter)) => {
-                let left = exp.saturating_sub(jsonwebtoken::get_current_timestamp());
-                Some((minter, &**sub, left.min(minter.default_lifetime)))
-            }
-            _ => None,
-        };
-        Self { preset: &state.config.grid.thumbnail_preset, signer }
-    }
-
-    fn url(&self, card: &SeriesCard) -> Option<String> {
-        card.representative.as_ref()?;
-        // Encoded, so that the link's decoded parameter is exactly the preset its binding names.
-        let preset: String = url::form_urlencoded::byte_serialize(self.preset.as_bytes()).collect();
-        let mut url = format!("/series/{}/preview?preset={preset}", card.id);
-        if let Some((minter, sub, lifetime)) = self.signer {
-            let series = OrthancId::parse(&card.id)?;
-            let scope = ResourceSet { series: HashSet::from([series]), ..Default::default() };
-            let link = LinkBinding::new(LinkRoute::SeriesPreview, None, [("preset", self.preset.to_owned())]);
-            let minted = minter.mint(sub, lifetime, Some(&scope), Some(&link)).ok()?;
-            url.push_str(&format!("&{TOKEN_PARAM}={}", minted.token));
-        }
-        Some(url)
-    }
-}
-
 async fn load_grid(
     req: &HttpRequest,
     principal: &Principal,
@@ -101,7 +61,7 @@ pub async fn study_series(
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
     let grid = load_grid(&req, &principal, &state).await?;
-    let thumbs = Thumbnails::new(&state, &principal);
+    let thumbs = Thumbnails::new(&state.config.grid.thumbnail_preset, &principal, state.auth.minter());
     let body = GridBody {
         study: &grid.study,
         description: &grid.description,
@@ -120,7 +80,7 @@ pub async fn study_grid_page(
 ) -> Result<HttpResponse, AppError> {
     let grid = load_grid(&req, &principal, &state).await?;
     let size = state.presets.get(&state.config.grid.thumbnail_preset).and_then(|p| p.w).unwrap_or(128);
-    let thumbs = Thumbnails::new(&state, &principal);
+    let thumbs = Thumbnails::new(&state.config.grid.thumbnail_preset, &principal, state.auth.minter());
     let html = render_grid(&grid, |card| thumbs.url(card), size);
     let mut resp = revalidated(&req, &state, html.into_bytes(), "text/html; charset=utf-8");
     resp.headers_mut().insert(

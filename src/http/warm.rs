@@ -3,9 +3,9 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
+use super::error::AppError;
 use super::extract::{json_object, NoQuery};
 use crate::auth::{Principal, Resource, Scope};
-use crate::error::AppError;
 use crate::state::AppState;
 use crate::warm::{WarmRequest, Warmer};
 

@@ -115,6 +115,20 @@ impl From<CacheError> for PreviewError {
     }
 }
 
+impl PreviewError {
+    /// The stable code of this failure: what a warm-up job reports, and what Http answers with.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PreviewError::Upstream(e) => e.code(),
+            PreviewError::Transform(e) => e.code(),
+            PreviewError::Dicom(e) => e.code(),
+            PreviewError::TooManyMisses { .. } => "too-many-misses",
+            PreviewError::FlightTimeout => "upstream-timeout",
+            PreviewError::Cache(_) | PreviewError::Internal(_) => "internal",
+        }
+    }
+}
+
 /// What the leader of a flight hands back: the image, where it came from, what leading cost, and
 /// the sibling variants it made and stored on the way.
 #[derive(Debug, Clone)]

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::PreviewError;
 use crate::ids::OrthancId;
+use crate::sync::LockExt;
 
 /// Instances remembered at most; beyond, the least recently used are dropped.
 const INSTANCES: u64 = 100_000;
@@ -34,7 +35,7 @@ impl NegativeCache {
 
     pub async fn get(&self, instance: &OrthancId, frame: u32) -> Option<PreviewError> {
         let frames = self.by_instance.get(instance).await?;
-        let frames = frames.lock().ok()?;
+        let frames = frames.locked();
         let now = Instant::now();
         frames.iter().find(|(f, _, until)| *f == frame && *until > now).map(|(_, e, _)| e.clone())
     }
@@ -42,7 +43,7 @@ impl NegativeCache {
     pub async fn insert(&self, instance: &OrthancId, frame: u32, answer: PreviewError) {
         let frames = self.by_instance.get_with_by_ref(instance, async { Arc::default() }).await;
         {
-            let Ok(mut held) = frames.lock() else { return };
+            let mut held = frames.locked();
             let now = Instant::now();
             held.retain(|(f, _, until)| *f != frame && *until > now);
             if held.len() >= FRAMES_PER_INSTANCE {

@@ -4,6 +4,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::sync::LockExt;
+
 /// Counters of the breaker's life, exported on `/metrics` as `upstream_circuit_*` (see RELIABILITY.md).
 #[derive(Debug, Default)]
 pub struct BreakerStats {
@@ -78,7 +80,7 @@ impl Breaker {
             return None;
         }
         self.stats.rejected.fetch_add(1, Ordering::Relaxed);
-        let due = self.next_probe.lock().map(|t| *t).unwrap_or_else(|_| Instant::now());
+        let due = *self.next_probe.locked();
         let wait = due.saturating_duration_since(Instant::now());
         Some(wait.as_secs_f64().ceil().max(1.0) as u64)
     }
@@ -109,9 +111,7 @@ impl Breaker {
     }
 
     pub(crate) fn schedule_probe(&self) {
-        if let Ok(mut t) = self.next_probe.lock() {
-            *t = Instant::now() + self.probe_every;
-        }
+        *self.next_probe.locked() = Instant::now() + self.probe_every;
     }
 
     /// Record a probe's result; closes the circuit on success.

@@ -3,11 +3,12 @@
 //! the next one as soon as somebody does.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
 use super::orthanc::Priority;
+use crate::sync::LockExt;
 
 #[derive(Debug, Default)]
 struct State {
@@ -58,15 +59,9 @@ impl RenderGate {
         Self { state: Arc::new(Mutex::new(State { free: slots, ..State::default() })) }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // The state stays consistent whatever panicked while holding the lock: every update is a
-        // single push, pop or counter change.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     /// A slot now, if one is free and nobody of the same or higher priority is waiting for it.
     pub fn try_acquire(&self, priority: Priority) -> Option<Permit> {
-        self.take_free(&mut self.lock(), priority)
+        self.take_free(&mut self.state.locked(), priority)
     }
 
     fn take_free(&self, s: &mut State, priority: Priority) -> Option<Permit> {
@@ -85,7 +80,7 @@ impl RenderGate {
         loop {
             let (tx, rx) = oneshot::channel();
             {
-                let mut s = self.lock();
+                let mut s = self.state.locked();
                 if let Some(p) = self.take_free(&mut s, priority) {
                     return p;
                 }
@@ -105,7 +100,7 @@ impl RenderGate {
 
     /// Give a slot back: to the first waiting person still there, else the first waiting job.
     fn release(&self) {
-        let mut s = self.lock();
+        let mut s = self.state.locked();
         loop {
             let next = match s.interactive.pop_front() {
                 Some(tx) => Some(tx),
@@ -127,7 +122,7 @@ impl RenderGate {
 
     #[cfg(test)]
     fn available(&self) -> usize {
-        self.lock().free
+        self.state.locked().free
     }
 }
 

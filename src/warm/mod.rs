@@ -13,14 +13,42 @@ use futures_util::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 
 use crate::cache::CacheStatus;
-use crate::error::AppError;
 use crate::ids::OrthancId;
 use crate::model::{ImageFormat, Rendering};
-use crate::previews::PreviewService;
+use crate::previews::{PreviewError, PreviewService};
+use crate::sync::LockExt;
 use crate::telemetry::metrics;
 use crate::transform::spec::{self, FormatChoice, Limits, Preset, VariantParams};
 use crate::upstream::catalog::Catalog;
-use crate::upstream::Priority;
+use crate::upstream::{Priority, UpstreamError};
+
+/// Why a job was refused, or why one of its resources failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WarmError {
+    /// The request names no resource, too many, or an unknown preset.
+    #[error("{0}")]
+    BadParam(String),
+    #[error("{0}")]
+    BadId(String),
+    /// Listing a study's series or a series' instances.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    /// Making an instance's variants.
+    #[error(transparent)]
+    Preview(#[from] PreviewError),
+}
+
+impl WarmError {
+    /// The stable code a failure is reported with (the one Http would answer with).
+    pub fn code(&self) -> &'static str {
+        match self {
+            WarmError::BadParam(_) => "bad-param",
+            WarmError::BadId(_) => "bad-id",
+            WarmError::Upstream(e) => e.code(),
+            WarmError::Preview(e) => e.code(),
+        }
+    }
+}
 
 /// Most failure reasons kept per job.
 const MAX_FAILURES_KEPT: usize = 100;
@@ -84,17 +112,17 @@ struct Job {
 
 impl Job {
     fn progress(&self) -> Progress {
-        let elapsed = self.finished.lock().ok().and_then(|f| *f).unwrap_or_else(|| self.started.elapsed());
+        let elapsed = self.finished.locked().unwrap_or_else(|| self.started.elapsed());
         let done = self.done.load(Ordering::Relaxed);
         let secs = elapsed.as_secs_f64();
         Progress {
             id: self.id.clone(),
-            state: self.state.lock().map(|s| *s).unwrap_or(JobState::Running),
+            state: *self.state.locked(),
             total: self.total.load(Ordering::Relaxed),
             done,
             skipped: self.skipped.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
-            failures: self.failures.lock().map(|f| f.clone()).unwrap_or_default(),
+            failures: self.failures.locked().clone(),
             bytes: self.bytes.load(Ordering::Relaxed),
             elapsed_s: (secs * 1000.0).round() / 1000.0,
             rate_per_s: if secs > 0.0 { (done as f64 / secs * 10.0).round() / 10.0 } else { 0.0 },
@@ -102,26 +130,24 @@ impl Job {
     }
 
     fn set_state(&self, state: JobState) {
-        if let Ok(mut s) = self.state.lock() {
+        {
+            let mut s = self.state.locked();
             // A cancelled job stays cancelled.
             if *s != JobState::Cancelled {
                 *s = state;
             }
         }
         if matches!(state, JobState::Done | JobState::Cancelled) {
-            if let Ok(mut f) = self.finished.lock() {
-                f.get_or_insert(self.started.elapsed());
-            }
+            self.finished.locked().get_or_insert(self.started.elapsed());
         }
     }
 
-    fn fail(&self, resource: &str, e: &AppError) {
+    fn fail(&self, resource: &str, e: &WarmError) {
         self.failed.fetch_add(1, Ordering::Relaxed);
         self.done.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut f) = self.failures.lock() {
-            if f.len() < MAX_FAILURES_KEPT {
-                f.push(Failure { resource: resource.to_owned(), code: e.code().to_owned() });
-            }
+        let mut f = self.failures.locked();
+        if f.len() < MAX_FAILURES_KEPT {
+            f.push(Failure { resource: resource.to_owned(), code: e.code().to_owned() });
         }
     }
 }
@@ -173,7 +199,7 @@ impl Warmer {
     }
 
     /// Validate and start a job; returns its id.
-    pub fn start(&self, req: WarmRequest) -> Result<String, AppError> {
+    pub fn start(&self, req: WarmRequest) -> Result<String, WarmError> {
         let (studies, series) = self.validate(&req)?;
         let job = Arc::new(Job {
             id: uuid::Uuid::new_v4().simple().to_string(),
@@ -189,41 +215,38 @@ impl Warmer {
             failures: Mutex::new(Vec::new()),
         });
         let id = job.id.clone();
-        self.jobs
-            .lock()
-            .map_err(|_| AppError::Internal("job table poisoned".into()))?
-            .insert(id.clone(), job.clone());
+        self.jobs.locked().insert(id.clone(), job.clone());
         let this = self.clone();
         tokio::spawn(async move { this.run(job, studies, series, req.presets).await });
         Ok(id)
     }
 
-    fn validate(&self, req: &WarmRequest) -> Result<(Vec<OrthancId>, Vec<OrthancId>), AppError> {
+    fn validate(&self, req: &WarmRequest) -> Result<(Vec<OrthancId>, Vec<OrthancId>), WarmError> {
         if req.studies.is_empty() && req.series.is_empty() {
-            return Err(AppError::BadParam("give at least one of `studies` or `series`".into()));
+            return Err(WarmError::BadParam("give at least one of `studies` or `series`".into()));
         }
         if req.studies.len() + req.series.len() > self.max_resources {
-            return Err(AppError::BadParam(format!(
+            return Err(WarmError::BadParam(format!(
                 "at most {} resources per job (`warm.max_resources`)",
                 self.max_resources
             )));
         }
         if req.presets.is_empty() {
-            return Err(AppError::BadParam("`presets` must name at least one preset".into()));
+            return Err(WarmError::BadParam("`presets` must name at least one preset".into()));
         }
         for p in &req.presets {
             if !self.presets.contains_key(p) {
-                return Err(AppError::BadParam(format!(
+                return Err(WarmError::BadParam(format!(
                     "`presets`: no preset named {:?}",
                     p.chars().take(64).collect::<String>()
                 )));
             }
         }
-        let parse = |ids: &[String], what: &str| -> Result<Vec<OrthancId>, AppError> {
+        let parse = |ids: &[String], what: &str| -> Result<Vec<OrthancId>, WarmError> {
             ids.iter()
                 .map(|s| {
                     OrthancId::parse(s)
-                        .ok_or_else(|| AppError::BadId(format!("`{what}` holds a malformed Orthanc id")))
+                        .ok_or_else(|| WarmError::BadId(format!("`{what}` holds a malformed Orthanc id")))
                 })
                 .collect()
         };
@@ -231,12 +254,12 @@ impl Warmer {
     }
 
     pub fn progress(&self, id: &str) -> Option<Progress> {
-        self.jobs.lock().ok()?.get(id).map(|j| j.progress())
+        self.jobs.locked().get(id).map(|j| j.progress())
     }
 
     /// Cancel a job; `None` when there is no such job.
     pub fn cancel(&self, id: &str) -> Option<Progress> {
-        let job = self.jobs.lock().ok()?.get(id).cloned()?;
+        let job = self.jobs.locked().get(id).cloned()?;
         job.cancelled.store(true, Ordering::Relaxed);
         job.set_state(JobState::Cancelled);
         self.publish_job_counts();
@@ -333,7 +356,7 @@ impl Warmer {
                             }
                             Err(e) => {
                                 metrics::warm_item("failed");
-                                job.fail(instance.as_str(), &AppError::from(e));
+                                job.fail(instance.as_str(), &WarmError::from(e));
                             }
                         }
                     }
@@ -346,10 +369,10 @@ impl Warmer {
 
     /// Jobs by state, for the `warm_jobs` gauge.
     fn publish_job_counts(&self) {
-        let Ok(jobs) = self.jobs.lock() else { return };
+        let jobs = self.jobs.locked();
         let mut counts = [0i64; 4];
         for j in jobs.values() {
-            let i = match j.state.lock().map(|s| *s).unwrap_or(JobState::Running) {
+            let i = match *j.state.locked() {
                 JobState::Listing => 0,
                 JobState::Running => 1,
                 JobState::Done => 2,

@@ -1,16 +1,14 @@
 //! A presented token checked: signature by a matching pinned key, claims, and the principal they make.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use jsonwebtoken::errors::ErrorKind;
 use serde::Deserialize;
 
 use super::keys::VerifyKey;
-use super::{SessionKeys, MAX_RESOURCES};
-use crate::auth::{AuthError, LinkBinding, Principal, ResourceSet, Scope, Via};
+use super::SessionKeys;
+use crate::auth::{AuthError, LinkBinding, Principal, ResourceLists, Scope, Via};
 use crate::config::Secret;
-use crate::ids::OrthancId;
 
 /// The claims the edge reads. Unknown claims are ignored.
 #[derive(Debug, Deserialize)]
@@ -24,11 +22,10 @@ struct Claims {
     _issuer: Option<String>,
     #[serde(default)]
     scope: Option<ScopeClaim>,
-    #[serde(default)]
+    // Read as they are (not flattened into `ResourceLists`: a flattened struct buffers every
+    // unknown claim, recursing into it, where these fields skip them).
     studies: Option<Vec<String>>,
-    #[serde(default)]
     series: Option<Vec<String>>,
-    #[serde(default)]
     instances: Option<Vec<String>>,
     /// A signed link's binding (route kind, frame, exact parameters); see `link.rs`.
     #[serde(default)]
@@ -121,20 +118,9 @@ impl SessionKeys {
             // A token only ever reads previews: it never mints or administers.
             _ => Arc::from([Scope::Preview]),
         };
-        let restriction = if claims.studies.is_some() || claims.series.is_some() || claims.instances.is_some()
-        {
-            let set = ResourceSet {
-                studies: ids(claims.studies.as_deref())?,
-                series: ids(claims.series.as_deref())?,
-                instances: ids(claims.instances.as_deref())?,
-            };
-            if set.len() > MAX_RESOURCES {
-                return Err(AuthError::Invalid);
-            }
-            Some(Arc::new(set))
-        } else {
-            None
-        };
+        let lists =
+            ResourceLists { studies: claims.studies, series: claims.series, instances: claims.instances };
+        let restriction = lists.parse().map_err(|_| AuthError::Invalid)?.map(Arc::new);
         let link = match claims.link {
             Some(b) if !b.is_bounded() => return Err(AuthError::Invalid),
             b => b.map(Arc::new),
@@ -149,8 +135,4 @@ impl SessionKeys {
             via: Via::Session { token: Arc::new(Secret::new(token)), exp: claims.exp, sub: sub.into() },
         })
     }
-}
-
-fn ids(list: Option<&[String]>) -> Result<HashSet<OrthancId>, AuthError> {
-    list.unwrap_or_default().iter().map(|s| OrthancId::parse(s).ok_or(AuthError::Invalid)).collect()
 }

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use super::{CacheError, Entry};
+use crate::sync::LockExt;
 use bodies::Bodies;
 use index::Index;
 
@@ -155,7 +156,7 @@ impl DiskCache {
 
     fn evict(&self) -> Result<(), CacheError> {
         // One evictor at a time; others carry on, the running one catches up with them.
-        let Ok(_guard) = self.evicting.try_lock() else {
+        let Some(_guard) = self.evicting.try_locked() else {
             return Ok(());
         };
         let target = (self.capacity as f64 * LOW_WATERMARK) as u64;

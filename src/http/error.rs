@@ -78,6 +78,31 @@ impl From<crate::previews::PreviewError> for AppError {
     }
 }
 
+/// A refused warm-up request is the client's 400; a job's own failures keep their codes.
+impl From<crate::warm::WarmError> for AppError {
+    fn from(e: crate::warm::WarmError) -> Self {
+        use crate::warm::WarmError as W;
+        match e {
+            W::BadParam(why) => AppError::BadParam(why),
+            W::BadId(why) => AppError::BadId(why),
+            W::Upstream(e) => AppError::Upstream(e),
+            W::Preview(e) => e.into(),
+        }
+    }
+}
+
+/// A mint request's bad list or lifetime is the client's 400; a token that could not be signed is ours.
+impl From<crate::auth::MintError> for AppError {
+    fn from(e: crate::auth::MintError) -> Self {
+        use crate::auth::MintError as M;
+        match e {
+            M::BadParam(why) => AppError::BadParam(why),
+            M::BadId(why) => AppError::BadId(why),
+            e @ M::Sign { .. } => AppError::Internal(e.to_string()),
+        }
+    }
+}
+
 /// A cache failure a client sees (a purge that could not finish) is an internal error.
 impl From<crate::cache::CacheError> for AppError {
     fn from(e: crate::cache::CacheError) -> Self {
@@ -208,5 +233,36 @@ fn upstream_status(e: &UpstreamError) -> StatusCode {
         | UpstreamError::Unavailable(_)
         | UpstreamError::BadResponse(_)
         | UpstreamError::Status(_) => StatusCode::BAD_GATEWAY,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::previews::PreviewError;
+    use crate::warm::WarmError;
+
+    /// A warm-up job reports a failure with the code a client would have got for it.
+    #[test]
+    fn service_codes_are_the_http_codes() {
+        let previews = [
+            PreviewError::Upstream(UpstreamError::NotFound),
+            PreviewError::Transform(TransformError::Overloaded),
+            PreviewError::TooManyMisses { client: "c".into(), retry_after_s: 3 },
+            PreviewError::FlightTimeout,
+            PreviewError::Internal("x".into()),
+        ];
+        for e in previews {
+            assert_eq!(AppError::from(e.clone()).code(), e.code(), "{e:?}");
+            let w = WarmError::from(e);
+            assert_eq!(AppError::from(w.clone()).code(), w.code(), "{w:?}");
+        }
+        for w in [
+            WarmError::BadParam("p".into()),
+            WarmError::BadId("i".into()),
+            WarmError::Upstream(UpstreamError::Busy),
+        ] {
+            assert_eq!(AppError::from(w.clone()).code(), w.code(), "{w:?}");
+        }
     }
 }
