@@ -95,3 +95,21 @@ dir = "$2"
 filter = "warn"
 TOML
 }
+
+# The edge binary a benchmark runs, left in $bin: $ORTHANC_EDGE_BIN if set, else the release
+# build (made here).
+bench_edge_bin() {
+  if [[ -z ${ORTHANC_EDGE_BIN:-} ]]; then cargo build --release --quiet; fi
+  bin=${ORTHANC_EDGE_BIN:-${CARGO_TARGET_DIR:-target}/release/orthanc-edge}
+}
+
+# A scratch folder (`scratch name`) and a private Orthanc holding the generated benchmark study:
+# $SLICES CT slices (default `slices`), 512x512, over 20 series, plus the 5 sample series; the
+# ORTHANC_EDGE_IT_* variables exported (scripts/ci/it-orthanc.sh), Orthanc stopped on exit.
+bench_study() { # name slices
+  export IT_ORTHANC_SLICES=${SLICES:-$2} IT_ORTHANC_CT_SERIES=20 IT_ORTHANC_CT_SIZE=512 IT_ORTHANC_PATIENT_B=0
+  # scratch sets the EXIT trap first: it-orthanc.sh chains its own stop onto it.
+  scratch "$1"
+  # shellcheck source=scripts/ci/it-orthanc.sh
+  source "$(dirname "${BASH_SOURCE[0]}")/ci/it-orthanc.sh"
+}

@@ -21,16 +21,8 @@ cd "$(dirname "$0")/../.."
 source scripts/lib.sh
 rounds=${ROUNDS:-3}
 scripts/ci/setup-deps.sh orthanc python browser demo
-if [[ -z ${ORTHANC_EDGE_BIN:-} ]]; then
-  cargo build --release --quiet
-fi
-bin=${ORTHANC_EDGE_BIN:-${CARGO_TARGET_DIR:-target}/release/orthanc-edge}
-
-export IT_ORTHANC_SLICES=${SLICES:-100} IT_ORTHANC_CT_SERIES=20 IT_ORTHANC_CT_SIZE=512 IT_ORTHANC_PATIENT_B=0
-# scratch sets the EXIT trap first: it-orthanc.sh chains its own stop onto it.
-scratch bench-grid
-# shellcheck source=scripts/ci/it-orthanc.sh
-source scripts/ci/it-orthanc.sh
+bench_edge_bin
+bench_study bench-grid 100
 study=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["study"])' "$ORTHANC_EDGE_IT_MANIFEST")
 key=bench-grid-key-$RANDOM$RANDOM
 measure=(node scripts/bench/grid_browser.mjs measure)

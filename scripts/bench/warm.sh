@@ -23,16 +23,8 @@ for mode in $modes; do
   case $mode in orthanc | fallback | edge) ;; *) echo "warm.sh: unknown mode '$mode' in MODES" >&2; exit 2 ;; esac
 done
 scripts/ci/setup-deps.sh orthanc python
-if [[ -z ${ORTHANC_EDGE_BIN:-} ]]; then
-  cargo build --release --quiet
-fi
-bin=${ORTHANC_EDGE_BIN:-${CARGO_TARGET_DIR:-target}/release/orthanc-edge}
-
-export IT_ORTHANC_SLICES=${SLICES:-240} IT_ORTHANC_CT_SERIES=20 IT_ORTHANC_CT_SIZE=512 IT_ORTHANC_PATIENT_B=0
-# scratch sets the EXIT trap first: it-orthanc.sh chains its own stop onto it.
-scratch bench-warm
-# shellcheck source=scripts/ci/it-orthanc.sh
-source scripts/ci/it-orthanc.sh
+bench_edge_bin
+bench_study bench-warm 240
 orthanc_pid=$(<"$ORTHANC_EDGE_IT_DIR/orthanc.pid")
 bench=(python3 benches/warm_bench.py)
 
