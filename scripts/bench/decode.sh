@@ -35,6 +35,6 @@ if cargo bench --quiet --bench decode --no-run >"$work/bench-build.log" 2>&1; th
   criterion=(--criterion "${CARGO_TARGET_DIR:-target}/criterion")
 else
   echo "decode.sh: cargo bench --bench decode does not build (no edge-side decoder yet?): peers only" >&2
-  tail -n 3 "$work/bench-build.log" >&2
+  grep -m 3 '^error' "$work/bench-build.log" >&2 || tail -n 3 "$work/bench-build.log" >&2
 fi
 "${drive[@]}" report "$work" "${criterion[@]}"
