@@ -60,3 +60,56 @@ _scratch_cleanup() {
   stop_pids "${pids[@]}"
   if [[ ${KEEP:-0} == 1 ]]; then echo "$(basename "$0"): kept $work" >&2; else rm -rf "$work"; fi
 }
+
+# The environment that puts edge binary `bin` with `config` in render mode `mode`, left in the
+# array RENDER_ENV: ORTHANC_EDGE__RENDER__MODE=mode, or nothing for an edge that predates
+# render.mode (refuses the key) asked for mode orthanc, its only behaviour. Status 1 (and why on
+# stderr) if this edge cannot run in that mode.
+render_mode_env() { # bin config mode
+  RENDER_ENV=("ORTHANC_EDGE__RENDER__MODE=$3")
+  env "${RENDER_ENV[@]}" "$1" check-config --config "$2" >/dev/null 2>&1 && return 0
+  RENDER_ENV=()
+  if [[ $3 == orthanc ]] && "$1" check-config --config "$2" >/dev/null 2>&1; then
+    echo "this edge has no render.mode: mode orthanc is its default behaviour" >&2
+    return 0
+  fi
+  echo "this edge cannot run with render.mode = $3 (check-config refuses it)" >&2
+  return 1
+}
+
+# The start of a benchmark edge's config on stdout: listening on loopback `port`, the Orthanc of
+# ORTHANC_EDGE_IT_URL/_USER/_PASSWORD (scripts/ci/it-orthanc.sh), its cache in `cache_dir`,
+# warnings only. The caller appends its own sections (API keys, [warm], ...).
+bench_edge_toml() { # port cache_dir
+  cat <<TOML
+[server]
+listen = "127.0.0.1:$1"
+admin_listen = "127.0.0.1:0"
+[orthanc]
+url = "$ORTHANC_EDGE_IT_URL"
+username = "$ORTHANC_EDGE_IT_USER"
+password = "$ORTHANC_EDGE_IT_PASSWORD"
+[cache]
+dir = "$2"
+[log]
+filter = "warn"
+TOML
+}
+
+# The edge binary a benchmark runs, left in $bin: $ORTHANC_EDGE_BIN if set, else the release
+# build (made here).
+bench_edge_bin() {
+  if [[ -z ${ORTHANC_EDGE_BIN:-} ]]; then cargo build --release --quiet; fi
+  bin=${ORTHANC_EDGE_BIN:-${CARGO_TARGET_DIR:-target}/release/orthanc-edge}
+}
+
+# A scratch folder (`scratch name`) and a private Orthanc holding the generated benchmark study:
+# $SLICES CT slices (default `slices`), 512x512, over 20 series, plus the 5 sample series; the
+# ORTHANC_EDGE_IT_* variables exported (scripts/ci/it-orthanc.sh), Orthanc stopped on exit.
+bench_study() { # name slices
+  export IT_ORTHANC_SLICES=${SLICES:-$2} IT_ORTHANC_CT_SERIES=20 IT_ORTHANC_CT_SIZE=512 IT_ORTHANC_PATIENT_B=0
+  # scratch sets the EXIT trap first: it-orthanc.sh chains its own stop onto it.
+  scratch "$1"
+  # shellcheck source=scripts/ci/it-orthanc.sh
+  source "$(dirname "${BASH_SOURCE[0]}")/ci/it-orthanc.sh"
+}

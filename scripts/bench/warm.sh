@@ -1,54 +1,61 @@
 #!/usr/bin/env bash
-# Warm-up benchmark: a generated study (SLICES CT slices, 512x512, over 20 series, plus the 5
-# sample series) in a private Orthanc; Orthanc's own preview rate at its concurrency limit vs an
-# edge warm-up job (preset thumb), then one round of grid thumbnails. Loopback only, ~2 minutes.
-# CACHE_DIR puts the edge's cache folder elsewhere (it must not exist or be empty): the filesystem
-# matters, one file is created per cached image (see BENCHMARKS.md).
+# Warm-up benchmark (issue 14): a generated study (SLICES CT slices, 512x512, over 20 series, plus
+# the 5 sample series: 245 instances by default) in a private Orthanc; Orthanc's own preview rate
+# at its concurrency limit, then for each render mode in MODES a fresh edge (empty cache) runs a
+# warm-up job of the study (preset thumb) and one round of grid thumbnails. Reports images/s and
+# Orthanc's CPU per instance (/proc/PID/stat) against its own /preview's, and the goal of
+# render.mode = edge (≥ 2× the rate, ≤ 0.2× the CPU). Loopback only, a few minutes.
+#
+#   scripts/bench/warm.sh                 # MODES="orthanc edge"
+#   MODES=orthanc SLICES=480 scripts/bench/warm.sh
+#
+# MODES      render.mode values, in order (default "orthanc edge"); an edge that predates
+#            render.mode runs mode orthanc as its default behaviour and reports the others unavailable.
+# CACHE_DIR  puts the edges' cache folders elsewhere (CACHE_DIR/MODE, which must not exist or be
+#            empty): the filesystem matters, one file is created per cached image (see BENCHMARKS.md).
+# ORTHANC_EDGE_BIN  a prebuilt edge; the release build otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh
+modes=${MODES:-orthanc edge}
+for mode in $modes; do
+  case $mode in orthanc | fallback | edge) ;; *) echo "warm.sh: unknown mode '$mode' in MODES" >&2; exit 2 ;; esac
+done
 scripts/ci/setup-deps.sh orthanc python
-cargo build --release --quiet
+bench_edge_bin
+bench_study bench-warm 240
+orthanc_pid=$(<"$ORTHANC_EDGE_IT_DIR/orthanc.pid")
+bench=(python3 benches/warm_bench.py)
 
-export IT_ORTHANC_SLICES=${SLICES:-240} IT_ORTHANC_CT_SERIES=20 IT_ORTHANC_CT_SIZE=512
-work=$(mktemp -d /tmp/bench-warm.XXXXXX)
-edge_pid=
-cleanup() { [[ -n $edge_pid ]] && kill "$edge_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
-# Set before sourcing it-orthanc.sh, which chains its own stop onto this trap.
-trap cleanup EXIT
-# shellcheck source=scripts/ci/it-orthanc.sh
-source scripts/ci/it-orthanc.sh
+"${bench[@]}" orthanc "$work" --orthanc "$ORTHANC_EDGE_IT_URL" --user "$ORTHANC_EDGE_IT_USER" \
+  --password "$ORTHANC_EDGE_IT_PASSWORD" --manifest "$ORTHANC_EDGE_IT_MANIFEST" --orthanc-pid "$orthanc_pid"
 
-port=$(free_port)
-bin=target/release/orthanc-edge
-cat > "$work/edge.toml" <<TOML
-[server]
-listen = "127.0.0.1:$port"
-admin_listen = "127.0.0.1:0"
-[orthanc]
-url = "$ORTHANC_EDGE_IT_URL"
-username = "$ORTHANC_EDGE_IT_USER"
-password = "$ORTHANC_EDGE_IT_PASSWORD"
-[cache]
-dir = "${CACHE_DIR:-$work/cache}"
+warm_hash=$("$bin" hash-key bench-warm-key)
+preview_hash=$("$bin" hash-key bench-preview-key)
+for mode in $modes; do
+  port=$(free_port)
+  {
+    bench_edge_toml "$port" "${CACHE_DIR:+$CACHE_DIR/$mode}${CACHE_DIR:-$work/cache-$mode}"
+    cat <<TOML
 [warm]
 concurrency = ${WARM_CONCURRENCY:-0}
-[log]
-filter = "warn"
 [[auth.api_keys]]
 name = "warm"
-hash = "$($bin hash-key bench-warm-key)"
+hash = "$warm_hash"
 scopes = ["warm"]
 [[auth.api_keys]]
 name = "viewer"
-hash = "$($bin hash-key bench-preview-key)"
+hash = "$preview_hash"
 scopes = ["preview"]
 TOML
-start_edge "$bin" "$work/edge.toml" "$port" "$work/edge.log" || exit 1
-edge_pid=$EDGE_PID
-
-python3 benches/warm_bench.py --edge "http://127.0.0.1:$port" --warm-key bench-warm-key \
-  --preview-key bench-preview-key --orthanc "$ORTHANC_EDGE_IT_URL" --user "$ORTHANC_EDGE_IT_USER" \
-  --password "$ORTHANC_EDGE_IT_PASSWORD" --manifest "$ORTHANC_EDGE_IT_MANIFEST" \
-  --orthanc-pid "$(cat "$ORTHANC_EDGE_IT_DIR/orthanc.pid")" --edge-pid "$edge_pid" "$@"
+  } >"$work/edge-$mode.toml"
+  render_mode_env "$bin" "$work/edge-$mode.toml" "$mode" || continue
+  start_edge "$bin" "$work/edge-$mode.toml" "$port" "$work/edge-$mode.log" env "${RENDER_ENV[@]}" || exit 1
+  pids+=("$EDGE_PID")
+  "${bench[@]}" warm "$work" --mode "$mode" --edge "http://127.0.0.1:$port" --warm-key bench-warm-key \
+    --preview-key bench-preview-key --manifest "$ORTHANC_EDGE_IT_MANIFEST" --orthanc-pid "$orthanc_pid" \
+    --edge-pid "$EDGE_PID"
+  stop_pids "$EDGE_PID"
+done
+"${bench[@]}" report "$work" --modes "$modes"

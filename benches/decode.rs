@@ -1,0 +1,47 @@
+//! Decode + window + resize + encode of one DICOM frame, single thread: the edge-side decoder.
+//!
+//! Inputs are the DICOM files scripts/bench/decode.sh generates in $DECODE_BENCH_DIR
+//! ({ct512,cr2048}_{native,j2k}.dcm); the same files go through pydicom and Orthanc+GDCM in that
+//! script, which reads the medians criterion writes under target/criterion/decode/edge/.
+//! Not in Cargo.toml's [[bench]] list until `orthanc_edge::dicom` exists.
+
+use std::path::PathBuf;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use orthanc_edge::dicom::{render_frame, Limits};
+use orthanc_edge::model::{ImageFormat, Rendering};
+use orthanc_edge::transform::render_all;
+use orthanc_edge::transform::spec::{Fit, VariantSpec};
+
+/// The peers' output: fit inside 256×256, JPEG quality 90 (Orthanc's `/rendered` default).
+const SPEC: VariantSpec =
+    VariantSpec { w: Some(256), h: Some(256), fit: Fit::Contain, format: ImageFormat::Jpeg, q: Some(90) };
+
+fn input(name: &str) -> Vec<u8> {
+    let dir = std::env::var_os("DECODE_BENCH_DIR").expect("DECODE_BENCH_DIR: run scripts/bench/decode.sh");
+    let path = PathBuf::from(dir).join(format!("{name}.dcm"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The instance's own window, as Orthanc's `/rendered` and the pydicom pipeline apply it.
+fn edge(file: &[u8], limits: &Limits) -> Vec<u8> {
+    let rendering = Rendering::Rendered { window: None };
+    let pixels = render_frame(file, 0, &rendering, limits).expect("decode");
+    render_all(&pixels, &[SPEC], false).pop().expect("one variant").expect("encode")
+}
+
+fn bench(c: &mut Criterion) {
+    let limits = Limits { max_pixels: u64::MAX, max_decoded_bytes: u64::MAX };
+    let mut group = c.benchmark_group("decode");
+    group.sample_size(10).throughput(Throughput::Elements(1));
+    for name in ["ct512_native", "ct512_j2k", "cr2048_native", "cr2048_j2k"] {
+        let file = input(name);
+        group.bench_with_input(BenchmarkId::new("edge", name), &file, |b, file| {
+            b.iter(|| edge(file, &limits))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
