@@ -3,7 +3,6 @@
 //! Inputs are the DICOM files scripts/bench/decode.sh generates in $DECODE_BENCH_DIR
 //! ({ct512,cr2048}_{native,j2k}.dcm); the same files go through pydicom and Orthanc+GDCM in that
 //! script, which reads the medians criterion writes under target/criterion/decode/edge/.
-//! Not in Cargo.toml's [[bench]] list until `orthanc_edge::dicom` exists.
 
 use std::path::PathBuf;
 

@@ -35,7 +35,7 @@ status=0
 cargo nextest run --features test-hooks --lib --bins --tests --no-fail-fast -E 'not test(/^faults_real::/)' || status=1
 scripts/ci/test-browser.sh || status=1
 scripts/ci/test-python.sh || status=1
-CORPUS_MODES=${CORPUS_MODES:-orthanc} scripts/ci/corpus.sh || status=1
+scripts/ci/corpus.sh || status=1
 # Last: these stop, slow and restart the shared Orthanc.
 cargo nextest run --features test-hooks --test it -E 'test(/^faults_real::/)' --test-threads 1 --no-fail-fast || status=1
 scripts/ci/schemathesis.sh || status=1
