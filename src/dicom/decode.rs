@@ -12,7 +12,7 @@
 
 use std::borrow::Cow;
 
-use dicom_core::value::Value;
+use dicom_core::value::{PrimitiveValue, Value};
 use dicom_dictionary_std::{tags, uids};
 use dicom_encoding::TransferSyntaxIndex;
 use dicom_object::InMemDicomObject;
@@ -63,7 +63,20 @@ pub(super) fn frame(parsed: &Parsed, info: &ImageInfo, frame: u32) -> Result<Dec
     } else {
         let element = ds.get(tags::PIXEL_DATA).ok_or_else(|| DicomError::Corrupt("no pixel data".into()))?;
         match element.value() {
-            Value::Primitive(p) => native(ds, info, &p.to_bytes(), frame)?,
+            Value::Primitive(p) => {
+                let mut bytes = p.to_bytes().into_owned();
+                if parsed.ts == "1.2.840.10008.1.2.2" // explicit VR big endian (retired)
+                    && matches!(p, PrimitiveValue::U16(_))
+                    && info.bytes_per_sample() == 4
+                {
+                    // Big-endian 32-bit samples in OW: dicom-rs swapped each 16-bit word, so
+                    // the two words of every sample are still in big-endian order.
+                    for sample in bytes.chunks_exact_mut(4) {
+                        sample.rotate_left(2);
+                    }
+                }
+                native(ds, info, &bytes, frame)?
+            }
             Value::PixelSequence(seq) => {
                 if parsed.ts == uids::RLE_LOSSLESS {
                     let fragment = seq.fragments().get(frame as usize).ok_or_else(short)?;

@@ -41,31 +41,28 @@ pub(super) fn decode(
         let stride = segments;
         let first = sample * bytes + byte;
         let mut written = 0;
-        let mut put = |v: u8| -> bool {
-            if written == pixels {
-                return false;
-            }
-            out[first + written * stride] = v;
-            written += 1;
-            true
-        };
         let seg = &fragment[start..end];
         let mut i = 0;
-        while i < seg.len() {
+        // Encoders pad a segment to an even length (a stray header byte): what follows the
+        // image's last byte is ignored, as DCMTK and GDCM do.
+        while i < seg.len() && written < pixels {
             let n = seg[i] as i8;
             i += 1;
             if n >= 0 {
                 let run =
                     seg.get(i..i + n as usize + 1).ok_or_else(|| corrupt("literal run past the segment"))?;
                 i += run.len();
-                if !run.iter().all(|&v| put(v)) {
-                    break;
+                // A run past the image's end is cut there.
+                for &v in &run[..run.len().min(pixels - written)] {
+                    out[first + written * stride] = v;
+                    written += 1;
                 }
             } else if n != -128 {
                 let v = *seg.get(i).ok_or_else(|| corrupt("replicate run past the segment"))?;
                 i += 1;
-                if !(0..(1 - i32::from(n))).all(|_| put(v)) {
-                    break;
+                for _ in 0..(1 - isize::from(n)).unsigned_abs().min(pixels - written) {
+                    out[first + written * stride] = v;
+                    written += 1;
                 }
             }
         }
@@ -95,6 +92,18 @@ mod tests {
         let mut f = header(&[64, 67]);
         f.extend_from_slice(&[1, 0x01, 0x03, 0xFF, 0x09]);
         assert_eq!(decode(&f, 2, 1, 2).unwrap(), vec![0x09, 0x01, 0x09, 0x03]);
+    }
+
+    #[test]
+    fn what_follows_the_last_pixel_is_ignored() {
+        // MR_small_RLE.dcm: a segment padded with a literal-run header byte after the image.
+        let mut f = header(&[64]);
+        f.extend_from_slice(&[1, 7, 8, 0x00]);
+        assert_eq!(decode(&f, 2, 1, 1).unwrap(), vec![7, 8]);
+        // A run longer than the image is cut at its end.
+        let mut f = header(&[64]);
+        f.extend_from_slice(&[0xFD, 5]);
+        assert_eq!(decode(&f, 2, 1, 1).unwrap(), vec![5, 5]);
     }
 
     #[test]

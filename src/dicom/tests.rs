@@ -190,6 +190,21 @@ fn big_endian_and_deflate() {
     }
 }
 
+#[test]
+fn big_endian_32_bit_samples_in_ow() {
+    // pydicom's rtdose_expb: 32-bit samples stored as OW words, big endian.
+    let h = header(1, 3, 1, (32, 32), false, "MONOCHROME2");
+    let words = |v: u32| [(v >> 16) as u16, v as u16];
+    let samples = [1_249_000u32, 795_000, 1_254_000];
+    let mut elems = h.clone();
+    let ow: Vec<u16> = samples.iter().flat_map(|&v| words(v)).collect();
+    elems.push(DataElement::new(tags::PIXEL_DATA, VR::OW, PrimitiveValue::U16(ow.into())));
+    let big = render(&file("1.2.840.10008.1.2.2", elems), 0, PREVIEW).unwrap();
+    let little = render(&native(h, PrimitiveValue::U32(samples.to_vec().into()), VR::OW), 0, PREVIEW).unwrap();
+    assert_eq!(big.data, little.data);
+    assert_eq!(little.data, vec![252, 0, 255]);
+}
+
 fn rle_file(rows: u16, cols: u16, values: &[u8]) -> Vec<u8> {
     let h = header(rows, cols, 1, (8, 8), false, "MONOCHROME2");
     synthetic::encapsulated(uids::RLE_LOSSLESS, h, vec![synthetic::rle_fragment(values, 1, 1)])
