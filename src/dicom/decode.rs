@@ -241,13 +241,14 @@ fn gray(info: &ImageInfo, data: &[u8], origin: Origin) -> Result<Samples, DicomE
     })
 }
 
-/// Interleaved 8-bit RGB from interleaved or planar samples of 8 or 16 bits.
+/// Interleaved 8-bit RGB from interleaved or planar samples of 8, 16 or 32 bits.
 fn rgb(info: &ImageInfo, data: &[u8]) -> Result<Vec<u8>, DicomError> {
     let n = pixel_count(info);
     let bytes = info.bytes_per_sample();
     let down = match info.bits_allocated {
         8 => 0,
-        16 => info.bits_stored.saturating_sub(8),
+        // Orthanc refuses 32-bit colour (415): its high byte, as for 16 bits.
+        16 | 32 => info.bits_stored.saturating_sub(8),
         bits => return Err(DicomError::Unsupported(format!("{bits}-bit colour"))),
     };
     let value = |i: usize| {

@@ -200,7 +200,8 @@ fn big_endian_32_bit_samples_in_ow() {
     let ow: Vec<u16> = samples.iter().flat_map(|&v| words(v)).collect();
     elems.push(DataElement::new(tags::PIXEL_DATA, VR::OW, PrimitiveValue::U16(ow.into())));
     let big = render(&file("1.2.840.10008.1.2.2", elems), 0, PREVIEW).unwrap();
-    let little = render(&native(h, PrimitiveValue::U32(samples.to_vec().into()), VR::OW), 0, PREVIEW).unwrap();
+    let little =
+        render(&native(h, PrimitiveValue::U32(samples.to_vec().into()), VR::OW), 0, PREVIEW).unwrap();
     assert_eq!(big.data, little.data);
     assert_eq!(little.data, vec![252, 0, 255]);
 }
