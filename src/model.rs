@@ -53,6 +53,49 @@ pub enum Rendering {
     Preview,
     /// `/rendered`: the instance's own window, or the given one.
     Rendered { window: Option<Window> },
+    /// DICOMweb `/rendered` and `/thumbnail` (PS3.18): the grayscale pipeline of PS3.3 C.11
+    /// (Modality LUT, VOI LUT or window, MONOCHROME1), the given window instead of the
+    /// instance's, and the viewport's source region (crop and flip) applied first.
+    Dicomweb { window: Option<VoiWindow>, region: Option<Region> },
+}
+
+/// A DICOMweb `window=center,width,function`, as Orthanc's DICOMweb plugin parses it (`float`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VoiWindow {
+    pub center: f32,
+    pub width: f32,
+    pub function: VoiFunction,
+}
+
+/// VOI LUT Function (0028,1056), PS3.3 C.11.2.1.2-3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VoiFunction {
+    Linear,
+    LinearExact,
+    Sigmoid,
+}
+
+impl VoiFunction {
+    /// The name in a DICOMweb `window` (`linear`, `linear-exact`, `sigmoid`).
+    pub fn name(self) -> &'static str {
+        match self {
+            VoiFunction::Linear => "linear",
+            VoiFunction::LinearExact => "linear-exact",
+            VoiFunction::Sigmoid => "sigmoid",
+        }
+    }
+}
+
+/// The source region of a 6-argument DICOMweb `viewport` (`sx,sy,sw,sh`): from `(x, y)`, `w`
+/// by `h` pixels (to the image's edge when `None` or past it); a negative `sw`/`sh` flips.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Region {
+    pub x: u32,
+    pub y: u32,
+    pub w: Option<u32>,
+    pub h: Option<u32>,
+    pub flip_x: bool,
+    pub flip_y: bool,
 }
 
 /// A window setting for `/rendered`, validated finite (width > 0).

@@ -45,7 +45,7 @@ pub(super) fn text(ds: &InMemDicomObject, tag: Tag) -> Option<String> {
 }
 
 /// `SerializationToolbox::ParseDouble`: the whole (trimmed) string is one number.
-fn parse_double(s: &str) -> Option<f64> {
+pub(super) fn parse_double(s: &str) -> Option<f64> {
     let s = s.trim_matches(|c: char| c.is_ascii_whitespace() || c == '\0');
     if s.is_empty() {
         return None;
@@ -54,7 +54,7 @@ fn parse_double(s: &str) -> Option<f64> {
 }
 
 /// `SerializationToolbox::ParseFirstDouble`: the first `\`-separated value.
-fn parse_first_double(s: &str) -> Option<f64> {
+pub(super) fn parse_first_double(s: &str) -> Option<f64> {
     parse_double(s.split('\\').next()?)
 }
 
@@ -182,7 +182,7 @@ pub(super) struct Display {
 }
 
 /// The first item of a sequence in the per-frame functional group of `frame`.
-fn per_frame_item(ds: &InMemDicomObject, frame: u32, sequence: Tag) -> Option<&InMemDicomObject> {
+pub(super) fn per_frame_item(ds: &InMemDicomObject, frame: u32, sequence: Tag) -> Option<&InMemDicomObject> {
     let frames = ds.get(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE)?.items()?;
     frames.get(frame as usize)?.get(sequence)?.items()?.first()
 }

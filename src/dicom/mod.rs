@@ -16,6 +16,7 @@ mod kind;
 mod lengths;
 mod orthanc;
 mod parse;
+mod pipeline;
 mod rle;
 #[cfg(any(test, feature = "test-hooks"))]
 pub mod synthetic;
@@ -24,6 +25,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::model::Rendering;
 use crate::transform::Pixels;
+
+pub use pipeline::Frame;
 
 /// What a decode may cost, checked from the header before any pixel buffer exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,7 +104,24 @@ fn render_unguarded(
     let info = header::ImageInfo::read(parsed.dataset())?;
     info.check(frame, limits)?;
     let decoded = decode::frame(&parsed, &info, frame)?;
+    if let Rendering::Dicomweb { window, region } = rendering {
+        return Ok(Frame::new(parsed.dataset(), &info, frame, decoded).render(*window, *region));
+    }
     Ok(orthanc::render(&decoded, &header::Display::read(parsed.dataset(), &info, frame), rendering))
+}
+
+/// Blocking, like [`render_frame`]: frame `frame` of `file` decoded, with what the DICOMweb
+/// pipeline needs to render it in any window ([`Frame::render`]).
+pub fn read_frame(file: &[u8], frame: u32, limits: &Limits) -> Result<Frame, DicomError> {
+    catch_unwind(AssertUnwindSafe(|| {
+        let parsed = parse::parse(file, limits)?;
+        kind::ensure_pixels(&parsed)?;
+        let info = header::ImageInfo::read(parsed.dataset())?;
+        info.check(frame, limits)?;
+        let decoded = decode::frame(&parsed, &info, frame)?;
+        Ok(Frame::new(parsed.dataset(), &info, frame, decoded))
+    }))
+    .unwrap_or_else(|_| Err(DicomError::Corrupt("the decoder failed on this data".into())))
 }
 
 #[cfg(test)]

@@ -387,3 +387,43 @@ fn per_frame_functional_groups_rescale_and_window() {
     assert_eq!(render(&f, 0, RENDERED).unwrap().data, vec![0, 127, 255]);
     assert_eq!(render(&f, 1, RENDERED).unwrap().data, vec![0, 127, 255]);
 }
+
+#[test]
+fn dicomweb_reads_its_pipeline_from_the_data_set() {
+    use dicom_core::value::DataSetSequence;
+    let dw = Rendering::Dicomweb { window: None, region: None };
+    // The instance's window with its VOI LUT Function, after the rescale:
+    // 255 / (1 + e^(-4 (m - 40) / 400)) at m = -3024, -1024, 40, 1976 (in float, 1 + 4e-9 is 1).
+    let values: Vec<u16> = [-2000i16, 0, 1064, 3000].iter().map(|v| *v as u16).collect();
+    let sigmoid = vec![
+        text(tags::RESCALE_INTERCEPT, VR::DS, "-1024"),
+        text(tags::RESCALE_SLOPE, VR::DS, "1"),
+        text(tags::WINDOW_CENTER, VR::DS, "40"),
+        text(tags::WINDOW_WIDTH, VR::DS, "400"),
+        text(tags::VOILUT_FUNCTION, VR::CS, "SIGMOID"),
+    ];
+    assert_eq!(render(&gray16(2, 2, true, values, sigmoid), 0, dw).unwrap().data, vec![0, 0, 127, 255]);
+    // A Modality LUT Sequence replaces the rescale; no window: the range of its output.
+    let lut = InMemDicomObject::from_element_iter([
+        DataElement::new(tags::LUT_DESCRIPTOR, VR::US, PrimitiveValue::U16(vec![4, 0, 8].into())),
+        DataElement::new(tags::LUT_DATA, VR::US, PrimitiveValue::U16(vec![0, 100, 150, 200].into())),
+    ]);
+    let modality = vec![
+        text(tags::RESCALE_INTERCEPT, VR::DS, "-1024"),
+        text(tags::RESCALE_SLOPE, VR::DS, "1"),
+        DataElement::new(tags::MODALITY_LUT_SEQUENCE, VR::SQ, DataSetSequence::from(vec![lut])),
+    ];
+    let f = gray16(2, 2, false, vec![0, 1, 2, 3], modality);
+    assert_eq!(render(&f, 0, dw).unwrap().data, vec![0, 127, 191, 255]);
+    // A window given in the request wins; the viewport's region is cut first, then flipped.
+    let window =
+        crate::model::VoiWindow { center: 100.0, width: 101.0, function: crate::model::VoiFunction::Linear };
+    let region = crate::model::Region { x: 1, w: Some(2), flip_x: true, ..Default::default() };
+    let p = render(&f, 0, Rendering::Dicomweb { window: Some(window), region: Some(region) }).unwrap();
+    // m = 100, 150 (row 0), 200 (row 1) ... cut to x 1..2: [100] / [200]; linear c=100 w=101.
+    assert_eq!((p.width, p.height, p.data), (1, 2, vec![128, 255]));
+    // The entry the edge caches gives the same pixels back.
+    let frame = read_frame(&f, 0, &LIMITS).unwrap();
+    let back = Frame::from_bytes(&frame.to_bytes(), LIMITS.max_pixels).unwrap();
+    assert_eq!(back.render(Some(window), Some(region)).data, vec![128, 255]);
+}

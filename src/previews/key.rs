@@ -29,6 +29,18 @@ fn rendering_tag(r: &Rendering) -> String {
         Rendering::Rendered { window: Some(w) } => {
             format!("rendered.wc{}.ww{}", w.center + 0.0, w.width + 0.0)
         }
+        Rendering::Dicomweb { window, region } => {
+            let mut tag = "dicomweb".to_owned();
+            if let Some(w) = window {
+                tag.push_str(&format!(".wc{}.ww{}.{}", w.center + 0.0, w.width + 0.0, w.function.name()));
+            }
+            if let Some(r) = region {
+                let side = |v: Option<u32>| v.map_or("-".to_owned(), |v| v.to_string());
+                let flips = format!("{}{}", if r.flip_x { "x" } else { "" }, if r.flip_y { "y" } else { "" });
+                tag.push_str(&format!(".vp{},{},{},{}{flips}", r.x, r.y, side(r.w), side(r.h)));
+            }
+            tag
+        }
     }
 }
 
@@ -65,7 +77,7 @@ pub(super) fn source_key(instance: &OrthancId, frame: u32, rendering: &Rendering
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Window;
+    use crate::model::{Region, VoiFunction, VoiWindow, Window};
     use crate::transform::spec::Fit;
 
     #[test]
@@ -88,5 +100,9 @@ mod tests {
             "rendered.wc0.ww400.5.w128.h-.contain.webp.q80"
         );
         assert_eq!(source_key(&id, 2, &Rendering::Preview).variant, "src.preview");
+        let region = Region { x: 1, y: 2, w: None, h: Some(9), flip_x: true, flip_y: false };
+        let window = VoiWindow { center: 40.5, width: 400.0, function: VoiFunction::Sigmoid };
+        let dicomweb = Rendering::Dicomweb { window: Some(window), region: Some(region) };
+        assert_eq!(source_key(&id, 0, &dicomweb).variant, "src.dicomweb.wc40.5.ww400.sigmoid.vp1,2,-,9x");
     }
 }
