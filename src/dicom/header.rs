@@ -45,7 +45,7 @@ pub(super) fn text(ds: &InMemDicomObject, tag: Tag) -> Option<String> {
 }
 
 /// `SerializationToolbox::ParseDouble`: the whole (trimmed) string is one number.
-pub(super) fn parse_double(s: &str) -> Option<f64> {
+fn parse_double(s: &str) -> Option<f64> {
     let s = s.trim_matches(|c: char| c.is_ascii_whitespace() || c == '\0');
     if s.is_empty() {
         return None;
@@ -54,7 +54,7 @@ pub(super) fn parse_double(s: &str) -> Option<f64> {
 }
 
 /// `SerializationToolbox::ParseFirstDouble`: the first `\`-separated value.
-pub(super) fn parse_first_double(s: &str) -> Option<f64> {
+fn parse_first_double(s: &str) -> Option<f64> {
     parse_double(s.split('\\').next()?)
 }
 

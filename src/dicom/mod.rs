@@ -89,39 +89,45 @@ pub fn render_frame(
     rendering: &Rendering,
     limits: &Limits,
 ) -> Result<Pixels, DicomError> {
-    catch_unwind(AssertUnwindSafe(|| render_unguarded(file, frame, rendering, limits)))
-        .unwrap_or_else(|_| Err(DicomError::Corrupt("the decoder failed on this data".into())))
-}
-
-fn render_unguarded(
-    file: &[u8],
-    frame: u32,
-    rendering: &Rendering,
-    limits: &Limits,
-) -> Result<Pixels, DicomError> {
-    let parsed = parse::parse(file, limits)?;
-    kind::ensure_pixels(&parsed)?;
-    let info = header::ImageInfo::read(parsed.dataset())?;
-    info.check(frame, limits)?;
-    let decoded = decode::frame(&parsed, &info, frame)?;
-    if let Rendering::Dicomweb { window, region } = rendering {
-        return Ok(Frame::new(parsed.dataset(), &info, frame, decoded).render(*window, *region));
-    }
-    Ok(orthanc::render(&decoded, &header::Display::read(parsed.dataset(), &info, frame), rendering))
+    guarded(|| {
+        let (parsed, info, decoded) = decode_frame(file, frame, limits)?;
+        let ds = parsed.dataset();
+        Ok(match rendering {
+            Rendering::Dicomweb { window, region } => {
+                Frame::new(ds, &info, frame, decoded).render(*window, *region)
+            }
+            _ => orthanc::render(&decoded, &header::Display::read(ds, &info, frame), rendering),
+        })
+    })
 }
 
 /// Blocking, like [`render_frame`]: frame `frame` of `file` decoded, with what the DICOMweb
 /// pipeline needs to render it in any window ([`Frame::render`]).
 pub fn read_frame(file: &[u8], frame: u32, limits: &Limits) -> Result<Frame, DicomError> {
-    catch_unwind(AssertUnwindSafe(|| {
-        let parsed = parse::parse(file, limits)?;
-        kind::ensure_pixels(&parsed)?;
-        let info = header::ImageInfo::read(parsed.dataset())?;
-        info.check(frame, limits)?;
-        let decoded = decode::frame(&parsed, &info, frame)?;
+    guarded(|| {
+        let (parsed, info, decoded) = decode_frame(file, frame, limits)?;
         Ok(Frame::new(parsed.dataset(), &info, frame, decoded))
-    }))
-    .unwrap_or_else(|_| Err(DicomError::Corrupt("the decoder failed on this data".into())))
+    })
+}
+
+/// A panic in dicom-rs or a codec, as `Corrupt`.
+fn guarded<T>(f: impl FnOnce() -> Result<T, DicomError>) -> Result<T, DicomError> {
+    catch_unwind(AssertUnwindSafe(f))
+        .unwrap_or_else(|_| Err(DicomError::Corrupt("the decoder failed on this data".into())))
+}
+
+/// Parse, refuse what has no pixels, read and check the header, decode the frame.
+fn decode_frame(
+    file: &[u8],
+    frame: u32,
+    limits: &Limits,
+) -> Result<(parse::Parsed, header::ImageInfo, decode::Decoded), DicomError> {
+    let parsed = parse::parse(file, limits)?;
+    kind::ensure_pixels(&parsed)?;
+    let info = header::ImageInfo::read(parsed.dataset())?;
+    info.check(frame, limits)?;
+    let decoded = decode::frame(&parsed, &info, frame)?;
+    Ok((parsed, info, decoded))
 }
 
 #[cfg(test)]

@@ -52,13 +52,13 @@ pub(super) fn render(frame: &Decoded, display: &Display, rendering: &Rendering) 
     }
     let mut data = match rendering {
         Rendering::Preview => stretch(&frame.samples),
-        // Not reached from `render_frame`, which renders DICOMweb with `pipeline`.
-        Rendering::Dicomweb { .. } => {
-            windowed(&frame.samples, display.intercept, display.slope, display.center, display.width)
-        }
         Rendering::Rendered { window } => {
             let (center, width) = window.map_or((display.center, display.width), |w| (w.center, w.width));
             windowed(&frame.samples, display.intercept, display.slope, center, width)
+        }
+        // Not reached from `render_frame`, which renders DICOMweb with `pipeline`.
+        Rendering::Dicomweb { .. } => {
+            windowed(&frame.samples, display.intercept, display.slope, display.center, display.width)
         }
     };
     if display.invert {

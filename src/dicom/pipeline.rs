@@ -39,14 +39,20 @@ struct Lut {
 }
 
 impl Lut {
-    fn read(item: &InMemDicomObject) -> Option<Self> {
+    /// `signed`: the pixels are, so the first mapped value is SS even where it was read as US
+    /// (implicit VR gives the descriptor the dictionary's first VR).
+    fn read(item: &InMemDicomObject, signed: bool) -> Option<Self> {
         let desc: Vec<i32> = item.get(tags::LUT_DESCRIPTOR)?.to_multi_int().ok()?;
         let data: Vec<u16> = item.get(tags::LUT_DATA)?.to_multi_int().ok()?;
         let (&first, &bits) = (desc.get(1)?, desc.get(2)?);
-        // The first mapped value is US or SS as the pixels are; read as US it may need the sign.
-        let first = if first > 32767 && first <= 65535 { first - 65536 } else { first };
-        let bits = u8::try_from(bits).ok().filter(|b| (1..=16).contains(b))?;
-        (!data.is_empty()).then_some(Self { first, bits, data })
+        let first = if signed && first > 32767 && first <= 65535 { first - 65536 } else { first };
+        let bits = u8::try_from(bits).ok()?;
+        Some(Self { first, bits, data }).filter(Lut::valid)
+    }
+
+    /// What `get` and `max_out` rely on (a cached entry is checked again when read back).
+    fn valid(&self) -> bool {
+        (1..=16).contains(&self.bits) && !self.data.is_empty()
     }
 
     fn get(&self, x: f32) -> f32 {
@@ -81,8 +87,6 @@ enum Voi {
 struct Params {
     width: u32,
     height: u32,
-    /// `gray8`, `gray16`, `sgray16`, `gray32`, `sgray32`, `float`, `rgb`.
-    kind: String,
     modality: Modality,
     voi: Voi,
     invert: bool,
@@ -96,6 +100,22 @@ pub struct Frame {
 }
 
 const MAGIC: &[u8; 4] = b"OEF1";
+
+/// The sample formats in an entry, by the byte that names them, with their size.
+const KINDS: [(&str, usize); 7] =
+    [("gray8", 1), ("gray16", 2), ("sgray16", 2), ("gray32", 4), ("sgray32", 4), ("float", 4), ("rgb", 3)];
+
+fn kind_of(samples: &Samples) -> u8 {
+    match samples {
+        Samples::Gray8(_) => 0,
+        Samples::Gray16(_) => 1,
+        Samples::SignedGray16(_) => 2,
+        Samples::Gray32(_) => 3,
+        Samples::SignedGray32(_) => 4,
+        Samples::Float(_) => 5,
+        Samples::Rgb24(_) => 6,
+    }
+}
 
 /// A number as the plugin's `ParseFloat` reads it: the whole trimmed string, one `float`.
 fn float(item: &InMemDicomObject, tag: Tag) -> Option<f32> {
@@ -134,8 +154,9 @@ impl Frame {
                 intercept: float(item, tags::RESCALE_INTERCEPT)?,
             })
         };
+        let lut = |item| Lut::read(item, info.signed);
         let modality = first_item(ds, tags::MODALITY_LUT_SEQUENCE)
-            .and_then(Lut::read)
+            .and_then(lut)
             .map(Modality::Lut)
             .or_else(|| rescale(ds))
             .or_else(|| functional(ds, frame, tags::PIXEL_VALUE_TRANSFORMATION_SEQUENCE).and_then(rescale))
@@ -149,21 +170,11 @@ impl Frame {
         };
         let voi = window(ds)
             .or_else(|| functional(ds, frame, tags::FRAME_VOILUT_SEQUENCE).and_then(window))
-            .or_else(|| first_item(ds, tags::VOILUT_SEQUENCE).and_then(Lut::read).map(Voi::Lut))
+            .or_else(|| first_item(ds, tags::VOILUT_SEQUENCE).and_then(lut).map(Voi::Lut))
             .unwrap_or(Voi::WholeRange);
-        let kind = match &decoded.samples {
-            Samples::Gray8(_) => "gray8",
-            Samples::Gray16(_) => "gray16",
-            Samples::SignedGray16(_) => "sgray16",
-            Samples::Gray32(_) => "gray32",
-            Samples::SignedGray32(_) => "sgray32",
-            Samples::Float(_) => "float",
-            Samples::Rgb24(_) => "rgb",
-        };
         let params = Params {
             width: decoded.width,
             height: decoded.height,
-            kind: kind.into(),
             modality,
             voi,
             invert: info.photometric == Photometric::Monochrome1,
@@ -171,7 +182,8 @@ impl Frame {
         Self { params, samples: decoded.samples }
     }
 
-    /// The cache entry's body: magic, the parameters (JSON), the samples (LZ4, little endian).
+    /// The cache entry's body: magic, the sample format (a byte, [`KINDS`]), the parameters
+    /// (length and JSON), the samples (LZ4, little endian).
     pub fn to_bytes(&self) -> Vec<u8> {
         let raw: Vec<u8> = match &self.samples {
             Samples::Gray8(v) | Samples::Rgb24(v) => v.clone(),
@@ -184,6 +196,7 @@ impl Frame {
         let header = serde_json::to_vec(&self.params).unwrap_or_default();
         let mut out = Vec::with_capacity(8 + header.len() + raw.len() / 2);
         out.extend_from_slice(MAGIC);
+        out.push(kind_of(&self.samples));
         out.extend_from_slice(&(header.len() as u32).to_le_bytes());
         out.extend_from_slice(&header);
         out.extend_from_slice(&lz4_flex::compress(&raw));
@@ -193,38 +206,35 @@ impl Frame {
     /// Read back [`Frame::to_bytes`]; anything else is `Corrupt`, never a panic.
     pub fn from_bytes(body: &[u8], max_pixels: u64) -> Result<Self, DicomError> {
         let bad = || DicomError::Corrupt("damaged frame entry".into());
-        if body.len() < 8 || &body[..4] != MAGIC {
+        if body.len() < 9 || &body[..4] != MAGIC {
             return Err(bad());
         }
-        let len = u32::from_le_bytes(body[4..8].try_into().map_err(|_| bad())?) as usize;
-        let header = body.get(8..8 + len).ok_or_else(bad)?;
+        let kind = body[4];
+        let (_, per) = *KINDS.get(usize::from(kind)).ok_or_else(bad)?;
+        let len = u32::from_le_bytes(body[5..9].try_into().map_err(|_| bad())?) as usize;
+        let header = body.get(9..9 + len).ok_or_else(bad)?;
         let params: Params = serde_json::from_slice(header).map_err(|_| bad())?;
         let pixels = u64::from(params.width) * u64::from(params.height);
-        if pixels == 0 || pixels > max_pixels {
+        let luts_valid = !matches!(&params.modality, Modality::Lut(l) if !l.valid())
+            && !matches!(&params.voi, Voi::Lut(l) if !l.valid());
+        if pixels == 0 || pixels > max_pixels || !luts_valid {
             return Err(bad());
         }
-        let per = match params.kind.as_str() {
-            "gray8" => 1,
-            "gray16" | "sgray16" => 2,
-            "rgb" => 3,
-            "gray32" | "sgray32" | "float" => 4,
-            _ => return Err(bad()),
-        };
-        let raw = lz4_flex::decompress(&body[8 + len..], pixels as usize * per).map_err(|_| bad())?;
+        let raw = lz4_flex::decompress(&body[9 + len..], pixels as usize * per).map_err(|_| bad())?;
         if raw.len() != pixels as usize * per {
             return Err(bad());
         }
         fn words<const N: usize, T>(raw: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
             raw.chunks_exact(N).map(|c| f(c.try_into().unwrap_or([0; N]))).collect()
         }
-        let samples = match params.kind.as_str() {
-            "gray8" => Samples::Gray8(raw),
-            "rgb" => Samples::Rgb24(raw),
-            "gray16" => Samples::Gray16(words(&raw, u16::from_le_bytes)),
-            "sgray16" => Samples::SignedGray16(words(&raw, i16::from_le_bytes)),
-            "gray32" => Samples::Gray32(words(&raw, u32::from_le_bytes)),
-            "sgray32" => Samples::SignedGray32(words(&raw, i32::from_le_bytes)),
-            _ => Samples::Float(words(&raw, f32::from_le_bytes)),
+        let samples = match kind {
+            0 => Samples::Gray8(raw),
+            1 => Samples::Gray16(words(&raw, u16::from_le_bytes)),
+            2 => Samples::SignedGray16(words(&raw, i16::from_le_bytes)),
+            3 => Samples::Gray32(words(&raw, u32::from_le_bytes)),
+            4 => Samples::SignedGray32(words(&raw, i32::from_le_bytes)),
+            5 => Samples::Float(words(&raw, f32::from_le_bytes)),
+            _ => Samples::Rgb24(raw),
         };
         Ok(Self { params, samples })
     }
@@ -348,15 +358,16 @@ fn flip(data: &mut [u8], w: u32, h: u32, channels: usize, x: bool, y: bool) {
     let row = w as usize * channels;
     if x {
         for line in data.chunks_exact_mut(row) {
-            let px: Vec<&[u8]> = line.chunks_exact(channels).rev().collect();
-            let flipped: Vec<u8> = px.concat();
-            line.copy_from_slice(&flipped);
+            // Reversing the bytes reverses the pixels and each pixel's samples: undo the latter.
+            line.reverse();
+            line.chunks_exact_mut(channels).for_each(<[u8]>::reverse);
         }
     }
     if y {
-        let rows: Vec<Vec<u8>> = data.chunks_exact(row).rev().map(<[u8]>::to_vec).collect();
-        for (dst, src) in data.chunks_exact_mut(row).zip(rows).take(h as usize) {
-            dst.copy_from_slice(&src);
+        let h = h as usize;
+        for top in 0..h / 2 {
+            let (upper, lower) = data.split_at_mut((h - 1 - top) * row);
+            upper[top * row..(top + 1) * row].swap_with_slice(&mut lower[..row]);
         }
     }
 }
@@ -372,12 +383,7 @@ mod tests {
             Samples::Rgb24(v) => v.len() as u32 / 3,
             _ => 0,
         };
-        let kind = match &samples {
-            Samples::SignedGray16(_) => "sgray16",
-            Samples::Rgb24(_) => "rgb",
-            _ => "gray16",
-        };
-        let params = Params { width, height: n / width, kind: kind.into(), modality, voi, invert };
+        let params = Params { width, height: n / width, modality, voi, invert };
         Frame { params, samples }
     }
 
@@ -446,5 +452,16 @@ mod tests {
             assert!(Frame::from_bytes(&bytes[..cut], 1 << 20).is_err(), "{cut}");
         }
         assert!(Frame::from_bytes(&bytes, 3).is_err(), "over the pixel limit");
+        // A table that `get` could not index is refused, not served.
+        let empty = Lut { first: 0, bits: 0, data: vec![] };
+        let f = frame(Samples::Gray16(vec![1, 2]), 2, Modality::Lut(empty), Voi::WholeRange, false);
+        assert!(Frame::from_bytes(&f.to_bytes(), 1 << 20).is_err());
+    }
+
+    #[test]
+    fn vertical_flips_of_odd_heights() {
+        let f = frame(Samples::Gray16(vec![0, 1, 2]), 1, ID, Voi::WholeRange, false);
+        let flip = Region { flip_y: true, ..Region::default() };
+        assert_eq!(f.render(None, Some(flip)).data, [255, 127, 0]);
     }
 }

@@ -179,18 +179,15 @@ impl OrthancClient {
     ) -> Result<(Bytes, Duration), UpstreamError> {
         let url = match rendering {
             Rendering::Preview => format!("{}/instances/{}/frames/{}/preview", self.base, id, frame),
-            Rendering::Rendered { window: None } => {
+            // DICOMweb in `render.mode = orthanc`: Orthanc's own window arithmetic (the handler
+            // refuses what it cannot do: another function, a source region).
+            Rendering::Rendered { window: None } | Rendering::Dicomweb { window: None, .. } => {
                 format!("{}/instances/{}/frames/{}/rendered", self.base, id, frame)
             }
-            // `render.mode = orthanc`: Orthanc's own window arithmetic (the handler refuses
-            // what it cannot do: another function, a source region).
             Rendering::Dicomweb { window: Some(w), .. } => format!(
                 "{}/instances/{}/frames/{}/rendered?window-center={}&window-width={}",
                 self.base, id, frame, w.center, w.width
             ),
-            Rendering::Dicomweb { window: None, .. } => {
-                format!("{}/instances/{}/frames/{}/rendered", self.base, id, frame)
-            }
             Rendering::Rendered { window: Some(w) } => format!(
                 "{}/instances/{}/frames/{}/rendered?window-center={}&window-width={}",
                 self.base, id, frame, w.center, w.width
