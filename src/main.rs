@@ -57,7 +57,11 @@ enum Command {
         presets: Vec<String>,
     },
     /// Print the blake3 hash of an API key, to paste into auth.api_keys.
-    HashKey { key: String },
+    HashKey {
+        /// The key; one that starts with '-' is taken as it is.
+        #[arg(allow_hyphen_values = true)]
+        key: String,
+    },
     /// Validate the configuration and print it with secrets redacted.
     CheckConfig {
         #[arg(long, short)]

@@ -201,3 +201,14 @@ filter = "info"
     assert!(!moved, "the cache folder was moved aside: it did not reopen cleanly");
     fake.stop().await;
 }
+
+/// A generated key may start with '-' (`secrets.token_urlsafe` does 1 time in 32): `hash-key`
+/// hashes it rather than reading it as an option.
+#[test]
+fn hash_key_takes_a_key_that_starts_with_a_hyphen() {
+    for key in ["-Eabc", "--x", "plain"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_orthanc-edge")).args(["hash-key", key]).output().unwrap();
+        assert!(out.status.success(), "hash-key {key}: {out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), hash_key(key), "hash-key {key}");
+    }
+}
