@@ -28,6 +28,17 @@ impl Studies {
     pub async fn representative(&self, series: &OrthancId) -> Result<OrthancId, UpstreamError> {
         self.catalog.representative(series).await
     }
+
+    /// The instance whose image stands for a study: that of its first series (by series number,
+    /// as the grid shows them) with pixel data, else of its first series with any instance.
+    pub async fn study_representative(&self, study: &OrthancId) -> Result<OrthancId, UpstreamError> {
+        let grid = self.grid(study).await?;
+        let with_image = grid.series.iter().find(|c| c.representative.is_some() && c.placeholder.is_none());
+        let card = with_image.or_else(|| grid.series.iter().find(|c| c.representative.is_some()));
+        card.and_then(|c| c.representative.as_deref())
+            .and_then(OrthancId::parse)
+            .ok_or(UpstreamError::NotFound)
+    }
 }
 
 /// Makes thumbnail URLs. A caller holding a session token gets signed links (a short token

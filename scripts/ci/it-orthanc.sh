@@ -8,7 +8,9 @@
 #         ORTHANC_EDGE_IT_URL, ORTHANC_EDGE_IT_USER, ORTHANC_EDGE_IT_PASSWORD,
 #         ORTHANC_EDGE_IT_MANIFEST (JSON: {"study", "patient", "instances": {stem: {...}}}),
 #         ORTHANC_EDGE_IT_DIR (the Orthanc folder: orthanc.log, orthanc.json, storage/),
-#         ORTHANC_EDGE_IT_MANIFEST_B (the same for the second patient, when uploaded)
+#         ORTHANC_EDGE_IT_MANIFEST_B (the same for the second patient, when uploaded),
+#         ORTHANC_EDGE_IT_DICOMWEB=1 when Orthanc runs Debian's DICOMweb plugin (orthanc-dicomweb,
+#           loaded when installed: the reference tests/it/dicomweb_real.rs compares the edge with)
 #       and adds an EXIT trap that stops Orthanc, run after any EXIT trap already set.
 #       Returns non-zero (with the Orthanc log tail) if anything fails.
 #
@@ -27,6 +29,7 @@
 # subshell.
 
 _it_orthanc_scripts=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+_it_orthanc_dicomweb=/usr/share/orthanc/plugins/libOrthancDicomWeb.so
 
 _it_orthanc_cleanup() {
   if [[ -n ${_IT_ORTHANC_DIR:-} ]]; then
@@ -66,6 +69,9 @@ _it_orthanc_up() {
   if ! (
     set -euo pipefail
     s=$_it_orthanc_scripts/dev
+    if [[ -f $_it_orthanc_dicomweb && -z ${ORTHANC_IT_EXTRA_JSON:-} ]]; then
+      export ORTHANC_IT_EXTRA_JSON="{\"Plugins\": [\"$_it_orthanc_dicomweb\"]}"
+    fi
     "$s/orthanc.sh" start "$workdir/orthanc" || exit 1
     rm -rf "$workdir/dicom" || exit 1
     large=()
@@ -91,6 +97,9 @@ _it_orthanc_up() {
   source "$workdir/orthanc/orthanc.env" || return 1
   export ORTHANC_EDGE_IT_MANIFEST=$workdir/manifest.json
   export ORTHANC_EDGE_IT_DIR=$workdir/orthanc
+  if grep -q libOrthancDicomWeb "$workdir/orthanc/orthanc.json"; then
+    export ORTHANC_EDGE_IT_DICOMWEB=1
+  fi
   if [[ -f $workdir/manifest-b.json ]]; then
     export ORTHANC_EDGE_IT_MANIFEST_B=$workdir/manifest-b.json
   fi

@@ -4,7 +4,8 @@
 #
 #   scripts/ci/setup-deps.sh              # everything
 #   scripts/ci/setup-deps.sh orthanc python   # only some groups:
-#       orthanc  Debian: orthanc, curl, dcmtk (python3 if absent)
+#       orthanc  Debian: orthanc, orthanc-dicomweb (the reference for DICOMweb rendering, loaded
+#                by scripts/ci/it-orthanc.sh), curl, dcmtk (python3 if absent)
 #       python   pydicom, numpy, pillow for scripts/dev/gen_dicom.py (pip; Debian's python3-pydicom,
 #                python3-numpy, python3-pil when python3 is an externally managed system Python)
 #       demo     Debian: nginx, wrk, chromium
@@ -60,7 +61,7 @@ apt_install() { # installs the given Debian packages that are not installed yet
 
 base=(curl ca-certificates)
 command -v python3 >/dev/null 2>&1 || base+=(python3)
-want orthanc && apt_install "${base[@]}" orthanc dcmtk
+want orthanc && apt_install "${base[@]}" orthanc orthanc-dicomweb dcmtk
 want demo && apt_install "${base[@]}" nginx wrk chromium
 want bench && apt_install "${base[@]}" nginx wrk
 if want browser; then

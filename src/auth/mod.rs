@@ -125,9 +125,10 @@ pub enum Resource<'a> {
     Study(&'a OrthancId),
     /// A DICOMweb path's UIDs (validated syntax): resolved to Orthanc ids, and the lineage the
     /// path states (series in study, instance in series) checked, before anything is decided.
+    /// The deepest UID given is the resource (an instance needs its series).
     Dicom {
         study: &'a str,
-        series: &'a str,
+        series: Option<&'a str>,
         instance: Option<&'a str>,
     },
     /// The edge itself (cache, jobs), not an image.
@@ -141,7 +142,8 @@ impl Resource<'_> {
             Resource::Series(_) => Some(Level::Series),
             Resource::Study(_) => Some(Level::Study),
             Resource::Dicom { instance: Some(_), .. } => Some(Level::Instance),
-            Resource::Dicom { instance: None, .. } => Some(Level::Series),
+            Resource::Dicom { series: Some(_), .. } => Some(Level::Series),
+            Resource::Dicom { .. } => Some(Level::Study),
             Resource::Edge => None,
         }
     }
@@ -353,7 +355,8 @@ impl Authenticator {
             let id = match resource {
                 Resource::Instance(id) | Resource::Series(id) | Resource::Study(id) => id.as_str(),
                 Resource::Dicom { instance: Some(uid), .. } => uid,
-                Resource::Dicom { series, .. } => series,
+                Resource::Dicom { series: Some(uid), .. } => uid,
+                Resource::Dicom { study, .. } => study,
                 Resource::Edge => "-",
             };
             tracing::warn!(target: "audit", principal = %principal.name, resource = id, code = e.code(), "denied");

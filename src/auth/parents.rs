@@ -89,14 +89,21 @@ impl Parents {
 
     /// A DICOMweb path's UIDs resolved, with the lineage the path states checked: the series is in
     /// the study, the instance in the series. `NotFound` when a UID is unknown or the lineage
-    /// differs. Answers the series (no instance UID) or the instance.
+    /// differs. Answers the deepest level given: the study, the series or the instance.
     pub async fn resolve_dicom(
         &self,
         study_uid: &str,
-        series_uid: &str,
+        series_uid: Option<&str>,
         instance_uid: Option<&str>,
     ) -> Result<(Level, OrthancId), UpstreamError> {
         let study = self.resolve_uid(Level::Study, study_uid).await?;
+        let Some(series_uid) = series_uid else {
+            // A study alone; an instance without its series names no lineage to check.
+            return match instance_uid {
+                None => Ok((Level::Study, study)),
+                Some(_) => Err(UpstreamError::NotFound),
+            };
+        };
         let series = self.resolve_uid(Level::Series, series_uid).await?;
         if self.parent(Level::Series, &series).await? != study {
             return Err(UpstreamError::NotFound);

@@ -31,6 +31,9 @@ pub enum AppError {
     /// Carries the methods the route does allow (the `Allow` header).
     #[error("method not allowed")]
     MethodNotAllowed(&'static str),
+    /// No format the route renders is acceptable to the client (`Accept`, or DICOMweb `accept`).
+    #[error("{0}")]
+    NotAcceptable(String),
     #[error("this origin is neither the edge's own nor in cors.allowed_origins")]
     OriginNotAllowed,
     #[error("waited too long for the same image being fetched by another request")]
@@ -124,6 +127,7 @@ impl AppError {
             AppError::NotFound(_) => "not-found",
             AppError::MethodNotAllowed(_) => "method-not-allowed",
             AppError::OriginNotAllowed => "origin-not-allowed",
+            AppError::NotAcceptable(_) => "not-acceptable",
             AppError::FlightTimeout => "upstream-timeout",
             AppError::ShuttingDown => "shutting-down",
             AppError::UriTooLong(_) => "uri-too-long",
@@ -191,6 +195,7 @@ impl ResponseError for AppError {
             AppError::NoRoute | AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             AppError::OriginNotAllowed => StatusCode::FORBIDDEN,
+            AppError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             AppError::FlightTimeout => StatusCode::GATEWAY_TIMEOUT,
             AppError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             AppError::UriTooLong(_) => StatusCode::URI_TOO_LONG,

@@ -157,6 +157,7 @@ pub fn rules(state: &AppState) -> Rules<'_> {
         presets: &state.presets,
         limits: &state.limits,
         thumbnail_preset: &state.config.grid.thumbnail_preset,
+        orthanc_renders: state.config.render.mode == crate::config::RenderMode::Orthanc,
     }
 }
 

@@ -1,5 +1,6 @@
 //! HTTP surface: the route tables (public, admin), extractors, handlers, conditional responses, request middleware, and the one mapping of errors to HTTP.
 
+mod accept;
 mod admin;
 mod client;
 pub mod conditional;

@@ -49,7 +49,9 @@ pub const ROUTES: &[Route] = &[
     // Study grids.
     route(GET_HEAD, "/studies/{id}/series", Serve::StudySeries),
     route(GET_HEAD, "/studies/{id}/grid", Serve::StudyGrid),
-    // DICOMweb thumbnails and renderings (viewers).
+    // DICOMweb thumbnails and renderings (viewers): study, series, instance, frame.
+    route(GET_HEAD, "/dicom-web/studies/{study}/thumbnail", Serve::DicomwebImage),
+    route(GET_HEAD, "/dicom-web/studies/{study}/rendered", Serve::DicomwebImage),
     route(GET_HEAD, "/dicom-web/studies/{study}/series/{series}/thumbnail", Serve::DicomwebImage),
     route(GET_HEAD, "/dicom-web/studies/{study}/series/{series}/rendered", Serve::DicomwebImage),
     route(
@@ -60,6 +62,16 @@ pub const ROUTES: &[Route] = &[
     route(
         GET_HEAD,
         "/dicom-web/studies/{study}/series/{series}/instances/{instance}/rendered",
+        Serve::DicomwebImage,
+    ),
+    route(
+        GET_HEAD,
+        "/dicom-web/studies/{study}/series/{series}/instances/{instance}/frames/{frame}/thumbnail",
+        Serve::DicomwebImage,
+    ),
+    route(
+        GET_HEAD,
+        "/dicom-web/studies/{study}/series/{series}/instances/{instance}/frames/{frame}/rendered",
         Serve::DicomwebImage,
     ),
     // Minting session tokens and signed links (scope `mint`).

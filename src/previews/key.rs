@@ -69,6 +69,11 @@ fn edge_variant(rendering: &Rendering, variant: &VariantSpec) -> String {
     format!("{}.{}", rendering_tag(rendering), variant.canonical())
 }
 
+/// The key of a frame's decoded samples (the DICOMweb pipeline's input, `dicom::Frame`).
+pub(super) fn frame_key(instance: &OrthancId, frame: u32) -> CacheKey {
+    CacheKey { instance: instance.clone(), frame, variant: "src.frame".to_owned() }
+}
+
 /// The key of a frame's lossless source in one rendering.
 pub(super) fn source_key(instance: &OrthancId, frame: u32, rendering: &Rendering) -> CacheKey {
     CacheKey { instance: instance.clone(), frame, variant: format!("src.{}", rendering_tag(rendering)) }

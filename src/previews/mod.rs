@@ -184,6 +184,7 @@ impl PreviewService {
             upstream: upstream.clone(),
             pool: pool.clone(),
             flights: Flights::new(limits.flight_wait),
+            frames: Flights::new(limits.flight_wait),
             tiers: if limits.sources_on_disk { Tiers::Both } else { Tiers::MemoryOnly },
             mode: limits.render_mode,
             limits: DecodeLimits {

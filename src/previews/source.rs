@@ -3,17 +3,22 @@
 //!
 //! Both ways end in the same 8-bit `Pixels` (the edge renders as Orthanc does), kept under the same
 //! key, so whatever produced a `Source`, everything after it is the same.
+//!
+//! DICOMweb renderings (`Rendering::Dicomweb`) are made at the edge from the frame's decoded
+//! samples ([`dicom::Frame`]), cached once per frame where sources are kept; each window's or
+//! region's 8-bit source is kept in memory only, so a new window costs one pipeline pass and an
+//! encode, not a fetch or a decode.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::key::source_key;
+use super::key::{frame_key, source_key};
 use super::{PreviewError, Timings};
 use crate::cache::{CacheKey, Entry, Flight, Flights, TieredCache, Tiers};
 use crate::config::RenderMode;
-use crate::dicom::{self, DicomError, Limits as DecodeLimits};
+use crate::dicom::{self, DicomError, Frame, Limits as DecodeLimits};
 use crate::ids::OrthancId;
 use crate::model::Rendering;
 use crate::transform::{Pixels, TransformPool, SOURCE_CONTENT_TYPE};
@@ -35,11 +40,23 @@ pub struct Source {
 /// kind (`sr`, `pdf`, ...) as the body, so the file is not fetched again for each request.
 const NO_PIXELS_CONTENT_TYPE: &str = "application/x-orthanc-edge-no-pixels";
 
+/// Content type of a frame's decoded samples and pipeline ([`Frame::to_bytes`]).
+const FRAME_CONTENT_TYPE: &str = "application/x-orthanc-edge-frame";
+
+/// The error a no-pixels marker stands for.
+fn no_pixels(entry: &Entry) -> DicomError {
+    let kind = dicom::NO_PIXEL_KINDS.iter().find(|k| k.as_bytes() == entry.body).copied();
+    DicomError::NoPixelData { kind: kind.unwrap_or("other") }
+}
+
+fn no_pixels_marker(kind: &'static str) -> Arc<Entry> {
+    Arc::new(Entry::new(NO_PIXELS_CONTENT_TYPE, Bytes::from_static(kind.as_bytes())))
+}
+
 impl Source {
     fn cached(entry: Arc<Entry>) -> Result<Self, PreviewError> {
         if entry.content_type == NO_PIXELS_CONTENT_TYPE {
-            let kind = dicom::NO_PIXEL_KINDS.iter().find(|k| k.as_bytes() == entry.body).copied();
-            return Err(DicomError::NoPixelData { kind: kind.unwrap_or("other") }.into());
+            return Err(no_pixels(&entry).into());
         }
         if entry.content_type != SOURCE_CONTENT_TYPE {
             return Err(PreviewError::Internal("source key holds a non-source entry".into()));
@@ -57,6 +74,8 @@ enum Via {
     File,
     /// Orthanc's PAM; the stored file where Orthanc cannot decode the frame (415).
     OrthancThenFile,
+    /// The frame's decoded samples (cached), through the DICOMweb pipeline.
+    Frame,
 }
 
 impl From<RenderMode> for Via {
@@ -76,6 +95,8 @@ pub struct Sources {
     pub(super) upstream: OrthancClient,
     pub(super) pool: TransformPool,
     pub(super) flights: Flights<CacheKey, Source, PreviewError>,
+    /// Decoded frames being made (DICOMweb), one decode however many windows wait for it.
+    pub(super) frames: Flights<CacheKey, (Arc<Frame>, Timings), PreviewError>,
     /// Where sources are kept (memory only unless `cache.sources_on_disk`).
     pub(super) tiers: Tiers,
     pub(super) mode: RenderMode,
@@ -88,7 +109,8 @@ impl Sources {
         self.flights.in_flight()
     }
 
-    /// The source of one frame in one rendering, made as `render.mode` says.
+    /// The source of one frame in one rendering, made as `render.mode` says; a DICOMweb
+    /// rendering at the edge unless the mode is `orthanc` (Orthanc's `/rendered` then).
     pub async fn get(
         &self,
         instance: &OrthancId,
@@ -96,7 +118,21 @@ impl Sources {
         rendering: &Rendering,
         priority: Priority,
     ) -> Result<Source, PreviewError> {
-        self.get_via(instance, frame, rendering, priority, self.mode.into()).await
+        let via = match (rendering, self.mode) {
+            (Rendering::Dicomweb { .. }, RenderMode::Orthanc) => Via::Orthanc,
+            (Rendering::Dicomweb { .. }, _) => Via::Frame,
+            (_, mode) => mode.into(),
+        };
+        self.get_via(instance, frame, rendering, priority, via).await
+    }
+
+    /// Where the source made `via` is kept: a window's source is cheap to make again from the
+    /// cached frame, so it stays in memory.
+    fn tiers(&self, via: Via) -> Tiers {
+        match via {
+            Via::Frame => Tiers::MemoryOnly,
+            _ => self.tiers,
+        }
     }
 
     /// The source of a frame Orthanc just refused to render (415): decoded at the edge unless
@@ -124,7 +160,7 @@ impl Sources {
         via: Via,
     ) -> Result<Source, PreviewError> {
         let key = source_key(instance, frame, rendering);
-        if let Some((entry, _)) = self.cache.lookup(&key, self.tiers).await {
+        if let Some((entry, _)) = self.cache.lookup(&key, self.tiers(via)).await {
             return Source::cached(entry);
         }
         match self.flights.join(&key) {
@@ -158,6 +194,7 @@ impl Sources {
         let made = match via {
             Via::Orthanc => self.rendered_by_orthanc(instance, frame, rendering, priority).await,
             Via::File => self.decoded_here(instance, frame, rendering, priority).await,
+            Via::Frame => self.windowed(instance, frame, rendering, priority).await,
             Via::OrthancThenFile => {
                 match self.rendered_by_orthanc(instance, frame, rendering, priority).await {
                     Err(PreviewError::Upstream(UpstreamError::Unsupported)) => {
@@ -172,15 +209,14 @@ impl Sources {
             Ok(made) => made,
             Err(e @ PreviewError::Dicom(DicomError::NoPixelData { kind })) => {
                 // For good: a report never grows pixels (a new file is a new instance).
-                let marker = Entry::new(NO_PIXELS_CONTENT_TYPE, Bytes::from_static(kind.as_bytes()));
-                self.cache.store(&key, Arc::new(marker), self.tiers).await;
+                self.cache.store(&key, no_pixels_marker(kind), self.tiers).await;
                 return Err(e);
             }
             Err(e) => return Err(e),
         };
         tracing::Span::current().record("upstream_ms", timings.upstream.as_millis() as u64);
         let entry = Arc::new(Entry::new(SOURCE_CONTENT_TYPE, packed));
-        self.cache.store(&key, entry.clone(), self.tiers).await;
+        self.cache.store(&key, entry.clone(), self.tiers(via)).await;
         Ok(Source { entry, pixels: Some(Arc::new(pixels)), timings })
     }
 
@@ -214,32 +250,144 @@ impl Sources {
         rendering: &Rendering,
         priority: Priority,
     ) -> Result<(Pixels, Bytes, Timings), PreviewError> {
-        let (file, upstream) = match self.upstream.file(instance, priority).await {
-            Ok(got) => got,
-            // Orthanc has the instance (it just answered for its image) but not its file: a
-            // storage without files or a fake. What it said about the image stands.
-            Err(UpstreamError::NotFound) if self.mode == RenderMode::Fallback => {
-                return Err(UpstreamError::Unsupported.into())
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let started = Instant::now();
-        let (rendering, limits) = (*rendering, self.limits);
+        let rendering = *rendering;
         let decoded = self
-            .pool
-            .run(move || {
-                Ok(dicom::render_frame(&file, frame, &rendering, &limits).map(|pixels| {
+            .decode_file(instance, priority, move |file, limits| {
+                dicom::render_frame(file, frame, &rendering, limits).map(|pixels| {
                     let packed = pixels.compress();
                     (pixels, packed)
-                }))
+                })
+            })
+            .await;
+        match decoded {
+            Ok(((pixels, packed), timings)) => Ok((pixels, packed, timings)),
+            // Orthanc has the instance (it just answered for its image) but not its file: a
+            // storage without files or a fake. What it said about the image stands.
+            Err(PreviewError::Upstream(UpstreamError::NotFound)) if self.mode == RenderMode::Fallback => {
+                Err(UpstreamError::Unsupported.into())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A DICOMweb rendering: the frame's decoded samples through the pipeline, on the pool.
+    async fn windowed(
+        &self,
+        instance: &OrthancId,
+        frame: u32,
+        rendering: &Rendering,
+        priority: Priority,
+    ) -> Result<(Pixels, Bytes, Timings), PreviewError> {
+        let Rendering::Dicomweb { window, region } = *rendering else {
+            return Err(PreviewError::Internal("a windowed source of a non-DICOMweb rendering".into()));
+        };
+        let (samples, timings) = self.frame(instance, frame, priority).await?;
+        let started = Instant::now();
+        let (pixels, packed) = self
+            .pool
+            .run(move || {
+                let pixels = samples.render(window, region);
+                let packed = pixels.compress();
+                Ok((pixels, packed))
             })
             .await?;
-        let outcome = match &decoded {
+        Ok((pixels, packed, Timings { transform: timings.transform + started.elapsed(), ..timings }))
+    }
+
+    /// A frame's decoded samples: cached (where sources are kept), else the stored file decoded
+    /// once, however many windows of it are asked for at the same time.
+    async fn frame(
+        &self,
+        instance: &OrthancId,
+        frame: u32,
+        priority: Priority,
+    ) -> Result<(Arc<Frame>, Timings), PreviewError> {
+        let key = frame_key(instance, frame);
+        if let Some(cached) = self.cached_frame(&key).await? {
+            return Ok((cached, Timings::default()));
+        }
+        match self.frames.join(&key) {
+            // Another request's decode: this one only waited.
+            Flight::Follow(f) => Ok((f.wait().await?.0, Timings::default())),
+            Flight::Lead(lead) => {
+                let (this, id) = (self.clone(), instance.clone());
+                lead.run(async move { this.make_frame(key, &id, frame, priority).await }).await
+            }
+        }
+    }
+
+    /// The cached frame under `key`, read on the pool; a damaged entry is a miss (and is made
+    /// again), never an image.
+    async fn cached_frame(&self, key: &CacheKey) -> Result<Option<Arc<Frame>>, PreviewError> {
+        let Some((entry, _)) = self.cache.lookup(key, self.tiers).await else {
+            return Ok(None);
+        };
+        if entry.content_type == NO_PIXELS_CONTENT_TYPE {
+            return Err(no_pixels(&entry).into());
+        }
+        if entry.content_type != FRAME_CONTENT_TYPE {
+            return Ok(None);
+        }
+        let max_pixels = self.limits.max_pixels;
+        let read = self.pool.run(move || Ok(Frame::from_bytes(&entry.body, max_pixels))).await?;
+        match read {
+            Ok(frame) => Ok(Some(Arc::new(frame))),
+            Err(e) => {
+                tracing::warn!(error = %e, "damaged frame entry; decoding the file again");
+                Ok(None)
+            }
+        }
+    }
+
+    async fn make_frame(
+        &self,
+        key: CacheKey,
+        instance: &OrthancId,
+        frame: u32,
+        priority: Priority,
+    ) -> Result<(Arc<Frame>, Timings), PreviewError> {
+        let decoded = self
+            .decode_file(instance, priority, move |file, limits| {
+                dicom::read_frame(file, frame, limits).map(|f| {
+                    let body = f.to_bytes();
+                    (f, body)
+                })
+            })
+            .await;
+        match decoded {
+            Ok(((samples, body), timings)) => {
+                let entry = Entry::new(FRAME_CONTENT_TYPE, Bytes::from(body));
+                self.cache.store(&key, Arc::new(entry), self.tiers).await;
+                Ok((Arc::new(samples), timings))
+            }
+            Err(e @ PreviewError::Dicom(DicomError::NoPixelData { kind })) => {
+                self.cache.store(&key, no_pixels_marker(kind), self.tiers).await;
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `GET /instances/{id}/file`, then `decode` on the pool; counted in `edge_decode`.
+    async fn decode_file<T, F>(
+        &self,
+        instance: &OrthancId,
+        priority: Priority,
+        decode: F,
+    ) -> Result<(T, Timings), PreviewError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&[u8], &DecodeLimits) -> Result<T, DicomError> + Send + 'static,
+    {
+        let (file, upstream) = self.upstream.file(instance, priority).await?;
+        tracing::Span::current().record("upstream_ms", upstream.as_millis() as u64);
+        let started = Instant::now();
+        let limits = self.limits;
+        let decoded = self.pool.run(move || Ok(decode(&file, &limits))).await?;
+        crate::telemetry::metrics::edge_decode(match &decoded {
             Ok(_) => "ok",
             Err(e) => e.code(),
-        };
-        crate::telemetry::metrics::edge_decode(outcome);
-        let (pixels, packed) = decoded?;
-        Ok((pixels, packed, Timings { upstream, transform: started.elapsed() }))
+        });
+        Ok((decoded?, Timings { upstream, transform: started.elapsed() }))
     }
 }

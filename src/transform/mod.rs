@@ -1,5 +1,6 @@
 //! Making variants: specs, source pixels, resize, encode, and the bounded CPU pool they run on.
 
+pub mod dicomweb;
 pub mod encode;
 pub mod placeholder;
 pub mod resize;

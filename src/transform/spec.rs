@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use serde::de::{DeserializeOwned, IntoDeserializer as _};
 use serde::{Deserialize, Serialize};
 
+use super::dicomweb::{self, Viewport};
 use crate::config::{invalid, Config, ConfigError, PresetConfig, TransformConfig};
-use crate::model::{ImageFormat, Rendering, Window, QUALITY};
+use crate::model::{ImageFormat, Rendering, VoiFunction, Window, QUALITY};
 
 /// How a size box is filled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
@@ -110,7 +111,7 @@ pub struct ParamError {
     pub why: String,
 }
 
-fn param_err(param: &str, why: impl Into<String>) -> ParamError {
+pub(super) fn param_err(param: &str, why: impl Into<String>) -> ParamError {
     ParamError { param: param.to_owned(), why: why.into() }
 }
 
@@ -232,14 +233,6 @@ fn parse_quality(param: &str, v: &str) -> Result<u8, ParamError> {
         .ok_or_else(|| param_err(param, "must be an integer from 1 to 100"))
 }
 
-/// DICOMweb `viewport=width,height`, each from 1 to `max`.
-fn parse_viewport(v: &str, max: u32) -> Result<(u32, u32), ParamError> {
-    let bad = || param_err("viewport", format!("must be `width,height`, each from 1 to {max}"));
-    let (w, h) = v.split_once(',').ok_or_else(bad)?;
-    let dim = |s: &str| s.trim().parse::<u32>().ok().filter(|d| (1..=max).contains(d)).ok_or_else(bad);
-    Ok((dim(w)?, dim(h)?))
-}
-
 fn lookup<'a>(query: &'a [(String, String)], key: &str) -> Option<&'a str> {
     query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
@@ -251,6 +244,9 @@ pub struct Rules<'a> {
     pub limits: &'a Limits,
     /// The preset of a DICOMweb thumbnail asked for without a viewport (`grid.thumbnail_preset`).
     pub thumbnail_preset: &'a str,
+    /// `render.mode = orthanc`: Orthanc's `/rendered` makes DICOMweb images, so only what it can
+    /// do is accepted (a linear window, no source region).
+    pub orthanc_renders: bool,
 }
 
 /// What one request asks for, as its route names it (query values already split, not checked).
@@ -259,9 +255,15 @@ pub enum Ask<'a> {
     /// `/instances/{id}/preview|rendered`, their `/frames/{n}/` forms, `/series/{id}/preview`:
     /// the decoded query. `default_format` is Orthanc's choice from Accept (PNG or JPEG).
     Native { query: &'a [(String, String)], rendered: bool, default_format: ImageFormat, accept: &'a str },
-    /// DICOMweb `thumbnail` and `rendered`: `viewport` and `quality` as sent, the format chosen
-    /// from `accept`/Accept.
-    DicomWeb { viewport: Option<&'a str>, quality: Option<&'a str>, thumbnail: bool, format: ImageFormat },
+    /// DICOMweb `thumbnail` and `rendered`: `viewport`, `window` and `quality` as sent, the
+    /// format chosen from `accept`/Accept.
+    DicomWeb {
+        viewport: Option<&'a str>,
+        window: Option<&'a str>,
+        quality: Option<&'a str>,
+        thumbnail: bool,
+        format: ImageFormat,
+    },
 }
 
 /// What to serve for a request.
@@ -301,55 +303,82 @@ pub fn plan(ask: &Ask, rules: &Rules) -> Result<Plan, ParamError> {
                 }
             }
         }
-        Ask::DicomWeb { viewport, quality, thumbnail, format } => {
-            let quality = quality.map(|q| parse_quality("quality", q)).transpose()?;
-            let viewport = viewport.map(|v| parse_viewport(v, limits.max_dimension)).transpose()?;
-            let choice = Some(match format {
-                ImageFormat::Jpeg => FormatChoice::Jpeg,
-                ImageFormat::Png => FormatChoice::Png,
-                ImageFormat::Webp => FormatChoice::Webp,
-            });
-            let thumb = rules.presets.get(rules.thumbnail_preset);
-            let params = if limits.allow_arbitrary {
-                // A thumbnail without a viewport is the grid thumbnail size; a rendering is full size.
-                let size = viewport.or_else(|| {
-                    thumbnail.then(|| {
-                        (thumb.and_then(|p| p.w).unwrap_or(128), thumb.and_then(|p| p.h).unwrap_or(128))
-                    })
-                });
-                VariantParams {
-                    w: size.map(|s| s.0),
-                    h: size.map(|s| s.1),
-                    fit: Some(Fit::Contain),
-                    format: choice,
-                    q: quality,
-                }
-            } else {
-                if quality.is_some() {
-                    presets_only(limits, "quality", "the preset's quality applies")?;
-                }
-                let preset = match viewport {
-                    Some(vp) => Some(preset_for_viewport(rules.presets, vp)?),
-                    None if thumbnail => Some(thumb.ok_or_else(|| {
-                        param_err("viewport", "required: grid.thumbnail_preset names no preset")
-                    })?),
-                    None => None,
-                };
-                VariantParams { format: choice, ..preset.map(VariantParams::from).unwrap_or_default() }
-            };
-            let (variant, _) = resolve(&params, format, "", limits);
-            Ok(Plan::Edge { source: Rendering::Preview, variant, negotiated: false })
+        Ask::DicomWeb { viewport, window, quality, thumbnail, format } => {
+            plan_dicomweb(viewport, window, quality, thumbnail, format, rules)
         }
     }
+}
+
+/// DICOMweb: the PS3.18 rendering (`Rendering::Dicomweb`: the instance's window, or `window`; the
+/// viewport's source region), sized to fit the viewport; a thumbnail without one is the grid
+/// thumbnail's size, a rendering without one is full size.
+fn plan_dicomweb(
+    viewport: Option<&str>,
+    window: Option<&str>,
+    quality: Option<&str>,
+    thumbnail: bool,
+    format: ImageFormat,
+    rules: &Rules,
+) -> Result<Plan, ParamError> {
+    let limits = rules.limits;
+    let quality = quality.map(|q| parse_quality("quality", q)).transpose()?;
+    let viewport = viewport.map(|v| dicomweb::parse_viewport(v, limits.max_dimension)).transpose()?;
+    let window = window.map(dicomweb::parse_window).transpose()?;
+    let region = viewport.and_then(|v| v.region);
+    if rules.orthanc_renders {
+        if window.is_some_and(|w| w.function != VoiFunction::Linear) {
+            return Err(param_err("window", "render.mode = orthanc renders linear windows only"));
+        }
+        if region.is_some() {
+            return Err(param_err("viewport", "a source region needs render.mode = edge or fallback"));
+        }
+    }
+    let size = viewport.filter(|v| v.w.is_some() || v.h.is_some());
+    let choice = Some(match format {
+        ImageFormat::Jpeg => FormatChoice::Jpeg,
+        ImageFormat::Png => FormatChoice::Png,
+        ImageFormat::Webp => FormatChoice::Webp,
+    });
+    let thumb = rules.presets.get(rules.thumbnail_preset);
+    let params = if limits.allow_arbitrary {
+        let (w, h) = match (size, thumbnail) {
+            (Some(v), _) => (v.w, v.h),
+            (None, true) => {
+                (Some(thumb.and_then(|p| p.w).unwrap_or(128)), Some(thumb.and_then(|p| p.h).unwrap_or(128)))
+            }
+            (None, false) => (None, None),
+        };
+        VariantParams { w, h, fit: Some(Fit::Contain), format: choice, q: quality }
+    } else {
+        if quality.is_some() {
+            presets_only(limits, "quality", "the preset's quality applies")?;
+        }
+        if window.is_some() {
+            presets_only(limits, "window", "the instance's own window applies")?;
+        }
+        if region.is_some() {
+            presets_only(limits, "viewport", "give `vw,vh` only, no source region")?;
+        }
+        let preset =
+            match size {
+                Some(vp) => Some(preset_for_viewport(rules.presets, vp)?),
+                None if thumbnail => Some(thumb.ok_or_else(|| {
+                    param_err("viewport", "required: grid.thumbnail_preset names no preset")
+                })?),
+                None => None,
+            };
+        VariantParams { format: choice, ..preset.map(VariantParams::from).unwrap_or_default() }
+    };
+    let (variant, _) = resolve(&params, format, "", limits);
+    Ok(Plan::Edge { source: Rendering::Dicomweb { window, region }, variant, negotiated: false })
 }
 
 /// Presets-only DICOMweb: the largest preset (with both `w` and `h`) that fits inside the
 /// viewport, as PS3.18 asks; for a viewport smaller than every preset, the smallest preset (a
 /// viewer scales it down) rather than a broken image.
-fn preset_for_viewport(
-    presets: &BTreeMap<String, Preset>,
-    (vw, vh): (u32, u32),
-) -> Result<&Preset, ParamError> {
+fn preset_for_viewport(presets: &BTreeMap<String, Preset>, vp: Viewport) -> Result<&Preset, ParamError> {
+    // A side left empty does not bound the preset.
+    let (vw, vh) = (vp.w.unwrap_or(u32::MAX), vp.h.unwrap_or(u32::MAX));
     let boxed = || presets.values().filter_map(|p| Some((u64::from(p.w?) * u64::from(p.h?), p)));
     let inside = boxed()
         .filter(|(_, p)| p.w.is_some_and(|w| w <= vw) && p.h.is_some_and(|h| h <= vh))
@@ -517,7 +546,7 @@ mod tests {
     }
 
     fn plan_of(ask: Ask, limits: &Limits) -> Result<Plan, ParamError> {
-        plan(&ask, &Rules { presets: &presets(), limits, thumbnail_preset: "thumb" })
+        plan(&ask, &Rules { presets: &presets(), limits, thumbnail_preset: "thumb", orthanc_renders: false })
     }
 
     fn native(qs: &str, rendered: bool, limits: &Limits) -> Result<Plan, ParamError> {
@@ -531,7 +560,10 @@ mod tests {
         thumbnail: bool,
         limits: &Limits,
     ) -> Result<Plan, ParamError> {
-        plan_of(Ask::DicomWeb { viewport, quality, thumbnail, format: ImageFormat::Jpeg }, limits)
+        plan_of(
+            Ask::DicomWeb { viewport, window: None, quality, thumbnail, format: ImageFormat::Jpeg },
+            limits,
+        )
     }
 
     fn variant(p: Result<Plan, ParamError>) -> String {
@@ -570,11 +602,52 @@ mod tests {
     }
 
     #[test]
-    fn viewports() {
-        assert_eq!(parse_viewport("128,128", 2048).unwrap(), (128, 128));
-        assert_eq!(parse_viewport(" 64 , 32 ", 2048).unwrap(), (64, 32));
-        for bad in ["", "128", "0,5", "5,0", "99999,5", "a,b", "1,2,3"] {
-            assert_eq!(parse_viewport(bad, 2048).unwrap_err().param, "viewport", "{bad}");
+    fn dicomweb_windows_regions_and_what_orthanc_can_render() {
+        let ask = |viewport, window| Ask::DicomWeb {
+            viewport,
+            window,
+            quality: None,
+            thumbnail: false,
+            format: ImageFormat::Png,
+        };
+        let rules = |limits, orthanc_renders| Rules {
+            presets: Box::leak(Box::new(presets())),
+            limits,
+            thumbnail_preset: "thumb",
+            orthanc_renders,
+        };
+        let a = limits();
+        let planned = |viewport, window| plan(&ask(viewport, window), &rules(&a, false)).unwrap();
+        match planned(Some("64,,10,10,-100,100"), Some("40,400,sigmoid")) {
+            Plan::Edge {
+                source: Rendering::Dicomweb { window: Some(w), region: Some(r) }, variant, ..
+            } => {
+                assert_eq!((w.center, w.width, w.function), (40.0, 400.0, VoiFunction::Sigmoid));
+                assert!(r.flip_x && !r.flip_y && r.w == Some(100));
+                assert_eq!(variant.canonical(), "w64.h-.contain.png");
+            }
+            other => panic!("{other:?}"),
+        }
+        match planned(None, None) {
+            Plan::Edge { source, variant, .. } => {
+                assert_eq!(source, Rendering::Dicomweb { window: None, region: None });
+                assert_eq!(variant.canonical(), "w-.h-.contain.png", "a rendering is full size");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Orthanc's /rendered has linear windows and no regions; presets-only has neither.
+        let o = plan(&ask(None, Some("40,400,linear")), &rules(&a, true));
+        assert!(matches!(o, Ok(Plan::Edge { .. })));
+        for (vp, w, param) in
+            [(None, Some("40,400,sigmoid"), "window"), (Some("64,64,1,1,10,10"), None, "viewport")]
+        {
+            assert_eq!(plan(&ask(vp, w), &rules(&a, true)).unwrap_err().param, param);
+        }
+        let s = strict();
+        for (vp, w, param) in
+            [(None, Some("40,400,linear"), "window"), (Some("128,128,1,1,10,10"), None, "viewport")]
+        {
+            assert_eq!(plan(&ask(vp, w), &rules(&s, false)).unwrap_err().param, param);
         }
     }
 

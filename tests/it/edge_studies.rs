@@ -116,28 +116,117 @@ async fn grid_json_matches_orthanc_and_thumbnails_are_middle_instances() {
 }
 
 #[actix_web::test]
-async fn dicomweb_thumbnails_by_uid_share_the_native_entries() {
+async fn dicomweb_renders_studies_series_instances_and_frames_by_uid() {
     let Some(r) = RealOrthanc::from_env() else { return };
     let edge = r.edge(&r.url).start().await;
     let series = r.instance("ctseries_0003", "series");
     let middle = r.instance("ctseries_0003", "instance");
     let tags = r.json(&format!("/series/{series}")).await;
     let series_uid = tags["MainDicomTags"]["SeriesInstanceUID"].as_str().unwrap().to_owned();
-    let study_uid = r.json(&format!("/studies/{}", r.manifest["study"].as_str().unwrap())).await
-        ["MainDicomTags"]["StudyInstanceUID"]
+    let study = r.manifest["study"].as_str().unwrap().to_owned();
+    let study_uid = r.json(&format!("/studies/{study}")).await["MainDicomTags"]["StudyInstanceUID"]
         .as_str()
         .unwrap()
         .to_owned();
     let base = format!("{}/dicom-web/studies/{study_uid}/series/{series_uid}", edge.url);
+    let body = |r: reqwest::Response| async move {
+        assert_eq!(r.status(), 200);
+        r.bytes().await.unwrap().to_vec()
+    };
+    let luma = |b: &[u8]| image::load_from_memory(b).unwrap().to_luma8();
     let thumb = get(&format!("{base}/thumbnail?viewport=128,128"), PREVIEW_KEY, "image/jpeg").await;
-    assert_eq!(thumb.status(), 200);
     assert_eq!(header(&thumb, "content-type"), "image/jpeg");
-    let thumb = thumb.bytes().await.unwrap();
-    let native =
-        get(&format!("{}/instances/{middle}/preview?w=128&h=128&format=jpeg", edge.url), PREVIEW_KEY, "*/*")
-            .await;
-    assert_eq!(header(&native, "x-cache"), "hit-memory");
-    assert_eq!(native.bytes().await.unwrap(), thumb);
+    let thumb = luma(&body(thumb).await);
+    assert!(thumb.width() <= 128 && thumb.height() <= 128 && thumb.width().max(thumb.height()) == 128);
+    // The series' image is its representative's, in the instance's own window (PS3.18), which
+    // Orthanc's full-range /preview is not.
+    let middle_uid = r.json(&format!("/instances/{middle}")).await["MainDicomTags"]["SOPInstanceUID"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let of_series = body(get(&format!("{base}/rendered"), PREVIEW_KEY, "image/png").await).await;
+    let instance = format!("{base}/instances/{middle_uid}");
+    let of_instance = body(get(&format!("{instance}/rendered"), PREVIEW_KEY, "image/png").await).await;
+    let of_frame = body(get(&format!("{instance}/frames/1/rendered"), PREVIEW_KEY, "image/png").await).await;
+    assert_eq!(luma(&of_series), luma(&of_instance));
+    assert_eq!(luma(&of_frame), luma(&of_instance));
+    // An instance with a window of its own (ct16: 40/400, rescaled): no `window` is that window.
+    let ct = r.instance("ct16", "instance");
+    let ct_tags = r.json(&format!("/instances/{ct}/tags?simplify")).await;
+    let tag = |k: &str| ct_tags[k].as_str().unwrap().to_owned();
+    let ct_url = format!(
+        "{}/dicom-web/studies/{study_uid}/series/{}/instances/{}",
+        edge.url,
+        tag("SeriesInstanceUID"),
+        tag("SOPInstanceUID")
+    );
+    let first = |k: &str| tag(k).split('\\').next().unwrap().trim().to_owned();
+    let (c, w) = (first("WindowCenter"), first("WindowWidth"));
+    let own = body(get(&format!("{ct_url}/rendered"), PREVIEW_KEY, "image/png").await).await;
+    let windowed =
+        body(get(&format!("{ct_url}/rendered?window={c},{w},linear"), PREVIEW_KEY, "image/png").await).await;
+    assert_eq!(luma(&own), luma(&windowed), "no window is the instance's own");
+    let wide =
+        body(get(&format!("{ct_url}/rendered?window=0,4000,linear"), PREVIEW_KEY, "image/png").await).await;
+    assert_ne!(luma(&own), luma(&wide));
+    let preview =
+        body(get(&format!("{}/instances/{ct}/preview", edge.url), PREVIEW_KEY, "image/png").await).await;
+    assert_ne!(luma(&preview), luma(&own), "/preview is the full range, not the window");
+    // A study's image is that of its first series with pixels, as its grid orders them.
+    let cards: serde_json::Value = client()
+        .get(format!("{}/studies/{study}/series", edge.url))
+        .header("X-Api-Key", PREVIEW_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let card = cards["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["representative"].is_string() && c.get("placeholder").is_none())
+        .unwrap();
+    let rep = card["representative"].as_str().unwrap();
+    let of_study = body(
+        get(&format!("{}/dicom-web/studies/{study_uid}/rendered", edge.url), PREVIEW_KEY, "image/png").await,
+    )
+    .await;
+    let of_rep =
+        body(get(&format!("{}/instances/{rep}/rendered", edge.url), PREVIEW_KEY, "image/png").await).await;
+    assert_eq!(luma(&of_study).dimensions(), luma(&of_rep).dimensions());
+    let study_thumb =
+        get(&format!("{}/dicom-web/studies/{study_uid}/thumbnail", edge.url), PREVIEW_KEY, "*/*").await;
+    assert_eq!(
+        (study_thumb.status().as_u16(), header(&study_thumb, "content-type").as_str()),
+        (200, "image/jpeg")
+    );
+    // Content negotiation: q-values, the `accept` parameter, and 406 when nothing fits.
+    for (accept, param, want) in [
+        ("image/jpeg;q=0.5, image/png", "", "image/png"),
+        ("image/webp", "", "image/webp"),
+        ("image/gif", "accept=image/png", "image/png"),
+    ] {
+        let url = format!("{base}/thumbnail?{param}");
+        let resp = get(&url, PREVIEW_KEY, accept).await;
+        assert_eq!(
+            (resp.status().as_u16(), header(&resp, "content-type").as_str()),
+            (200, want),
+            "{accept} {param}"
+        );
+    }
+    let refused = get(&format!("{base}/thumbnail"), PREVIEW_KEY, "image/gif, application/json;q=0.5").await;
+    assert_eq!(outcome(refused).await, err(406, "not-acceptable"));
+    // Frames are 1-based and exist.
+    for (path, want) in [
+        ("frames/0/rendered", (400, "bad-id")),
+        ("frames/2/rendered", (404, "not-found")),
+        ("frames/1,2/rendered", (400, "bad-id")),
+    ] {
+        let resp = get(&format!("{instance}/{path}"), PREVIEW_KEY, "image/png").await;
+        assert_eq!(outcome(resp).await, err(want.0, want.1), "{path}");
+    }
     // Instance-level rendered by UID, full size.
     let sop = r.instance("ct16", "sop_instance_uid");
     let ct_series_uid = r.json(&format!("/series/{}", r.instance("ct16", "series"))).await["MainDicomTags"]

@@ -358,7 +358,7 @@ async fn presets_only_holds_on_every_route() {
     }
     assert_eq!(fake.image_requests(), 0, "no Orthanc render for a refused variant");
     // DICOMweb: a viewport is served by the preset that fits it (here all by `thumb`, 128²):
-    // one entry, one source render, whatever viewports viewers send.
+    // one entry, one decoded file, whatever viewports viewers send.
     let dw = format!("{}/dicom-web/studies/{STUDY_UID}/series/{SERIES_UID}", edge.url);
     let first = get(&format!("{dw}/thumbnail?viewport=128,128"), "image/jpeg").await;
     assert_eq!(first.status(), 200);
@@ -371,22 +371,26 @@ async fn presets_only_holds_on_every_route() {
         assert_eq!(header(&r, "x-cache"), "hit-memory", "{qs}");
         assert_eq!(header(&r, "etag"), etag, "{qs}");
     }
-    // The grid preset (256²) for a viewport it fits in; the same entry as ?preset=grid.
+    // The grid preset (256²) for a viewport it fits in, from the same decoded frame.
     let big = get(&format!("{dw}/rendered?viewport=300,300"), "image/jpeg").await;
     assert_eq!((big.status().as_u16(), header(&big, "x-cache")), (200, "miss"));
-    let native = get(&format!("{preview}?preset=grid"), "image/jpeg").await;
-    assert_eq!(header(&native, "x-cache"), "hit-memory");
-    let native = get(&format!("{preview}?preset=thumb"), "image/jpeg").await;
-    assert_eq!(header(&native, "etag"), etag, "DICOMweb and native presets share entries");
-    let (status, code, _) =
-        error_of(get(&format!("{dw}/thumbnail?viewport=128,128&quality=37"), "image/jpeg").await).await;
-    assert_eq!((status, code.as_str()), (400, "bad-param"));
-    assert_eq!(fake.image_requests(), 1, "one source render for every DICOMweb viewport");
+    assert_eq!(dims(&big.bytes().await.unwrap()).0, 256);
+    let again = get(&format!("{dw}/rendered?viewport=1000,256"), "image/jpeg").await;
+    assert_eq!(header(&again, "x-cache"), "hit-memory");
+    // A quality, a window or a source region would be new variants.
+    for qs in ["viewport=128,128&quality=37", "window=40,400,linear", "viewport=128,128,0,0,10,10"] {
+        let (status, code, message) =
+            error_of(get(&format!("{dw}/thumbnail?{qs}"), "image/jpeg").await).await;
+        assert_eq!((status, code.as_str()), (400, "bad-param"), "{qs}");
+        assert!(message.contains("only presets"), "{qs}: {message}");
+    }
+    assert_eq!(fake.file_requests(), 1, "one file fetched for every DICOMweb viewport");
+    assert_eq!(fake.image_requests(), 0, "DICOMweb is rendered at the edge, not by Orthanc");
     // What presets-only allows besides presets: Orthanc's preview, the instance's own window.
     assert_eq!(get(&preview, "image/jpeg").await.status(), 200);
     assert_eq!(get(&format!("{rendered}?preset=thumb"), "image/jpeg").await.status(), 200);
     assert_eq!(get(&rendered, "image/jpeg").await.status(), 200);
-    assert_eq!(fake.image_requests(), 3);
+    assert_eq!(fake.image_requests(), 2, "Orthanc's preview, and one /rendered source for both");
     edge.stop().await;
 
     // Arbitrary mode as before: the exact viewport and quality, Orthanc quality, any window.
@@ -402,7 +406,8 @@ async fn presets_only_holds_on_every_route() {
         get(&format!("{}/instances/{ID}/rendered?window-center=40&window-width=400", edge.url), "image/jpeg")
             .await;
     assert_eq!(w.status(), 200);
-    assert_eq!(fake.image_requests(), before + 3);
+    assert_eq!(fake.image_requests(), before + 2);
+    assert_eq!(fake.file_requests(), 2, "the new edge decoded the file for its DICOMweb thumbnail");
     edge.stop().await;
     fake.stop().await;
 }

@@ -6,6 +6,7 @@ mod support;
 
 mod amplification;
 mod dicom_real;
+mod dicomweb_real;
 mod edge_auth;
 mod edge_canonical;
 mod edge_fake;

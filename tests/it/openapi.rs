@@ -305,9 +305,11 @@ fn concrete(template: &str, job: &str) -> String {
     } else {
         ID
     };
+    // DICOMweb counts frames from 1, Orthanc from 0.
+    let frame = if template.starts_with("/dicom-web/") { "1" } else { "0" };
     template
         .replace("{id}", id)
-        .replace("{frame}", "0")
+        .replace("{frame}", frame)
         .replace("{study}", STUDY_UID)
         .replace("{series}", SERIES_UID)
         .replace("{instance}", INSTANCE_UID)
@@ -457,8 +459,8 @@ async fn documented_routes_and_methods_are_exactly_the_served_ones() {
         format!("/patients/{ID}/preview"),
         format!("/cache/patients/{ID}"),
         format!("/dicom-web/studies/{STUDY_UID}"),
-        format!("/dicom-web/studies/{STUDY_UID}/thumbnail"),
         format!("/dicom-web/studies/{STUDY_UID}/series/{SERIES_UID}"),
+        format!("/dicom-web/studies/{STUDY_UID}/series/{SERIES_UID}/instances/1.2.3/frames/1"),
         "/auth".to_owned(),
         "/warm/".to_owned(),
     ] {
@@ -588,6 +590,7 @@ async fn documented_query_parameters_are_exactly_the_accepted_ones() {
             "preset" => "preset=thumb",
             "window-center" | "window-width" => "window-center=40&window-width=400",
             "viewport" => "viewport=40,30",
+            "window" => "window=40,400,sigmoid",
             "accept" => "accept=image/png",
             _ => panic!("no sample value for documented parameter {name}"),
         }

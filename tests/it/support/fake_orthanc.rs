@@ -10,7 +10,7 @@ use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use base64::Engine as _;
 
-use super::images::{fake_jpeg, fake_pam, fake_png};
+use super::images::{fake_dicom, fake_jpeg, fake_pam, fake_png};
 use super::{ORTHANC_PASSWORD, ORTHANC_USER};
 
 /// How the fake Orthanc answers image requests.
@@ -52,7 +52,8 @@ struct FakeState {
     metadata_delay: Mutex<Option<Duration>>,
     metadata_in_flight: AtomicUsize,
     max_metadata_in_flight: AtomicUsize,
-    /// The stored DICOM file `GET /instances/{id}/file` answers for every instance (404 if unset).
+    /// The stored DICOM file `GET /instances/{id}/file` answers for every instance; unset, a
+    /// small 8-bit ramp of the source size, different per instance ([`fake_dicom`]).
     file: Mutex<Option<Vec<u8>>>,
     files: AtomicUsize,
 }
@@ -390,10 +391,26 @@ async fn fake_preview(
     }
 }
 
-async fn fake_file(state: web::Data<FakeState>) -> HttpResponse {
+/// `GET /instances/{id}/file`. The mode applies as to images (a missing instance, a failing
+/// server, a slow one), except that under `Status(415)` (Orthanc cannot render) only a file set
+/// with `set_file` is served: without one the fake is a storage without files, and 415 stays 415.
+async fn fake_file(req: HttpRequest, id: web::Path<String>, state: web::Data<FakeState>) -> HttpResponse {
     state.files.fetch_add(1, Ordering::SeqCst);
-    match state.file.lock().unwrap().clone() {
-        Some(body) => HttpResponse::Ok().content_type("application/dicom").body(body),
-        None => HttpResponse::NotFound().finish(),
+    if !authorized(&req) {
+        return unauthorized();
     }
+    let set = state.file.lock().unwrap().clone();
+    let mode = state.mode.lock().unwrap().clone().unwrap_or(Mode::Normal);
+    match mode {
+        Mode::Status(415) if set.is_none() => return HttpResponse::NotFound().finish(),
+        Mode::Status(415) => {}
+        Mode::Status(s) => {
+            return HttpResponse::build(actix_web::http::StatusCode::from_u16(s).unwrap()).finish()
+        }
+        Mode::Slow(d) => tokio::time::sleep(d).await,
+        _ => {}
+    }
+    let (w, h, _) = state.source.lock().unwrap().unwrap_or((300, 200, 1));
+    let body = set.unwrap_or_else(|| fake_dicom(&id, w, h));
+    HttpResponse::Ok().content_type("application/dicom").body(body)
 }

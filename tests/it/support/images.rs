@@ -36,3 +36,17 @@ pub fn fake_jpeg(id: &str, frame: u32) -> Vec<u8> {
     img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Jpeg).unwrap();
     out
 }
+
+/// A deterministic DICOM file per instance: `w`×`h` 8-bit MONOCHROME2 pixels, different per id.
+pub fn fake_dicom(id: &str, w: u32, h: u32) -> Vec<u8> {
+    use dicom_core::{PrimitiveValue, VR};
+    use orthanc_edge::dicom::synthetic::{header, native};
+    let s = *blake3::hash(id.as_bytes()).as_bytes();
+    let px: Vec<u8> =
+        (0..w * h).map(|i| ((i % w) * 255 / w.max(1)) as u8 ^ s[(i / w % 32) as usize]).collect();
+    native(
+        header(h as u16, w as u16, 1, (8, 8, 7), false, "MONOCHROME2"),
+        VR::OB,
+        PrimitiveValue::U8(px.into()),
+    )
+}
