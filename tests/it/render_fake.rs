@@ -107,3 +107,69 @@ async fn a_damaged_file_is_a_422_remembered_and_never_cached() {
     edge.stop().await;
     fake.stop().await;
 }
+
+const STUDY: &str = "0e1437e1-8e289db9-3ecf395f-d8aae463-f4bb49fe";
+const SERIES: &str = "3ecf395f-0e1437e1-8e289db9-d8aae463-f4bb49fe";
+const STUDY_UID: &str = "1.2.826.0.1.3680043.8.498.1";
+const SERIES_UID: &str = "1.2.826.0.1.3680043.8.498.1.7";
+const INSTANCE_UID: &str = "1.2.826.0.1.3680043.8.498.1.7.1";
+
+/// A 64×64 signed 16-bit CT (rescale −1024, window 40/400): a ramp from −1000 to 1000 HU.
+fn ct() -> Vec<u8> {
+    let mut h = header(64, 64, 1, (16, 16, 15), true, "MONOCHROME2");
+    h.extend([
+        text(tags::RESCALE_INTERCEPT, VR::DS, "-1024"),
+        text(tags::RESCALE_SLOPE, VR::DS, "1"),
+        text(tags::WINDOW_CENTER, VR::DS, "40"),
+        text(tags::WINDOW_WIDTH, VR::DS, "400"),
+    ]);
+    let px: Vec<i16> = (0..64 * 64).map(|i| (24 + (i % 64) * 2000 / 63) as i16).collect();
+    native(h, VR::OW, PrimitiveValue::I16(px.into()))
+}
+
+#[actix_web::test]
+async fn a_new_dicomweb_window_is_a_new_encode_not_a_new_fetch() {
+    let fake = FakeOrthanc::start().await;
+    fake.add_instance(ID, SERIES, STUDY);
+    fake.add_uid(STUDY_UID, "Study", STUDY);
+    fake.add_uid(SERIES_UID, "Series", SERIES);
+    fake.add_uid(INSTANCE_UID, "Instance", ID);
+    fake.set_file(ct());
+    let edge = TestEdge::builder(&fake.url).start().await;
+    let url =
+        format!("{}/dicom-web/studies/{STUDY_UID}/series/{SERIES_UID}/instances/{INSTANCE_UID}", edge.url);
+    let mut bodies = Vec::new();
+    for qs in [
+        "",
+        "window=40,400,linear",
+        "window=-600,1500,sigmoid",
+        "window=0,2000,linear-exact",
+        "viewport=32,32,0,0,-32,32",
+    ] {
+        let r = get(&format!("{url}/rendered?{qs}"), "image/png").await;
+        assert_eq!((r.status().as_u16(), crate::support::header(&r, "x-cache")), (200, "miss"), "{qs}");
+        bodies.push(r.bytes().await.unwrap());
+    }
+    assert_eq!(bodies[0], bodies[1], "no window is the instance's own, 40/400");
+    for (i, b) in bodies.iter().enumerate().skip(2) {
+        assert_ne!(*b, bodies[1], "window {i} renders differently");
+    }
+    let again = get(&format!("{url}/rendered?window=-600,1500,sigmoid"), "image/png").await;
+    assert_eq!(crate::support::header(&again, "x-cache"), "hit-memory");
+    assert_eq!(fake.file_requests(), 1, "one file fetched and decoded for every window");
+    assert_eq!(fake.image_requests(), 0, "no Orthanc render");
+    edge.stop().await;
+
+    // render.mode = orthanc: Orthanc's /rendered, with what it can do (a linear window, no region).
+    let edge = TestEdge::builder(&fake.url).env("ORTHANC_EDGE__RENDER__MODE", "orthanc").start().await;
+    let url =
+        format!("{}/dicom-web/studies/{STUDY_UID}/series/{SERIES_UID}/instances/{INSTANCE_UID}", edge.url);
+    assert_eq!(get(&format!("{url}/rendered?window=40,400,linear"), "image/png").await.status(), 200);
+    assert_eq!((fake.image_requests(), fake.file_requests()), (1, 1));
+    for qs in ["window=40,400,sigmoid", "viewport=32,32,0,0,10,10"] {
+        let (status, code) = outcome(get(&format!("{url}/rendered?{qs}"), "image/png").await).await;
+        assert_eq!((status, code.as_str()), (400, "bad-param"), "{qs}");
+    }
+    edge.stop().await;
+    fake.stop().await;
+}
