@@ -768,6 +768,89 @@ def cmd_check(args):
     log(f"mode {args.mode}: {len(results) - bad} of {len(results)} as expected")
 
 
+# --- DICOMweb against Orthanc's DICOMweb plugin ----------------------------------------------------
+
+# Request windows compared pixel for pixel with the plugin (grey images; colour is unwindowed).
+DICOMWEB_WINDOWS = ("window=40,400,linear", "window=300,2000,sigmoid", "window=1000,3000,linear")
+
+
+def cmd_dicomweb(args):
+    """The edge's DICOMweb /rendered against the plugin's (Debian orthanc-dicomweb, loaded in the
+    corpus Orthanc) for every frame with pixels: the same pixels for request windows, exactly (a
+    lossy codec within a mean of 2, as the preview rule; a KNOWN edge-mode deviation is reported as
+    such). Where the plugin cannot decode the frame, the edge must render it or answer a 4xx JSON
+    error. No window is not compared (the edge applies the instance's own window, the plugin 1.7
+    the whole range: README "DICOMweb rendering")."""
+    manifest = read_json(os.path.join(args.dir, "manifest.json"))
+    url, auth = orthanc_of(args.env)
+    with open(args.key_file) as f:
+        key = f.read().strip()
+    todo = [m for m in manifest["instances"] if "instance" in m and m["has_pixels"]]
+
+    def one(rec):
+        status, _, body, _ = http("GET", f"{url}/instances/{rec['instance']}/tags?simplify", headers=auth)
+        if status != 200:
+            return rec, [("tags", False, f"Orthanc tags: {status}")]
+        tags = json.loads(body)
+        path = (f"/dicom-web/studies/{tags['StudyInstanceUID']}/series/{tags['SeriesInstanceUID']}"
+                f"/instances/{tags['SOPInstanceUID']}/frames/{rec['frame'] + 1}/rendered")
+        grey = rec.get("samples", 1) == 1 and not str(tags.get("PhotometricInterpretation", "")).startswith(
+            ("RGB", "YBR", "PALETTE"))
+        out = []
+        for q in DICOMWEB_WINDOWS if grey else ("",):
+            p_status, _, p_body, _ = http("GET", f"{url}{path}?{q}", headers={**auth, "Accept": "image/png"})
+            e_status, e_type, e_body, _ = http("GET", f"{args.edge}{path}?{q}",
+                                               headers={"X-Api-Key": key, "Accept": "image/png"})
+            if not isinstance(e_status, int) or e_status >= 500:
+                out.append((q, False, f"edge {e_status}"))
+                continue
+            if p_status != 200:
+                is_json = e_type.split(";")[0].strip() == "application/json"
+                ok = e_status == 200 or (400 <= e_status < 500 and is_json)
+                out.append((q, ok, f"plugin {p_status}, edge {e_status}"))
+                continue
+            want, why = decode_image(p_body)
+            if want is None:
+                out.append((q, True, f"plugin 200 but {why}"))
+                continue
+            if e_status != 200:
+                out.append((q, False, f"plugin 200, edge {e_status}"))
+                continue
+            got, why = decode_image(e_body)
+            if got is None or got.shape != want.shape:
+                out.append((q, False, f"edge 200 but {why or got.shape} (plugin {want.shape})"))
+                continue
+            diff = np.abs(got.astype(np.int32) - want.astype(np.int32))
+            if int(diff.max()) == 0:
+                out.append((q, True, "same pixels"))
+            elif rec["transfer_syntax"] in LOSSY_TS and float(diff.mean()) <= 2.0:
+                out.append((q, True, f"lossy, mean |diff| {float(diff.mean()):.2f}"))
+            else:
+                out.append((q, False, f"pixels differ: max {int(diff.max())}, mean {float(diff.mean()):.3f}"))
+        return rec, out
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        done = list(pool.map(one, todo))
+    counts = {"same": 0, "lossy": 0, "plugin-fails": 0, "known": 0, "failed": 0}
+    results = {}
+    for rec, outs in done:
+        known = KNOWN.get((rec["name"].split(" [frame")[0], "edge"))
+        for q, ok, outcome in outs:
+            if not ok and known:
+                ok, outcome = True, f"KNOWN {outcome}"
+            kind = ("failed" if not ok else "known" if outcome.startswith("KNOWN") else "plugin-fails"
+                    if outcome.startswith("plugin ") else "lossy" if outcome.startswith("lossy") else "same")
+            counts[kind] += 1
+            results[f"{target(rec)}?{q}"] = {"name": rec["name"], "ok": ok, "outcome": outcome}
+            if not ok:
+                log(f"dicomweb: FAIL {rec['name']} ?{q}: {outcome}")
+    write_json(os.path.join(args.dir, "result-dicomweb.json"), {"counts": counts, "results": results})
+    log(f"dicomweb: {sum(counts.values())} renderings against the plugin: {counts['same']} same pixels, "
+        f"{counts['lossy']} lossy within tolerance, {counts['known']} known deviations, "
+        f"{counts['plugin-fails']} the plugin cannot render (the edge answers), {counts['failed']} failures")
+    return 1 if counts["failed"] else 0
+
+
 # --- report --------------------------------------------------------------------------------------
 
 
@@ -916,6 +999,11 @@ def main():
     g.add_argument("--orthanc-dir", required=True, help="the GDCM Orthanc's scripts/dev/orthanc.sh folder")
     g.add_argument("--orthanc-sh", required=True, help="path of scripts/dev/orthanc.sh")
     g.add_argument("--plugin", required=True, help="the GDCM plugin's shared library")
+    d = sub.add_parser("dicomweb")
+    d.add_argument("dir")
+    d.add_argument("--env", required=True, help="orthanc.env of the Orthanc running the DICOMweb plugin")
+    d.add_argument("--edge", required=True, help="base URL of the running edge")
+    d.add_argument("--key-file", required=True, help="file holding an API key with the preview scope")
     r = sub.add_parser("report")
     r.add_argument("dir")
     r.add_argument("--modes", required=True)
@@ -924,7 +1012,7 @@ def main():
     if args.cmd == "check" and not args.unavailable and not (args.edge and args.key_file):
         ap.error("check needs --edge and --key-file (or --unavailable)")
     return {"build": cmd_build, "upload": cmd_upload, "gdcm": cmd_gdcm, "check": cmd_check,
-            "report": cmd_report}[args.cmd](args) or 0
+            "dicomweb": cmd_dicomweb, "report": cmd_report}[args.cmd](args) or 0
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The real-world DICOM corpus test (issue 14): pydicom's bundled test files and generated ones
 # (every photometric interpretation and bit depth), each its own instance in one corpus study, on
-# a private Orthanc 1.10.1; Orthanc's /preview against the edge's for each render mode in turn.
+# a private Orthanc 1.10.1; Orthanc's /preview against the edge's for each render mode in turn, and
+# (with the edge in mode edge) DICOMweb /rendered against Debian's orthanc-dicomweb plugin.
 # Rules and reference decoder: scripts/ci/corpus.py. Prints a table and a summary line, writes the
 # report as JSON to $CORPUS_REPORT if set, exits non-zero on any failure.
 #
@@ -43,7 +44,13 @@ fi
 
 scratch corpus
 trap 'scripts/dev/orthanc.sh stop "$work/orthanc" || true; scripts/dev/orthanc.sh stop "$work/orthanc-gdcm" || true; _scratch_cleanup' EXIT
-scripts/dev/orthanc.sh start "$work/orthanc"
+# With Debian's DICOMweb plugin when installed: the reference of the DICOMweb comparison below.
+dicomweb=/usr/share/orthanc/plugins/libOrthancDicomWeb.so
+if [[ -f $dicomweb ]]; then
+  ORTHANC_IT_EXTRA_JSON="{\"Plugins\": [\"$dicomweb\"]}" scripts/dev/orthanc.sh start "$work/orthanc"
+else
+  scripts/dev/orthanc.sh start "$work/orthanc"
+fi
 "$py" scripts/ci/corpus.py build "$work"
 "$py" scripts/ci/corpus.py upload "$work" --env "$work/orthanc/orthanc.env"
 gdcm=/usr/share/orthanc/plugins/libOrthancGdcm.so
@@ -89,6 +96,10 @@ for mode in $modes; do
   pids+=("$EDGE_PID")
   "$py" scripts/ci/corpus.py check "$work" --mode "$mode" --edge "http://127.0.0.1:$port" --key-file "$work/api-key" ||
     status=1
+  if [[ $mode == edge && -f $dicomweb ]]; then
+    "$py" scripts/ci/corpus.py dicomweb "$work" --env "$work/orthanc/orthanc.env" --edge "http://127.0.0.1:$port" \
+      --key-file "$work/api-key" || status=1
+  fi
   kill -0 "$EDGE_PID" 2>/dev/null || { log "mode $mode: the edge exited during the test"; status=1; }
   stop_pids "$EDGE_PID"
   if grep -q 'panicked' "$work/edge-$mode.log"; then
