@@ -944,6 +944,14 @@ def cmd_report(args):
         print(f"Orthanc with the GDCM plugin renders {sum(m['gdcm_status'] == 200 for m in tried)} of the "
               f"{len(tried)} Orthanc alone does not; it crashed Orthanc on {len(manifest['gdcm_crashed'])}: "
               f"{', '.join(manifest['gdcm_crashed']) or 'none'}")
+    # render.mode = fallback decodes at the edge where Orthanc answers 415, and where it renders
+    # wrongly: a lossless frame whose /preview differs from the reference decoder. None does on
+    # this corpus (measured); one that appears fails here, to get its own fallback rule.
+    wrong = [m for m in o200 if m.get("reference") == "ok" and m["transfer_syntax"] not in LOSSY_TS
+             and m.get("reference_matches_orthanc") is False]
+    for m in wrong:
+        failures.append(f"Orthanc renders {m['name']} ({m['transfer_syntax']}, lossless) unlike the reference "
+                        f"decoder (mean |diff| {m.get('reference_vs_orthanc_mean')}): fallback has no rule for it")
     print(f"reference decoder agrees exactly with Orthanc on {len(ref_ok)} of {len(o200)} it renders; "
           f"{len(stored)} instances stored, {len(refused)} refused by Orthanc, "
           f"{len(manifest['skipped'])} files left out")
