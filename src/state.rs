@@ -73,6 +73,9 @@ impl AppState {
                 placeholders: config.render.placeholders,
                 allow_upscale: t.allow_upscale,
                 sources_on_disk: config.cache.sources_on_disk,
+                // A quarter of the memory tier for files being decoded (one at least: a file may
+                // be as large as orthanc.max_body_bytes).
+                recent_files_bytes: (config.cache.memory_bytes / 4).max(config.orthanc.max_body_bytes),
                 flight_wait: Duration::from_millis(config.server.flight_wait_ms),
             },
             MissBudget::new(t.misses_per_minute, t.miss_burst),

@@ -1,5 +1,6 @@
 //! The preview service: `get` (a request), `warm` (every variant of a frame), `purge`; a miss goes lookup → flight → source → make → store.
 
+mod files;
 mod key;
 mod make;
 mod negative;
@@ -66,6 +67,8 @@ pub struct MakeLimits {
     pub allow_upscale: bool,
     /// Keep sources in the disk tier too, not only in memory.
     pub sources_on_disk: bool,
+    /// Memory for stored files fetched in the last seconds (`files::RecentFiles`).
+    pub recent_files_bytes: u64,
     /// Longest a request waits for an image another request is making (`server.flight_wait_ms`).
     pub flight_wait: Duration,
 }
@@ -185,6 +188,7 @@ impl PreviewService {
             pool: pool.clone(),
             flights: Flights::new(limits.flight_wait),
             frames: Flights::new(limits.flight_wait),
+            files: files::RecentFiles::new(limits.recent_files_bytes),
             tiers: if limits.sources_on_disk { Tiers::Both } else { Tiers::MemoryOnly },
             mode: limits.render_mode,
             limits: DecodeLimits {
@@ -308,6 +312,7 @@ impl PreviewService {
             if let Some(nf) = &self.not_found {
                 nf.forget(instance).await;
             }
+            self.sources.forget(instance).await;
             let (entries, bytes) = self.cache.purge_instance(instance).await?;
             report.entries += entries;
             report.bytes += bytes;
@@ -356,6 +361,7 @@ impl PreviewService {
                 if let Err(e) = self.cache.purge_instance(&spec.instance).await {
                     tracing::warn!(error = %e, "purge after 404 failed");
                 }
+                self.sources.forget(&spec.instance).await;
                 Err(UpstreamError::NotFound.into())
             }
             // Undecodable stays undecodable: do not ask Orthanc again for a while.

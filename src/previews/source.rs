@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::files::RecentFiles;
 use super::key::{frame_key, source_key};
 use super::{PreviewError, Timings};
 use crate::cache::{CacheKey, Entry, Flight, Flights, TieredCache, Tiers};
@@ -97,6 +98,8 @@ pub struct Sources {
     pub(super) flights: Flights<CacheKey, Source, PreviewError>,
     /// Decoded frames being made (DICOMweb), one decode however many windows wait for it.
     pub(super) frames: Flights<CacheKey, (Arc<Frame>, Timings), PreviewError>,
+    /// Files fetched in the last seconds: one fetch for all the frames of an instance.
+    pub(super) files: RecentFiles,
     /// Where sources are kept (memory only unless `cache.sources_on_disk`).
     pub(super) tiers: Tiers,
     pub(super) mode: RenderMode,
@@ -107,6 +110,11 @@ impl Sources {
     /// Sources being fetched right now.
     pub fn in_flight(&self) -> usize {
         self.flights.in_flight()
+    }
+
+    /// Forget the stored file kept of `instance` (a purge).
+    pub async fn forget(&self, instance: &OrthancId) {
+        self.files.forget(instance).await;
     }
 
     /// The source of one frame in one rendering, made as `render.mode` says; a DICOMweb
@@ -379,7 +387,7 @@ impl Sources {
         T: Send + 'static,
         F: FnOnce(&[u8], &DecodeLimits) -> Result<T, DicomError> + Send + 'static,
     {
-        let (file, upstream) = self.upstream.file(instance, priority).await?;
+        let (file, upstream) = self.files.get(&self.upstream, instance, priority).await?;
         tracing::Span::current().record("upstream_ms", upstream.as_millis() as u64);
         let started = Instant::now();
         let limits = self.limits;

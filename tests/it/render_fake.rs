@@ -173,3 +173,43 @@ async fn a_new_dicomweb_window_is_a_new_encode_not_a_new_fetch() {
     edge.stop().await;
     fake.stop().await;
 }
+
+/// Four 16×8 8-bit frames, each black but for its own column.
+fn four_frames() -> Vec<u8> {
+    let mut h = header(8, 16, 1, (8, 8, 7), false, "MONOCHROME2");
+    h.push(text(tags::NUMBER_OF_FRAMES, VR::IS, "4"));
+    let px: Vec<u8> =
+        (0..4u32).flat_map(|f| (0..16 * 8).map(move |i| if i % 16 == f { 200 } else { 0 })).collect();
+    native(h, VR::OB, PrimitiveValue::U8(px.into()))
+}
+
+#[actix_web::test]
+async fn the_frames_of_one_instance_cost_one_file_fetch() {
+    let fake = FakeOrthanc::start().await;
+    fake.set_file(four_frames());
+    let edge = TestEdge::builder(&fake.url).env("ORTHANC_EDGE__RENDER__MODE", "edge").start().await;
+    let mut levels = Vec::new();
+    for frame in 0..4 {
+        let r = get(&format!("{}/instances/{ID}/frames/{frame}/preview", edge.url), "image/png").await;
+        assert_eq!(r.status(), 200, "frame {frame}");
+        let img = image::load_from_memory(&r.bytes().await.unwrap()).unwrap().to_luma8();
+        levels.push((0..16).map(|x| img.get_pixel(x, 0).0[0]).collect::<Vec<u8>>());
+    }
+    for (f, row) in levels.iter().enumerate() {
+        assert_eq!(row.iter().position(|&v| v == 255), Some(f), "frame {f} is its own: {row:?}");
+    }
+    assert_eq!(fake.file_requests(), 1, "one GET /file for the four frames");
+    // A purge forgets the file too.
+    let purged = client()
+        .delete(format!("{}/cache/instances/{ID}", edge.url))
+        .header("X-Api-Key", ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(purged.status(), 200);
+    let r = get(&format!("{}/instances/{ID}/frames/2/preview", edge.url), "image/png").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(fake.file_requests(), 2);
+    edge.stop().await;
+    fake.stop().await;
+}
