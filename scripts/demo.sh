@@ -12,7 +12,7 @@ export WORKDIR
 source scripts/ci/it-orthanc.sh
 
 port=${DEMO_PORT:-8080}
-admin_port=${DEMO_ADMIN_PORT:-9090}
+admin_port=${DEMO_ADMIN_PORT:-9721}
 key=demo-key
 cat > "$WORKDIR/edge.toml" <<TOML
 [server]

@@ -49,7 +49,14 @@ pub fn app(
         .app_data(web::Data::new(state))
         .wrap(from_fn(http::cors))
         .wrap(from_fn(http::request_context))
+        .wrap(merge_slashes())
         .configure(http::configure)
+}
+
+/// `//instances/...` (a client's base URL with a trailing slash) is `/instances/...`; a trailing
+/// slash stays (`/warm/` is no route).
+fn merge_slashes() -> actix_web::middleware::NormalizePath {
+    actix_web::middleware::NormalizePath::new(actix_web::middleware::TrailingSlash::MergeOnly)
 }
 
 /// The last step of a stop, once no request runs: settle the cache writes still under way (5 s
@@ -91,12 +98,14 @@ pub fn start(state: AppState, listener: TcpListener) -> std::io::Result<actix_we
 /// Start the admin server (metrics, probes) on `listener`: one worker, no access log.
 pub fn start_admin(state: AppState, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
     let data = web::Data::new(state);
-    let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(http::configure_admin))
-        .workers(1)
-        .disable_signals()
-        .shutdown_timeout(1)
-        .listen(listener)?
-        .run();
+    let server = HttpServer::new(move || {
+        App::new().app_data(data.clone()).wrap(merge_slashes()).configure(http::configure_admin)
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .listen(listener)?
+    .run();
     Ok(server)
 }
 

@@ -152,7 +152,7 @@ mod tests {
         assert_eq!(cfg.orthanc.max_concurrency, 4);
         assert_eq!(cfg.http.cache_control, "private, max-age=86400");
         assert_eq!(cfg.server.listen, "127.0.0.1:8080");
-        assert_eq!(cfg.server.admin_listen, "127.0.0.1:9090");
+        assert_eq!(cfg.server.admin_listen, "127.0.0.1:9721");
     }
 
     #[test]

@@ -55,7 +55,7 @@ impl ServerConfig {
             .map_err(|_| invalid("server.listen", "expected an address such as 127.0.0.1:8080"))?;
         self.admin_listen
             .parse::<SocketAddr>()
-            .map_err(|_| invalid("server.admin_listen", "expected an address such as 127.0.0.1:9090"))?;
+            .map_err(|_| invalid("server.admin_listen", "expected an address such as 127.0.0.1:9721"))?;
         if self.admin_listen == self.listen && !self.listen.ends_with(":0") {
             return Err(invalid("server.admin_listen", "must differ from server.listen"));
         }

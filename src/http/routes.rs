@@ -82,8 +82,8 @@ pub const ROUTES: &[Route] = &[
     route("GET, DELETE", "/warm/{job}", Serve::WarmJob),
     route("DELETE", "/cache/{level:instances|series|studies}/{id}", Serve::Purge),
     // Probes.
-    route("GET", "/healthz", Serve::Healthz),
-    route("GET", "/readyz", Serve::Readyz),
+    route(GET_HEAD, "/healthz", Serve::Healthz),
+    route(GET_HEAD, "/readyz", Serve::Readyz),
 ];
 
 /// GET and HEAD answered by `handler`.
@@ -112,8 +112,8 @@ fn resource(r: &Route) -> Resource {
         Serve::WarmStart => res.route(web::post().to(warm::start)),
         Serve::WarmJob => res.route(web::get().to(warm::progress)).route(web::delete().to(warm::cancel)),
         Serve::Purge => res.route(web::delete().to(purge::purge)),
-        Serve::Healthz => res.route(web::get().to(health::healthz)),
-        Serve::Readyz => res.route(web::get().to(health::readyz)),
+        Serve::Healthz => get_head(res, health::healthz),
+        Serve::Readyz => get_head(res, health::readyz),
     };
     res.default_service(only(r.methods))
 }
@@ -132,8 +132,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// The admin listener (`server.admin_listen`): metrics and probes, nothing that serves images.
 pub fn configure_admin(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/metrics").route(web::get().to(admin::metrics)))
-        .service(web::resource("/healthz").route(web::get().to(health::healthz)).default_service(only("GET")))
-        .service(web::resource("/readyz").route(web::get().to(health::readyz)).default_service(only("GET")))
+        .service(get_head(web::resource("/healthz"), health::healthz).default_service(only(GET_HEAD)))
+        .service(get_head(web::resource("/readyz"), health::readyz).default_service(only(GET_HEAD)))
         .default_service(web::to(no_route));
 }
 

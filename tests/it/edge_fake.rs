@@ -343,3 +343,29 @@ async fn bad_ids_params_and_keys_get_documented_4xx() {
     edge.stop().await;
     fake.stop().await;
 }
+
+/// Clients built on a base URL with a trailing slash (pyorthanc, many others) send
+/// `//instances/...`: the same image, the same cache entry. Monitors that probe with HEAD get 200.
+#[actix_web::test]
+async fn doubled_slashes_are_one_and_probes_answer_head() {
+    let fake = FakeOrthanc::start().await;
+    let edge = TestEdge::builder(&fake.url).start().await;
+    let get = |url: String| async move {
+        client().get(url).header("X-Api-Key", PREVIEW_KEY).header("Accept", "image/png").send().await.unwrap()
+    };
+    let first = get(format!("{}//instances/{ID}/preview?w=32", edge.url)).await;
+    assert_eq!((first.status().as_u16(), header(&first, "x-cache")), (200, "miss"));
+    for path in [format!("/instances/{ID}/preview?w=32"), format!("/instances//{ID}//preview?w=32")] {
+        let r = get(format!("{}{path}", edge.url)).await;
+        assert_eq!((r.status().as_u16(), header(&r, "x-cache")), (200, "hit-memory"), "{path}");
+    }
+    assert_eq!(fake.image_requests(), 1);
+    for base in [&edge.url, &edge.admin_url] {
+        for probe in ["/healthz", "/readyz", "//healthz"] {
+            let r = client().head(format!("{base}{probe}")).send().await.unwrap();
+            assert_eq!(r.status(), 200, "HEAD {base}{probe}");
+        }
+    }
+    edge.stop().await;
+    fake.stop().await;
+}
