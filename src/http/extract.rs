@@ -24,6 +24,8 @@ const MAX_FRAME: u32 = 99_999;
 pub struct PreviewRequest {
     pub spec: PreviewSpec,
     pub negotiated: bool,
+    /// Orthanc's `returnUnsupportedImage`: a tile rather than a 4xx for an undecodable frame.
+    pub unsupported_tile: bool,
 }
 
 impl FromRequest for PreviewRequest {
@@ -93,9 +95,25 @@ impl FromRequest for NoQuery {
     }
 }
 
-const PREVIEW_PARAMS: [&str; 7] = ["quality", "w", "h", "fit", "format", "q", "preset"];
-const RENDERED_PARAMS: [&str; 8] =
-    ["window-center", "window-width", "w", "h", "fit", "format", "q", "preset"];
+const PREVIEW_PARAMS: [&str; 8] = ["quality", "w", "h", "fit", "format", "q", "preset", UNSUPPORTED_IMAGE];
+/// `/rendered` takes Orthanc's own `width`, `height`, `smooth` and `quality` too.
+const RENDERED_PARAMS: [&str; 13] = [
+    "window-center",
+    "window-width",
+    "w",
+    "h",
+    "fit",
+    "format",
+    "q",
+    "preset",
+    "width",
+    "height",
+    "smooth",
+    "quality",
+    UNSUPPORTED_IMAGE,
+];
+/// Orthanc's flag (any value, or none) for an image instead of 415.
+const UNSUPPORTED_IMAGE: &str = "returnUnsupportedImage";
 
 /// Parse a path id (400 `bad-id` when it is not an Orthanc id).
 pub fn path_id(req: &HttpRequest, name: &str) -> Result<OrthancId, AppError> {
@@ -120,7 +138,8 @@ fn parse(req: &HttpRequest, state: &AppState) -> Result<PreviewRequest, AppError
     let default_format = negotiate(accept);
     let ask = Ask::Native { query: &query, rendered, default_format, accept };
     let (output, negotiated) = output(spec::plan(&ask, &rules(state))?);
-    Ok(PreviewRequest { spec: PreviewSpec { instance, frame, output }, negotiated })
+    let unsupported_tile = get(&query, UNSUPPORTED_IMAGE).is_some();
+    Ok(PreviewRequest { spec: PreviewSpec { instance, frame, output }, negotiated, unsupported_tile })
 }
 
 /// Refuse a signed link on any request but the one it was minted for (403 `forbidden`): the

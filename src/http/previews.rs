@@ -13,14 +13,29 @@ use crate::previews::Served;
 use crate::state::AppState;
 
 pub async fn preview(
-    PreviewRequest { spec, negotiated }: PreviewRequest,
+    request: PreviewRequest,
     Caller(principal): Caller,
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
-    let grant = state.auth.authorize(&principal, Scope::Preview, Resource::Instance(&spec.instance)).await?;
-    let served = state.previews.get(&spec, &grant.client).await?;
-    Ok(image_response(&req, &state, &served, negotiated.then_some("Accept")))
+    let instance = &request.spec.instance;
+    let grant = state.auth.authorize(&principal, Scope::Preview, Resource::Instance(instance)).await?;
+    serve(&req, &state, &request, &grant.client).await
+}
+
+/// The image of a checked request (`returnUnsupportedImage` honoured), as a response.
+pub async fn serve(
+    req: &HttpRequest,
+    state: &AppState,
+    request: &PreviewRequest,
+    client: &std::sync::Arc<str>,
+) -> Result<HttpResponse, AppError> {
+    let served = if request.unsupported_tile {
+        state.previews.get_or_unsupported_tile(&request.spec, client).await?
+    } else {
+        state.previews.get(&request.spec, client).await?
+    };
+    Ok(image_response(req, state, &served, request.negotiated.then_some("Accept")))
 }
 
 /// The image response (conditional), with the cache outcome and timings on the access line

@@ -7,7 +7,6 @@ use serde::Serialize;
 use super::conditional::{respond, Cacheable};
 use super::error::AppError;
 use super::extract::{parse_query, path_id, Caller};
-use super::previews::image_response;
 use super::PreviewRequest;
 use crate::auth::{Principal, Resource, Scope};
 use crate::state::AppState;
@@ -16,16 +15,15 @@ use crate::upstream::catalog::{SeriesCard, StudyGrid};
 
 /// `GET /series/{id}/preview`: the series' representative (middle) instance, any variant.
 pub async fn series_preview(
-    PreviewRequest { mut spec, negotiated }: PreviewRequest,
+    mut request: PreviewRequest,
     Caller(principal): Caller,
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
-    let series = spec.instance.clone();
+    let series = request.spec.instance.clone();
     let grant = state.auth.authorize(&principal, Scope::Preview, Resource::Series(&series)).await?;
-    spec.instance = state.studies.representative(&series).await?;
-    let served = state.previews.get(&spec, &grant.client).await?;
-    Ok(image_response(&req, &state, &served, negotiated.then_some("Accept")))
+    request.spec.instance = state.studies.representative(&series).await?;
+    super::previews::serve(&req, &state, &request, &grant.client).await
 }
 
 #[derive(Serialize)]

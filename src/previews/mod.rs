@@ -119,6 +119,17 @@ impl From<CacheError> for PreviewError {
 }
 
 impl PreviewError {
+    /// The frame cannot be made into an image: Orthanc's 415, or the edge's decoder refused it.
+    pub fn is_undecodable(&self) -> bool {
+        matches!(
+            self,
+            PreviewError::Upstream(UpstreamError::Unsupported)
+                | PreviewError::Dicom(
+                    DicomError::Unsupported(_) | DicomError::Corrupt(_) | DicomError::NoPixelData { .. }
+                )
+        )
+    }
+
     /// The stable code of this failure: what a warm-up job reports, and what Http answers with.
     pub fn code(&self) -> &'static str {
         match self {
@@ -168,8 +179,10 @@ pub struct PreviewService {
     budget: MissBudget,
     /// (instance, frame) pairs recently found missing or undecodable, with that answer.
     not_found: Option<NegativeCache>,
-    /// Tiles for instances without pixel data; `None`: they are 415 `no-pixel-data`.
-    placeholders: Option<Placeholders>,
+    /// Tiles for instances without pixel data, and for `returnUnsupportedImage`.
+    tiles: Placeholders,
+    /// Instances without pixel data get their tile (else 415 `no-pixel-data`).
+    placeholders: bool,
 }
 
 impl PreviewService {
@@ -206,7 +219,8 @@ impl PreviewService {
             render_mode: limits.render_mode,
             budget,
             not_found: NegativeCache::new(negative_ttl),
-            placeholders: limits.placeholders.then(|| Placeholders::new(pool.clone())),
+            tiles: Placeholders::new(pool.clone()),
+            placeholders: limits.placeholders,
             pool,
         }
     }
@@ -279,17 +293,35 @@ impl PreviewService {
         spec: &PreviewSpec,
         filled: Result<Filled, PreviewError>,
     ) -> Result<Filled, PreviewError> {
-        let (Err(PreviewError::Dicom(DicomError::NoPixelData { kind })), Some(tiles)) =
-            (&filled, &self.placeholders)
-        else {
-            return filled;
-        };
+        match &filled {
+            Err(PreviewError::Dicom(DicomError::NoPixelData { kind })) if self.placeholders => {
+                self.tile(kind, spec).await
+            }
+            _ => filled,
+        }
+    }
+
+    /// The tile of `kind`, sized and encoded as `spec` asks.
+    async fn tile(&self, kind: &'static str, spec: &PreviewSpec) -> Result<Filled, PreviewError> {
         let variant = match &spec.output {
             Output::Edge { variant, .. } => variant.clone(),
             Output::Orthanc { format, quality } => native_variant(*format, *quality),
         };
-        let (entry, status) = tiles.get(kind, &variant).await?;
+        let (entry, status) = self.tiles.get(kind, &variant).await?;
         Ok(Filled { placeholder: Some(kind), ..Filled::hit(entry, status) })
+    }
+
+    /// Orthanc's `?returnUnsupportedImage`: the image, or where neither Orthanc nor the edge can
+    /// decode the frame (or it has no pixels), the `unsupported` tile instead of the 4xx.
+    pub async fn get_or_unsupported_tile(
+        &self,
+        spec: &PreviewSpec,
+        client: &Arc<str>,
+    ) -> Result<Served, PreviewError> {
+        match self.get(spec, client).await {
+            Err(e) if e.is_undecodable() => counted(self.tile("unsupported", spec).await.map(Filled::served)),
+            other => other,
+        }
     }
 
     /// Drop every cached image of an instance, of every instance of a series, or of every series of

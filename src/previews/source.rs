@@ -396,6 +396,10 @@ impl Sources {
             Ok(_) => "ok",
             Err(e) => e.code(),
         });
+        if decoded.is_err() {
+            // Nothing more to read from it; a corrected file comes with a purge anyway.
+            self.files.forget(instance).await;
+        }
         Ok((decoded?, Timings { upstream, transform: started.elapsed() }))
     }
 }

@@ -56,6 +56,8 @@ const FONT: [u64; 39] = [
 pub fn label_for(kind: &str, modality: Option<&str>) -> String {
     match kind {
         "sr" | "pdf" | "ecg" | "rtplan" | "rtstruct" | "ko" | "pr" | "video" => kind.to_ascii_uppercase(),
+        // `returnUnsupportedImage`: a frame nobody can decode.
+        "unsupported" => "N/A".to_owned(),
         _ => modality
             .map(str::trim)
             .filter(|m| !m.is_empty())

@@ -281,10 +281,16 @@ pub fn plan(ask: &Ask, rules: &Rules) -> Result<Plan, ParamError> {
     let limits = rules.limits;
     match *ask {
         Ask::Native { query, rendered, default_format, accept } => {
-            let variant = parse_params(query, rules.presets, limits)?;
-            let quality = lookup(query, "quality").map(|q| parse_quality("quality", q)).transpose()?;
+            let mut variant = parse_params(query, rules.presets, limits)?;
+            let mut quality = lookup(query, "quality").map(|q| parse_quality("quality", q)).transpose()?;
             if quality.is_some() {
                 presets_only(limits, "quality", "Orthanc's default JPEG quality applies")?;
+            }
+            if rendered {
+                // Orthanc's own /rendered parameters are the variant they name.
+                if let Some(v) = orthanc_rendered(query, variant.is_some(), quality, limits)? {
+                    (variant, quality) = (Some(v), None);
+                }
             }
             let window = if rendered { parse_window(query)? } else { None };
             if window.is_some() {
@@ -371,6 +377,51 @@ fn plan_dicomweb(
     };
     let (variant, _) = resolve(&params, format, "", limits);
     Ok(Plan::Edge { source: Rendering::Dicomweb { window, region }, variant, negotiated: false })
+}
+
+/// Orthanc's `/rendered` sizing, `width` and `height` (fit inside, as Orthanc; over
+/// `transform.max_dimension` clamped to it) and `smooth` (taken and ignored: the edge always
+/// resamples smoothly), with `quality`: the variant `w`, `h`, `q` name, so they share its cache
+/// entry. `None` when the request uses none of them (or only `quality` on its own, without a
+/// variant: then it is the JPEG quality of the full-size image, as `q`).
+fn orthanc_rendered(
+    query: &[(String, String)],
+    has_variant: bool,
+    quality: Option<u8>,
+    limits: &Limits,
+) -> Result<Option<VariantParams>, ParamError> {
+    let side = |k: &str| -> Result<Option<u32>, ParamError> {
+        lookup(query, k)
+            .map(|v| {
+                v.parse::<u32>()
+                    .ok()
+                    .filter(|d| *d >= 1)
+                    .map(|d| d.min(limits.max_dimension))
+                    .ok_or_else(|| param_err(k, "must be a positive integer"))
+            })
+            .transpose()
+    };
+    let (w, h) = (side("width")?, side("height")?);
+    if let Some(v) = lookup(query, "smooth") {
+        if !matches!(v, "0" | "1" | "true" | "false") {
+            return Err(param_err("smooth", "must be 0, 1, true or false"));
+        }
+    }
+    if w.is_none() && h.is_none() {
+        return Ok(
+            (quality.is_some() && !has_variant).then(|| VariantParams { q: quality, ..Default::default() })
+        );
+    }
+    if let Some(which) = ["width", "height"].into_iter().find(|k| lookup(query, k).is_some()) {
+        presets_only(limits, which, "use ?preset=NAME")?;
+    }
+    if has_variant {
+        return Err(param_err(
+            "width",
+            "Orthanc's width/height cannot be combined with w, h, fit, format, q or preset",
+        ));
+    }
+    Ok(Some(VariantParams { w, h, fit: Some(Fit::Contain), format: None, q: quality }))
 }
 
 /// Presets-only DICOMweb: the largest preset (with both `w` and `h`) that fits inside the
@@ -649,6 +700,38 @@ mod tests {
         {
             assert_eq!(plan(&ask(vp, w), &rules(&s, false)).unwrap_err().param, param);
         }
+    }
+
+    #[test]
+    fn orthancs_rendered_parameters_are_the_variant_they_name() {
+        let v = |qs: &str| variant(native(qs, true, &limits()));
+        assert_eq!(v("width=128"), v("w=128"));
+        assert_eq!(v("width=128&height=64&smooth=1"), v("w=128&h=64"));
+        assert_eq!(v("height=64&smooth=false"), v("h=64"));
+        assert_eq!(v("width=99999"), v("w=2048"), "clamped to transform.max_dimension");
+        assert_eq!(v("width=100&quality=50"), "w100.h-.contain.png", "PNG has no quality");
+        let jpeg = |qs: &str| {
+            let q = pairs(qs);
+            let ask = Ask::Native {
+                query: &q,
+                rendered: true,
+                default_format: ImageFormat::Jpeg,
+                accept: "image/jpeg",
+            };
+            variant(plan_of(ask, &limits()))
+        };
+        assert_eq!(jpeg("width=100&quality=50"), jpeg("w=100&q=50"));
+        assert_eq!(jpeg("quality=50"), "w-.h-.contain.jpeg.q50");
+        for (qs, param) in [
+            ("width=0", "width"),
+            ("height=x", "height"),
+            ("width=5&w=5", "width"),
+            ("smooth=yes", "smooth"),
+            ("width=5&preset=thumb", "width"),
+        ] {
+            assert_eq!(native(qs, true, &limits()).unwrap_err().param, param, "{qs}");
+        }
+        assert_eq!(native("width=5", true, &strict()).unwrap_err().param, "width");
     }
 
     #[test]

@@ -310,7 +310,8 @@ async fn bad_ids_params_and_keys_get_documented_4xx() {
         (format!("{u}/instances/{ID}/frames/-1/preview"), Some(PREVIEW_KEY), 400, "bad-id"),
         (format!("{u}/instances/{ID}/frames/99999999999/preview"), Some(PREVIEW_KEY), 400, "bad-id"),
         (format!("{u}/instances/{ID}/preview?width=10"), Some(PREVIEW_KEY), 400, "bad-param"),
-        (format!("{u}/instances/{ID}/preview?returnUnsupportedImage"), Some(PREVIEW_KEY), 400, "bad-param"),
+        // /rendered's sizing is Orthanc's; /preview has none (as Orthanc's).
+        (format!("{u}/instances/{ID}/preview?smooth=1"), Some(PREVIEW_KEY), 400, "bad-param"),
         (format!("{u}/instances/{ID}/preview?quality=101"), Some(PREVIEW_KEY), 400, "bad-param"),
         (format!("{u}/instances/{ID}/preview?quality=0"), Some(PREVIEW_KEY), 400, "bad-param"),
         (format!("{u}/instances/{ID}/preview?quality=5&quality=6"), Some(PREVIEW_KEY), 400, "bad-param"),

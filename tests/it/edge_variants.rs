@@ -167,7 +167,8 @@ async fn bad_variant_parameters_are_named() {
         (format!("{rendered}?window-center=40"), "`window-width`"),
         (format!("{rendered}?window-center=40&window-width=0"), "`window-width`"),
         (format!("{rendered}?window-center=abc&window-width=10"), "`window-center`"),
-        (format!("{rendered}?quality=50"), "`quality`"),
+        (format!("{rendered}?width=50&w=50"), "`width`"),
+        (format!("{rendered}?quality=50&q=50"), "`quality`"),
     ];
     for (url, named) in cases {
         let r = get(&url, "*/*").await;

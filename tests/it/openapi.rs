@@ -591,6 +591,10 @@ async fn documented_query_parameters_are_exactly_the_accepted_ones() {
             "window-center" | "window-width" => "window-center=40&window-width=400",
             "viewport" => "viewport=40,30",
             "window" => "window=40,400,sigmoid",
+            "width" => "width=40",
+            "height" => "height=40",
+            "smooth" => "smooth=1",
+            "returnUnsupportedImage" => "returnUnsupportedImage",
             "accept" => "accept=image/png",
             _ => panic!("no sample value for documented parameter {name}"),
         }

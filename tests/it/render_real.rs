@@ -115,3 +115,51 @@ async fn fallback_renders_what_orthanc_refuses_and_orthanc_mode_keeps_the_415() 
     edge.stop().await;
     proxy.stop().await;
 }
+
+/// Orthanc's own /rendered parameters (pyorthanc's `get_instances_id_rendered(params=...)`):
+/// `width`/`height` fit inside as Orthanc's do, and are the cache entry of the same `w`/`h`;
+/// `returnUnsupportedImage` is an image where Orthanc would answer 415.
+#[actix_web::test]
+async fn orthancs_rendered_parameters_and_return_unsupported_image() {
+    let Some(r) = RealOrthanc::from_env() else { return };
+    let edge = r.edge(&r.url).env("ORTHANC_EDGE__RENDER__MODE", "orthanc").envs(&[BIG_BODIES]).start().await;
+    let cr = r.instance("cr_mono1", "instance");
+    for qs in ["width=64", "height=100", "width=64&height=64&smooth=1", "width=300&height=20"] {
+        let path = format!("/instances/{cr}/rendered?{qs}");
+        let (status, want) = orthanc(&r, &path, "image/png").await;
+        assert_eq!(status, 200, "Orthanc {path}");
+        let got = get(&format!("{}{path}", edge.url), "image/png").await;
+        assert_eq!(got.status(), 200, "{path}");
+        let (gw, gh, _) = pixels(&got.bytes().await.unwrap());
+        let (ow, oh, _) = pixels(&want);
+        assert!(gw.abs_diff(ow) <= 1 && gh.abs_diff(oh) <= 1, "{path}: edge {gw}x{gh}, Orthanc {ow}x{oh}");
+    }
+    let same = get(&format!("{}/instances/{cr}/rendered?w=64&h=64", edge.url), "image/png").await;
+    assert_eq!(header(&same, "x-cache"), "hit-memory", "width/height are the entry of w/h");
+    let jpeg = get(&format!("{}/instances/{cr}/rendered?width=64&quality=40", edge.url), "image/jpeg").await;
+    assert_eq!((jpeg.status().as_u16(), header(&jpeg, "content-type")), (200, "image/jpeg"));
+    let q = get(&format!("{}/instances/{cr}/rendered?w=64&q=40", edge.url), "image/jpeg").await;
+    assert_eq!(header(&q, "x-cache"), "hit-memory", "quality is q");
+
+    // The JPEG 2000 instance: Orthanc alone cannot decode it.
+    let j2k = r.instance("j2k", "instance");
+    for route in ["preview", "rendered"] {
+        let plain = get(&format!("{}/instances/{j2k}/{route}", edge.url), "image/png").await;
+        assert_eq!(plain.status(), 415, "{route}");
+        let (status, _) =
+            orthanc(&r, &format!("/instances/{j2k}/{route}?returnUnsupportedImage"), "image/png").await;
+        assert_eq!(status, 200, "Orthanc answers an image");
+        let tile =
+            get(&format!("{}/instances/{j2k}/{route}?returnUnsupportedImage", edge.url), "image/png").await;
+        assert_eq!(tile.status(), 200, "{route}");
+        assert_eq!(header(&tile, "x-placeholder"), "unsupported");
+        assert_eq!(header(&tile, "content-type"), "image/png");
+        // What renders is the image itself.
+        let ok =
+            get(&format!("{}/instances/{cr}/{route}?returnUnsupportedImage=true", edge.url), "image/png")
+                .await;
+        assert_eq!(ok.status(), 200);
+        assert!(ok.headers().get("x-placeholder").is_none());
+    }
+    edge.stop().await;
+}
