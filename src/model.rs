@@ -115,6 +115,8 @@ pub enum ImageFormat {
     Jpeg,
     Png,
     Webp,
+    /// PAM (`P7`), 8-bit grey or RGB: what Orthanc answers `Accept: image/x-portable-arbitrarymap`.
+    Pam,
 }
 
 impl ImageFormat {
@@ -123,6 +125,7 @@ impl ImageFormat {
             ImageFormat::Jpeg => "image/jpeg",
             ImageFormat::Png => "image/png",
             ImageFormat::Webp => "image/webp",
+            ImageFormat::Pam => "image/x-portable-arbitrarymap",
         }
     }
 
@@ -132,6 +135,7 @@ impl ImageFormat {
             ImageFormat::Jpeg => "jpeg",
             ImageFormat::Png => "png",
             ImageFormat::Webp => "webp",
+            ImageFormat::Pam => "pam",
         }
     }
 
@@ -141,12 +145,13 @@ impl ImageFormat {
             ImageFormat::Jpeg => body.starts_with(&[0xFF, 0xD8, 0xFF]),
             ImageFormat::Png => body.starts_with(b"\x89PNG\r\n\x1a\n"),
             ImageFormat::Webp => body.len() > 12 && &body[..4] == b"RIFF" && &body[8..12] == b"WEBP",
+            ImageFormat::Pam => body.starts_with(b"P7\n"),
         }
     }
 
     /// Can Orthanc's `/preview` encode this format? (Asked for WebP, Orthanc answers 404.)
     pub fn orthanc_encodes(self) -> bool {
-        matches!(self, ImageFormat::Jpeg | ImageFormat::Png)
+        matches!(self, ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::Pam)
     }
 }
 

@@ -240,10 +240,14 @@ pub fn json_object<T: serde::de::DeserializeOwned>(body: serde_json::Value) -> R
     serde_json::from_value(body).map_err(|e| AppError::BadParam(format!("invalid JSON body: {e}")))
 }
 
-/// Orthanc's rule: JPEG only when Accept is exactly `image/jpeg`, PNG otherwise.
+/// Orthanc's rule: JPEG only when Accept is exactly `image/jpeg`, PAM when it is exactly
+/// `image/x-portable-arbitrarymap`, PNG otherwise.
 fn negotiate(accept: &str) -> ImageFormat {
-    if accept.trim().eq_ignore_ascii_case("image/jpeg") {
+    let accept = accept.trim();
+    if accept.eq_ignore_ascii_case("image/jpeg") {
         ImageFormat::Jpeg
+    } else if accept.eq_ignore_ascii_case(ImageFormat::Pam.mime()) {
+        ImageFormat::Pam
     } else {
         ImageFormat::Png
     }

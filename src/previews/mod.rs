@@ -507,7 +507,7 @@ impl PreviewService {
 /// Orthanc's `/preview` as a variant: full size, PNG, or JPEG at Orthanc's quality.
 fn native_variant(format: ImageFormat, quality: Option<u8>) -> VariantSpec {
     let q = match format {
-        ImageFormat::Png => None,
+        ImageFormat::Png | ImageFormat::Pam => None,
         _ => Some(quality.unwrap_or(ORTHANC_JPEG_QUALITY)),
     };
     VariantSpec { w: None, h: None, fit: Fit::Contain, format, q }

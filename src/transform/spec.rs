@@ -340,11 +340,6 @@ fn plan_dicomweb(
         }
     }
     let size = viewport.filter(|v| v.w.is_some() || v.h.is_some());
-    let choice = Some(match format {
-        ImageFormat::Jpeg => FormatChoice::Jpeg,
-        ImageFormat::Png => FormatChoice::Png,
-        ImageFormat::Webp => FormatChoice::Webp,
-    });
     let thumb = rules.presets.get(rules.thumbnail_preset);
     let params = if limits.allow_arbitrary {
         let (w, h) = match (size, thumbnail) {
@@ -354,7 +349,8 @@ fn plan_dicomweb(
             }
             (None, false) => (None, None),
         };
-        VariantParams { w, h, fit: Some(Fit::Contain), format: choice, q: quality }
+        // The format is the negotiated one (below), a preset's included.
+        VariantParams { w, h, fit: Some(Fit::Contain), format: None, q: quality }
     } else {
         if quality.is_some() {
             presets_only(limits, "quality", "the preset's quality applies")?;
@@ -373,7 +369,7 @@ fn plan_dicomweb(
                 })?),
                 None => None,
             };
-        VariantParams { format: choice, ..preset.map(VariantParams::from).unwrap_or_default() }
+        VariantParams { format: None, ..preset.map(VariantParams::from).unwrap_or_default() }
     };
     let (variant, _) = resolve(&params, format, "", limits);
     Ok(Plan::Edge { source: Rendering::Dicomweb { window, region }, variant, negotiated: false })
@@ -469,7 +465,7 @@ pub fn resolve(
         None => (default_format, true),
     };
     let q = match format {
-        ImageFormat::Png => None,
+        ImageFormat::Png | ImageFormat::Pam => None,
         _ => Some(params.q.unwrap_or(limits.default_quality)),
     };
     // Cover needs a box; with one side only it is the same as contain.

@@ -163,3 +163,29 @@ async fn orthancs_rendered_parameters_and_return_unsupported_image() {
     }
     edge.stop().await;
 }
+
+/// `Accept: image/x-portable-arbitrarymap` is PAM, as Orthanc answers it, byte for byte.
+#[actix_web::test]
+async fn pam_as_orthanc_answers_it() {
+    let Some(r) = RealOrthanc::from_env() else { return };
+    const PAM: &str = "image/x-portable-arbitrarymap";
+    for mode in ["fallback", "edge"] {
+        let edge = r.edge(&r.url).env("ORTHANC_EDGE__RENDER__MODE", mode).envs(&[BIG_BODIES]).start().await;
+        for name in ["ct16", "rgb8", "cr_mono1"] {
+            let id = r.instance(name, "instance");
+            for route in ["preview", "rendered", "frames/0/preview"] {
+                let path = format!("/instances/{id}/{route}");
+                let (status, want) = orthanc(&r, &path, PAM).await;
+                assert_eq!(status, 200, "Orthanc {path}");
+                let got = get(&format!("{}{path}", edge.url), PAM).await;
+                assert_eq!(
+                    (got.status().as_u16(), header(&got, "content-type")),
+                    (200, PAM),
+                    "{mode} {name} {route}"
+                );
+                assert!(got.bytes().await.unwrap() == want, "{mode} {name} {route}: not Orthanc's PAM");
+            }
+        }
+        edge.stop().await;
+    }
+}
