@@ -54,15 +54,6 @@ fn encode_inner(p: &Pixels, format: ImageFormat, quality: Option<u8>) -> Result<
             }
             Ok(mem.to_vec())
         }
-        ImageFormat::Pam => {
-            let tuple = if p.channels == 1 { "GRAYSCALE" } else { "RGB" };
-            let mut out = format!(
-                "P7\nWIDTH {}\nHEIGHT {}\nDEPTH {}\nMAXVAL 255\nTUPLTYPE {tuple}\nENDHDR\n",
-                p.width, p.height, p.channels
-            )
-            .into_bytes();
-            out.extend_from_slice(&p.data);
-            Ok(out)
-        }
+        ImageFormat::Pam => Ok(super::source::to_pam(p)),
     }
 }

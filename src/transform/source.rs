@@ -96,7 +96,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay[..limit].windows(needle.len()).position(|w| w == needle)
 }
 
-/// Build a PAM image (tests and benches).
+/// The PAM image (`P7`) of `p`, as Orthanc writes it.
 pub fn to_pam(p: &Pixels) -> Vec<u8> {
     let tuple = if p.channels == 1 { "GRAYSCALE" } else { "RGB" };
     let mut out = format!(
