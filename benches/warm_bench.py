@@ -103,7 +103,7 @@ def cmd_warm(args, manifest):
     total = len(manifest["instances"])
 
     hp = {"X-Api-Key": args.preview_key, "Accept": CHROME_ACCEPT}
-    _, _, out = fetch(f"{args.edge}/studies/{study}/series", hp)
+    _, _, out = fetch(f"{args.edge}/studies/{study}/grid.json", hp)
     grid = json.loads(out)
     urls = [args.edge + s["thumbnail"] for s in grid["series"] if s.get("thumbnail")]
 

@@ -58,7 +58,7 @@ async function measure(label, url, out, key) {
 // The representative instance of each series, in the edge's order, on the edge's grid layout; the
 // images are Orthanc's own /preview, through the nginx that serves the page.
 async function page(edge, study, key, out) {
-  const r = await fetch(`${edge}/studies/${study}/series`, { headers: { "X-Api-Key": key } });
+  const r = await fetch(`${edge}/studies/${study}/grid.json`, { headers: { "X-Api-Key": key } });
   if (r.status !== 200) throw new Error(`grid JSON: HTTP ${r.status}`);
   const imgs = (await r.json()).series
     .filter((s) => s.representative)

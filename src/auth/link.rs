@@ -23,7 +23,7 @@ pub enum LinkRoute {
     SeriesPreview,
     /// Any `/dicom-web/...` image route.
     Dicomweb,
-    /// `/studies/{id}/series` and `/studies/{id}/grid`.
+    /// `/studies/{id}/grid.json` and `/studies/{id}/grid`.
     Grid,
     /// `POST /auth/session` (turning a token into the cookie).
     Session,

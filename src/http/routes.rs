@@ -47,7 +47,7 @@ pub const ROUTES: &[Route] = &[
     route(GET_HEAD, "/instances/{id}/frames/{frame}/rendered", Serve::Preview),
     route(GET_HEAD, "/series/{id}/preview", Serve::SeriesPreview),
     // Study grids.
-    route(GET_HEAD, "/studies/{id}/series", Serve::StudySeries),
+    route(GET_HEAD, "/studies/{id}/grid.json", Serve::StudySeries),
     route(GET_HEAD, "/studies/{id}/grid", Serve::StudyGrid),
     // DICOMweb thumbnails and renderings (viewers): study, series, instance, frame.
     route(GET_HEAD, "/dicom-web/studies/{study}/thumbnail", Serve::DicomwebImage),

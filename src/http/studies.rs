@@ -52,7 +52,7 @@ async fn load_grid(
     Ok(state.studies.grid(&study).await?)
 }
 
-/// `GET /studies/{id}/series`: per series its id, tags, counts, representative and thumbnail URL.
+/// `GET /studies/{id}/grid.json`: per series its id, tags, counts, representative and thumbnail URL.
 pub async fn study_series(
     Caller(principal): Caller,
     state: web::Data<AppState>,

@@ -175,7 +175,7 @@ test("no credentials: no image, no prompt, no WWW-Authenticate", async () => {
 test("study grid page: every renderable series thumbnail shows, with a session token", async () => {
   const { token } = await mint("/auth/session", { sub: "grid-viewer", studies: [manifest.study], lifetime_s: 300 });
   const grid = await (
-    await fetch(`${EDGE}/studies/${manifest.study}/series`, { headers: { Authorization: `Bearer ${token}` } })
+    await fetch(`${EDGE}/studies/${manifest.study}/grid.json`, { headers: { Authorization: `Bearer ${token}` } })
   ).json();
   // Signed links: every thumbnail URL carries its own short series-scoped token.
   for (const s of grid.series) assert.match(s.thumbnail, /[?&]token=/);

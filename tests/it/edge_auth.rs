@@ -635,7 +635,7 @@ async fn signed_links_serve_only_their_own_size_route_and_frame() {
         ("frame 0 path", format!("{base}/frames/0/preview?w=64&h=64&token={token}")),
         ("frame 1", format!("{base}/frames/1/preview?w=64&h=64&token={token}")),
         ("series", format!("{}/series/{}/preview?w=64&h=64&token={token}", edge.url, t.s1)),
-        ("grid", format!("{}/studies/{}/series?token={token}", edge.url, t.st1)),
+        ("grid", format!("{}/studies/{}/grid.json?token={token}", edge.url, t.st1)),
         ("grid page", format!("{}/studies/{}/grid?token={token}", edge.url, t.st1)),
         ("dicomweb", format!("{}/dicom-web/studies/1.2/series/1.2.3/thumbnail?token={token}", edge.url)),
     ] {
@@ -679,7 +679,7 @@ async fn grid_links_carry_the_bare_sub_work_and_are_bound_to_the_thumbnail() {
     let edge = TestEdge::builder(&fake.url).jwt_secret(JWT_SECRET).start().await;
     let session = hs(json!({"sub": "alice", "exp": now() + 300, "studies": [t.st1]}));
     let r = client()
-        .get(format!("{}/studies/{}/series", edge.url, t.st1))
+        .get(format!("{}/studies/{}/grid.json", edge.url, t.st1))
         .bearer_auth(&session)
         .send()
         .await
@@ -700,7 +700,7 @@ async fn grid_links_carry_the_bare_sub_work_and_are_bound_to_the_thumbnail() {
             format!("{}/series/{id}/preview?preset=grid&token={token}", edge.url),
             format!("{}/series/{id}/preview?token={token}", edge.url),
             format!("{}/series/{id}/preview?w=900&token={token}", edge.url),
-            format!("{}/studies/{}/series?token={token}", edge.url, t.st1),
+            format!("{}/studies/{}/grid.json?token={token}", edge.url, t.st1),
         ] {
             assert_eq!(plain(&url).await, err(403, "forbidden"), "{url}");
         }
@@ -740,7 +740,7 @@ async fn required_scope_is_carried_by_minted_tokens_and_named_lowercase() {
     let session = v["token"].as_str().unwrap().to_owned();
     assert_eq!(bearer(&url, &session).await, ok());
     let r = client()
-        .get(format!("{}/studies/{}/series", edge.url, t.st1))
+        .get(format!("{}/studies/{}/grid.json", edge.url, t.st1))
         .bearer_auth(&session)
         .send()
         .await

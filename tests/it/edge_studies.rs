@@ -57,7 +57,7 @@ async fn grid_json_matches_orthanc_and_thumbnails_are_middle_instances() {
     let Some(r) = RealOrthanc::from_env() else { return };
     let edge = r.edge(&r.url).start().await;
     let study = r.manifest["study"].as_str().unwrap().to_owned();
-    let resp = get(&format!("{}/studies/{study}/series", edge.url), PREVIEW_KEY, "*/*").await;
+    let resp = get(&format!("{}/studies/{study}/grid.json", edge.url), PREVIEW_KEY, "*/*").await;
     assert_eq!(resp.status(), 200);
     let etag = header(&resp, "etag");
     let grid: Value = resp.json().await.unwrap();
@@ -96,7 +96,7 @@ async fn grid_json_matches_orthanc_and_thumbnails_are_middle_instances() {
 
     // The grid JSON revalidates.
     let again = client()
-        .get(format!("{}/studies/{study}/series", edge.url))
+        .get(format!("{}/studies/{study}/grid.json", edge.url))
         .header("X-Api-Key", PREVIEW_KEY)
         .header("If-None-Match", &etag)
         .send()
@@ -174,7 +174,7 @@ async fn dicomweb_renders_studies_series_instances_and_frames_by_uid() {
     assert_ne!(luma(&preview), luma(&own), "/preview is the full range, not the window");
     // A study's image is that of its first series with pixels, as its grid orders them.
     let cards: serde_json::Value = client()
-        .get(format!("{}/studies/{study}/series", edge.url))
+        .get(format!("{}/studies/{study}/grid.json", edge.url))
         .header("X-Api-Key", PREVIEW_KEY)
         .send()
         .await
@@ -253,8 +253,9 @@ async fn dicomweb_renders_studies_series_instances_and_frames_by_uid() {
         (format!("{}/dicom-web/studies/{study_uid}/series/1.2.3.999/thumbnail", edge.url), 404),
         (format!("{base}/thumbnail?viewport=0,5"), 400),
         (format!("{base}/thumbnail?size=5"), 400),
-        (format!("{}/studies/00000000-00000000-00000000-00000000-00000000/series", edge.url), 404),
-        (format!("{}/studies/not-an-id/series", edge.url), 400),
+        (format!("{}/studies/00000000-00000000-00000000-00000000-00000000/grid.json", edge.url), 404),
+        (format!("{}/studies/{study}/series", edge.url), 404),
+        (format!("{}/studies/not-an-id/grid.json", edge.url), 400),
     ] {
         assert_eq!(get(&url, PREVIEW_KEY, "*/*").await.status(), status, "{url}");
     }
@@ -297,8 +298,11 @@ async fn warm_then_grid_costs_no_render_and_purge_makes_misses() {
     );
 
     // A clinician opens the grid: every thumbnail is a hit, Orthanc renders nothing.
-    let grid: Value =
-        get(&format!("{}/studies/{study}/series", edge.url), PREVIEW_KEY, "*/*").await.json().await.unwrap();
+    let grid: Value = get(&format!("{}/studies/{study}/grid.json", edge.url), PREVIEW_KEY, "*/*")
+        .await
+        .json()
+        .await
+        .unwrap();
     for s in grid["series"].as_array().unwrap() {
         let url = format!("{}{}", edge.url, s["thumbnail"].as_str().unwrap());
         for accept in [CHROME_ACCEPT, "image/jpeg"] {

@@ -820,7 +820,7 @@ fn a_signed_link_grants_its_instance_and_nothing_else() {
                     (format!("/instances/{}/frames/0/preview?w=64&h=64", ids[n][0]), "GET")
                 }
                 Target::Series(n) => (format!("/series/{}/preview", ids[n][1]), "GET"),
-                Target::Study(n) => (format!("/studies/{}/series", ids[n][2]), "GET"),
+                Target::Study(n) => (format!("/studies/{}/grid.json", ids[n][2]), "GET"),
                 Target::Sign => ("/auth/sign".to_owned(), "POST"),
                 Target::Session => ("/auth/session".to_owned(), "POST"),
                 Target::Warm => ("/warm".to_owned(), "POST"),
@@ -911,7 +911,7 @@ fn resource_claims_grant_exactly_their_subtree() {
             let uri = match level {
                 0 => format!("/instances/{i}/preview"),
                 1 => format!("/series/{s}/preview"),
-                _ => format!("/studies/{st}/series"),
+                _ => format!("/studies/{st}/grid.json"),
             };
             let token = OURS[n].sign(&c, false);
             let (req, _) = carrier.carry(TestRequest::get(), &uri, token.as_bytes());

@@ -698,8 +698,8 @@ async fn every_error_the_edge_makes_is_documented_for_its_path() {
         ),
         (
             "get",
-            "/studies/{id}/series",
-            c.get(url("/studies/x/series")).header("X-Api-Key", PREVIEW_KEY),
+            "/studies/{id}/grid.json",
+            c.get(url("/studies/x/grid.json")).header("X-Api-Key", PREVIEW_KEY),
             400,
             "bad-id",
         ),
@@ -719,8 +719,8 @@ async fn every_error_the_edge_makes_is_documented_for_its_path() {
         ),
         (
             "get",
-            "/studies/{id}/series",
-            c.get(url(&format!("/studies/{unknown}/series"))).header("X-Api-Key", PREVIEW_KEY),
+            "/studies/{id}/grid.json",
+            c.get(url(&format!("/studies/{unknown}/grid.json"))).header("X-Api-Key", PREVIEW_KEY),
             404,
             "not-found",
         ),

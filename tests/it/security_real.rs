@@ -181,7 +181,7 @@ fn cases(a: &Study, t: &Study) -> Vec<Case> {
         ("frame rendered", format!("/instances/{i}/frames/0/rendered")),
         ("series preview", format!("/series/{se}/preview")),
         ("series preview ?preset=thumb", format!("/series/{se}/preview?preset=thumb")),
-        ("study grid JSON", format!("/studies/{st}/series")),
+        ("study grid JSON", format!("/studies/{st}/grid.json")),
         ("study grid page", format!("/studies/{st}/grid")),
         ("dw series thumbnail", format!("{}/thumbnail", series(t))),
         ("dw series rendered", format!("{}/rendered", series(t))),
