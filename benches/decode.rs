@@ -2,7 +2,10 @@
 //!
 //! Inputs are the DICOM files scripts/bench/decode.sh generates in $DECODE_BENCH_DIR
 //! ({ct512,cr2048}_{native,j2k}.dcm); the same files go through pydicom and Orthanc+GDCM in that
-//! script, which reads the medians criterion writes under target/criterion/decode/edge/.
+//! script, which reads the medians criterion writes under target/criterion/decode/edge/. Each
+//! benchmarked image's output is also written once, before it is timed, to
+//! $DECODE_BENCH_DIR/{name}.edge.jpg, so that the script can check the edge made the same picture
+//! as its peers.
 
 use std::path::PathBuf;
 
@@ -16,9 +19,12 @@ use orthanc_edge::transform::spec::{Fit, VariantSpec};
 const SPEC: VariantSpec =
     VariantSpec { w: Some(256), h: Some(256), fit: Fit::Contain, format: ImageFormat::Jpeg, q: Some(90) };
 
+fn dir() -> PathBuf {
+    std::env::var_os("DECODE_BENCH_DIR").expect("DECODE_BENCH_DIR: run scripts/bench/decode.sh").into()
+}
+
 fn input(name: &str) -> Vec<u8> {
-    let dir = std::env::var_os("DECODE_BENCH_DIR").expect("DECODE_BENCH_DIR: run scripts/bench/decode.sh");
-    let path = PathBuf::from(dir).join(format!("{name}.dcm"));
+    let path = dir().join(format!("{name}.dcm"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -35,7 +41,15 @@ fn bench(c: &mut Criterion) {
     group.sample_size(10).throughput(Throughput::Elements(1));
     for name in ["ct512_native", "ct512_j2k", "cr2048_native", "cr2048_j2k"] {
         let file = input(name);
+        // Criterion calls this for warm-up and for each sample, and only if the filter keeps it.
+        let mut written = false;
         group.bench_with_input(BenchmarkId::new("edge", name), &file, |b, file| {
+            if !written {
+                let out = dir().join(format!("{name}.edge.jpg"));
+                std::fs::write(&out, edge(file, &limits))
+                    .unwrap_or_else(|e| panic!("{}: {e}", out.display()));
+                written = true;
+            }
             b.iter(|| edge(file, &limits))
         });
     }

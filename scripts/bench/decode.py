@@ -97,14 +97,25 @@ def pydicom_render(raw):
 
 
 def timed_ms(fn, runs):
+    """Median wall and CPU (this process, all threads) ms of `fn` over `runs` runs."""
     for _ in range(WARMUP):
         fn()
-    times = []
+    times, cpu = [], []
     for _ in range(runs):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
         times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+        cpu.append((time.process_time() - start_cpu) * 1000)
+    return statistics.median(times), statistics.median(cpu)
+
+
+def cpu_ms(pid):
+    """User + system CPU ms of process `pid` so far, threads that have ended included (GDCM's
+    JPEG 2000 decoder runs on threads of its own that end with the decode, which per-thread
+    counters would miss). Clock ticks, so only the sum over many requests means anything."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
 
 
 def cmd_pydicom(args):
@@ -112,8 +123,10 @@ def cmd_pydicom(args):
     for name in names():
         with open(os.path.join(args.dir, f"{name}.dcm"), "rb") as f:
             raw = f.read()
-        result[name] = timed_ms(lambda: pydicom_render(raw), args.runs)
-        print(f"decode.py: pydicom {name}: {result[name]:.1f} ms", file=sys.stderr)
+        result[name], result[f"{name}.cpu"] = timed_ms(lambda: pydicom_render(raw), args.runs)
+        with open(os.path.join(args.dir, f"{name}.pydicom.jpg"), "wb") as f:
+            f.write(pydicom_render(raw))
+        print(f"decode.py: pydicom {name}: {result[name]:.1f} ms, CPU {result[name + '.cpu']:.1f} ms", file=sys.stderr)
     write_json(os.path.join(args.dir, "pydicom.json"), result)
 
 
@@ -144,19 +157,28 @@ def cmd_orthanc(args):
         with open(os.path.join(args.dir, f"{name}.dcm"), "rb") as f:
             instance = json.loads(http(f"{url}/instances", headers, f.read()))["ID"]
         try:
-            with Image.open(io.BytesIO(http(rendered_url(url, instance), jpeg))) as img:
+            body = http(rendered_url(url, instance), jpeg)
+            with Image.open(io.BytesIO(body)) as img:
                 result[name] = {"size": img.size, "ms": []}
+            with open(os.path.join(args.dir, f"{name}.orthanc.jpg"), "wb") as f:
+                f.write(body)
             rendered[name] = rendered_url(url, instance)
         except urllib.error.HTTPError as e:
             result[name] = {"status": e.code}
+    # Orthanc's own CPU per request (/proc, all its threads: GDCM may decode on several): the sum
+    # over the runs of 10 ms clock ticks, divided by the runs (± 10 ms / RUNS).
+    pid = int(open(os.path.join(os.path.dirname(args.env), "orthanc.pid")).read())
+    cpu = {name: 0.0 for name in rendered}
     for run in range(WARMUP + args.runs):
         for name, target in rendered.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), cpu_ms(pid)
             http(target, jpeg)
             if run >= WARMUP:
                 result[name]["ms"].append((time.perf_counter() - start) * 1000)
+                cpu[name] += cpu_ms(pid) - start_cpu
     for name in rendered:
         result[name]["ms"] = statistics.median(result[name]["ms"])
+        result[name]["cpu_ms"] = cpu[name] / args.runs
     for name in names():
         print(f"decode.py: Orthanc+GDCM {name}: {result[name]}", file=sys.stderr)
     write_json(os.path.join(args.dir, "orthanc.json"), result)
@@ -173,12 +195,41 @@ def criterion_ms(criterion_dir, name):
     return read_json(path)["median"]["point_estimate"] / 1e6
 
 
+def outputs_check(d):
+    """Each tool's output image (written by the steps and by benches/decode.rs): its size, and its
+    mean absolute difference in 8-bit grey levels from Orthanc+GDCM's when the sizes agree."""
+    print("\nOutput check: size, and mean |difference| from Orthanc+GDCM's image in grey levels "
+          "(JPEG q90 on all sides, so ~1 is equal):\n")
+    print("| image | codec | edge | pydicom+pylibjpeg | Orthanc+GDCM |")
+    print("|---|---|---|---|---|")
+    for name in names():
+        image, codec = name.split("_")
+        imgs = {}
+        for tool in ("edge", "pydicom", "orthanc"):
+            path = os.path.join(d, f"{name}.{tool}.jpg")
+            if os.path.exists(path):
+                with Image.open(path) as img:
+                    imgs[tool] = np.asarray(img.convert("L"), dtype=np.int16)
+        ref = imgs.get("orthanc")
+        cells = [IMAGES[image], CODECS[codec]]
+        for tool in ("edge", "pydicom", "orthanc"):
+            a = imgs.get(tool)
+            if a is None:
+                cells.append("n/a")
+            elif ref is None or tool == "orthanc" or a.shape != ref.shape:
+                cells.append(f"{a.shape[1]}×{a.shape[0]}")
+            else:
+                cells.append(f"{a.shape[1]}×{a.shape[0]}, {np.abs(a - ref).mean():.2f}")
+        print("| " + " | ".join(cells) + " |")
+
+
 def cmd_report(args):
     py = read_json(os.path.join(args.dir, "pydicom.json"))
     orthanc_path = os.path.join(args.dir, "orthanc.json")
     orthanc = read_json(orthanc_path) if os.path.exists(orthanc_path) else {}
     print(f"Decode + window + resize (fit {SIZE}×{SIZE}) + JPEG q{QUALITY}, one image at a time, median ms:\n")
-    print("| image | codec | edge ms | pydicom+pylibjpeg ms | Orthanc+GDCM ms | edge / pydicom | edge / Orthanc+GDCM |")
+    print("| image | codec | edge ms | pydicom+pylibjpeg ms (CPU) | Orthanc+GDCM ms (Orthanc CPU) "
+          "| edge / pydicom | edge / Orthanc+GDCM |")
     print("|---|---|---|---|---|---|---|")
     edge_seen = False
     for name in names():
@@ -190,17 +241,21 @@ def cmd_report(args):
         cells = [
             IMAGES[image], CODECS[codec],
             f"{edge:.1f}" if edge is not None else "n/a",
-            f"{py[name]:.1f}",
-            f"{o_ms:.1f}" if o_ms is not None else (f"HTTP {o['status']}" if "status" in o else "n/a"),
+            f"{py[name]:.1f} ({py[name + '.cpu']:.1f})" if name + ".cpu" in py else f"{py[name]:.1f}",
+            f"{o_ms:.1f} ({o['cpu_ms']:.1f})" if o_ms is not None and "cpu_ms" in o
+            else f"{o_ms:.1f}" if o_ms is not None else (f"HTTP {o['status']}" if "status" in o else "n/a"),
             f"{edge / py[name]:.2f}×" if edge is not None else "",
             f"{edge / o_ms:.2f}×" if edge is not None and o_ms else "",
         ]
         print("| " + " | ".join(cells) + " |")
-    print("\nOrthanc: `GET /instances/{id}/rendered?width=256&height=256` wall time, sequential, over loopback "
-          "(HTTP included); pydicom: in-process. Goal: the edge faster than both.")
+    print("\nWall time; in brackets the CPU time of that process, all threads (a codec may decode on more "
+          "than one core). Edge: criterion, one thread, in-process. Orthanc: `GET /instances/{id}/rendered"
+          "?width=256&height=256`, sequential, over loopback (HTTP included). pydicom: in-process. Goal: "
+          "the edge faster than both.")
     if not edge_seen:
-        print("The edge was not measured: `cargo bench --bench decode` does not build yet "
-              "(no orthanc_edge::dicom, or no [[bench]] decode in Cargo.toml).")
+        print("The edge was not measured: `cargo bench --bench decode` did not build or run "
+              "(see decode.sh's message above).")
+    outputs_check(args.dir)
 
 
 def main():

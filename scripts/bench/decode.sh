@@ -4,8 +4,10 @@
 # one image at a time, by (a) pydicom + pylibjpeg + numpy + Pillow in one Python process, (b)
 # Orthanc with the Debian orthanc-gdcm plugin (GET /instances/{id}/rendered, sequential) and (c)
 # the edge (criterion, benches/decode.rs: orthanc_edge::dicom::render_frame + transform). Prints
-# one table (scripts/bench/decode.py). Until the edge has its decoder, `cargo bench --bench
-# decode` does not build and only the peers are reported. Loopback only, a few minutes.
+# one table (scripts/bench/decode.py), then each tool's output size and its mean difference from
+# Orthanc's image (the same picture, or the timings compare different work). Should `cargo bench
+# --bench decode` not build, only the peers are reported. Criterion's own output goes to stderr.
+# Loopback only, a few minutes (and the bench build, when target/release has none).
 #
 #   scripts/bench/decode.sh
 #   RUNS=20 scripts/bench/decode.sh      # timed runs per image for the peers (default 10)
@@ -31,10 +33,10 @@ scripts/dev/orthanc.sh stop "$work/orthanc"
 
 criterion=()
 if cargo bench --quiet --bench decode --no-run >"$work/bench-build.log" 2>&1; then
-  DECODE_BENCH_DIR=$work cargo bench --quiet --bench decode
+  DECODE_BENCH_DIR=$work cargo bench --quiet --bench decode >&2
   criterion=(--criterion "${CARGO_TARGET_DIR:-target}/criterion")
 else
-  echo "decode.sh: cargo bench --bench decode does not build (no edge-side decoder yet?): peers only" >&2
+  echo "decode.sh: cargo bench --bench decode does not build: peers only" >&2
   grep -m 3 '^error' "$work/bench-build.log" >&2 || tail -n 3 "$work/bench-build.log" >&2
 fi
 "${drive[@]}" report "$work" "${criterion[@]}"

@@ -47,9 +47,25 @@ async function measure(label, url, out, key) {
       null,
       { polling: 5, timeout: TIMEOUT_MS },
     );
-    const result = { label, ...(await done.jsonValue()) };
+    // Where the time went (Resource Timing, ms from the navigation's start): the page's last
+    // byte, then the first image request sent and the last image's last byte.
+    const timing = await page.evaluate(() => {
+      const nav = performance.getEntriesByType("navigation")[0];
+      const imgs = performance.getEntriesByType("resource").filter((e) => e.initiatorType === "img");
+      return {
+        page_ms: nav ? nav.responseEnd : null,
+        first_img_ms: imgs.length ? Math.min(...imgs.map((e) => e.startTime)) : null,
+        last_img_ms: imgs.length ? Math.max(...imgs.map((e) => e.responseEnd)) : null,
+        // Per image: request sent, first byte, last byte, and the server's own Server-Timing.
+        img_timing: imgs.map((e) => [Math.round(e.requestStart), Math.round(e.responseStart), Math.round(e.responseEnd),
+          e.serverTiming.map((t) => `${t.name}=${t.duration.toFixed(1)}`).join(" ")]),
+      };
+    });
+    const result = { label, ...(await done.jsonValue()), ...timing };
     appendFileSync(out, JSON.stringify(result) + "\n");
-    console.error(`grid_browser: ${label}: ${result.ms.toFixed(0)} ms, ${result.decoded}/${result.images} decoded`);
+    const t = (x) => (x == null ? "-" : x.toFixed(0));
+    console.error(`grid_browser: ${label}: ${result.ms.toFixed(0)} ms (page ${t(result.page_ms)}, images ` +
+      `${t(result.first_img_ms)}-${t(result.last_img_ms)}), ${result.decoded}/${result.images} decoded`);
   } finally {
     await browser.close();
   }
@@ -85,14 +101,16 @@ function report(out) {
   const rows = labels.map((label) => {
     const mine = runs.filter((r) => r.label === label);
     return { label, ms: median(mine.map((r) => r.ms)), all: mine.map((r) => r.ms.toFixed(0)),
-             decoded: mine.map((r) => `${r.decoded}/${r.images}`) };
+             decoded: mine.map((r) => `${r.decoded}/${r.images}`),
+             page: median(mine.map((r) => r.page_ms ?? NaN)), last: median(mine.map((r) => r.last_img_ms ?? NaN)) };
   });
   const ref = rows.find((r) => r.label.startsWith("Orthanc"));
-  console.log("| grid | median ms | rounds ms | thumbnails decoded | × Orthanc's previews |");
-  console.log("|---|---|---|---|---|");
+  console.log("| grid | median ms | rounds ms | thumbnails decoded | × Orthanc's previews | median page ms | median last image ms |");
+  console.log("|---|---|---|---|---|---|---|");
   for (const r of rows) {
     const ratio = ref ? `${(r.ms / ref.ms).toFixed(2)}×` : "";
-    console.log(`| ${r.label} | ${r.ms.toFixed(0)} | ${r.all.join(", ")} | ${r.decoded.join(", ")} | ${ratio} |`);
+    console.log(`| ${r.label} | ${r.ms.toFixed(0)} | ${r.all.join(", ")} | ${r.decoded.join(", ")} | ${ratio} ` +
+      `| ${r.page.toFixed(0)} | ${r.last.toFixed(0)} |`);
   }
   const edge = rows.find((r) => r.label.includes("render.mode = edge"));
   const goal = `goal: the edge in mode edge ≤ ${GOAL}× Orthanc's previews behind nginx`;
