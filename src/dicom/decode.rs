@@ -225,7 +225,15 @@ fn gray(info: &ImageInfo, data: &[u8], origin: Origin) -> Result<Samples, DicomE
     let bytes = info.bytes_per_sample();
     let shift = if origin == Origin::Native { info.shift() } else { 0 };
     let stored = info.bits_stored;
-    let raw = (0..n).map(|i| sample(data, bytes, i) >> shift);
+    // The little-endian words, read in one tight loop per width (not a width test per sample).
+    let short = || DicomError::Corrupt("pixel data shorter than the image".into());
+    let data = data.get(..n * bytes).ok_or_else(short)?;
+    let words: Vec<u32> = match bytes {
+        1 => data.iter().map(|&b| u32::from(b)).collect(),
+        2 => data.chunks_exact(2).map(|c| u32::from(u16::from_le_bytes([c[0], c[1]]))).collect(),
+        _ => data.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+    };
+    let raw = words.iter().map(|&v| v >> shift);
     Ok(match (info.bits_allocated, info.signed) {
         (8, false) => Samples::Gray8(raw.map(|v| (v & mask(stored)) as u8).collect()),
         (8, true) => Samples::SignedGray16(raw.map(|v| sign_extend(v, stored) as i16).collect()),

@@ -67,16 +67,36 @@ pub(super) fn render(frame: &Decoded, display: &Display, rendering: &Rendering) 
     Pixels { width, height, channels: 1, data }
 }
 
-/// Grayscale samples as `float`, what `ImageProcessing::Convert` to Float32 gives.
-fn floats(samples: &Samples) -> Box<dyn Iterator<Item = f32> + '_> {
+/// Samples above which a 16-bit frame is mapped through a table of all 65,536 values rather
+/// than value by value: the table costs 65,536 evaluations, a 256×256 frame as many.
+const TABLE_FROM: usize = 1 << 16;
+
+/// Every grayscale sample as `float` (what `ImageProcessing::Convert` to Float32 gives) through
+/// `f`. For 8- and 16-bit samples `f` runs once per possible value, into a table (the same
+/// arithmetic per value, so the same pixels), when that is fewer evaluations.
+fn map_samples(samples: &Samples, f: impl Fn(f32) -> u8) -> Vec<u8> {
+    fn table<T: Copy>(
+        v: &[T],
+        values: usize,
+        index: impl Fn(T) -> usize,
+        t: impl Fn(usize) -> u8,
+    ) -> Vec<u8> {
+        let lut: Vec<u8> = (0..values).map(t).collect();
+        v.iter().map(|&x| lut[index(x)]).collect()
+    }
     match samples {
-        Samples::Gray8(v) => Box::new(v.iter().map(|&x| f32::from(x))),
-        Samples::Gray16(v) => Box::new(v.iter().map(|&x| f32::from(x))),
-        Samples::SignedGray16(v) => Box::new(v.iter().map(|&x| f32::from(x))),
-        Samples::Gray32(v) => Box::new(v.iter().map(|&x| x as f32)),
-        Samples::SignedGray32(v) => Box::new(v.iter().map(|&x| x as f32)),
-        Samples::Float(v) => Box::new(v.iter().copied()),
-        Samples::Rgb24(_) => Box::new(std::iter::empty()),
+        Samples::Gray8(v) => table(v, 256, usize::from, |i| f(i as f32)),
+        Samples::Gray16(v) if v.len() > TABLE_FROM => table(v, 1 << 16, usize::from, |i| f(i as f32)),
+        Samples::Gray16(v) => v.iter().map(|&x| f(f32::from(x))).collect(),
+        Samples::SignedGray16(v) if v.len() > TABLE_FROM => {
+            // Indexed by the bits: 0..32767, then -32768..-1.
+            table(v, 1 << 16, |x| usize::from(x as u16), |i| f(f32::from(i as u16 as i16)))
+        }
+        Samples::SignedGray16(v) => v.iter().map(|&x| f(f32::from(x))).collect(),
+        Samples::Gray32(v) => v.iter().map(|&x| f(x as f32)).collect(),
+        Samples::SignedGray32(v) => v.iter().map(|&x| f(x as f32)).collect(),
+        Samples::Float(v) => v.iter().map(|&x| f(x)).collect(),
+        Samples::Rgb24(_) => Vec::new(),
     }
 }
 
@@ -104,13 +124,16 @@ fn min_max(samples: &Samples) -> Option<(f64, f64)> {
 
 /// `ShiftScaleInternal`'s store into 8 bits: saturate at 255 and 0, else `round` (`iround`,
 /// half away from zero) or `floor`.
-fn clamp(v: f32, to_int: fn(f32) -> f32) -> u8 {
+#[inline]
+fn clamp(v: f32, round: bool) -> u8 {
     if v >= 255.0 {
         255
     } else if v <= 0.0 || v.is_nan() {
         0
+    } else if round {
+        v.round() as u8
     } else {
-        to_int(v) as u8
+        v as u8 // positive: truncation is floor
     }
 }
 
@@ -118,12 +141,12 @@ fn clamp(v: f32, to_int: fn(f32) -> f32) -> u8 {
 fn stretch(samples: &Samples) -> Vec<u8> {
     let Some((lo, hi)) = min_max(samples) else { return Vec::new() };
     if lo == hi {
-        return floats(samples).map(|_| 0).collect();
+        return map_samples(samples, |_| 0);
     }
     // ShiftScale(image, offset = -a, scaling = 255 / (b - a)) as `a * x + b` in float.
     let scale = 255.0f32 / (hi - lo) as f32;
     let offset = (-lo) as f32 * scale;
-    floats(samples).map(|x| clamp(scale * x + offset, f32::round)).collect()
+    map_samples(samples, |x| clamp(scale * x + offset, true))
 }
 
 /// `/rendered`'s rescale and window (`RenderedFrameHandler::Handle`).
@@ -134,7 +157,7 @@ fn windowed(samples: &Samples, intercept: f64, slope: f64, center: f64, width: f
     let offset = (intercept - center + width / 2.0) / slope;
     let a = scaling as f32;
     let b = offset as f32 * a;
-    floats(samples).map(|x| clamp(a * x + b, f32::floor)).collect()
+    map_samples(samples, |x| clamp(a * x + b, false))
 }
 
 #[cfg(test)]
@@ -175,6 +198,29 @@ mod tests {
         let ct = Display { intercept: -1024.0, slope: 1.0, center: 40.0, width: 400.0, ..display() };
         let p = render(&gray16(vec![0, 1024, 1064, 2000]), &ct, &Rendering::Rendered { window: None });
         assert_eq!(p.data, vec![0, 102, 127, 255]);
+    }
+
+    #[test]
+    fn tables_give_the_pixels_of_the_direct_arithmetic() {
+        let f = |x: f32| clamp(0.37 * x - 1234.5, false);
+        let n = TABLE_FROM + 1000;
+        let u: Vec<u16> = (0..n).map(|i| (i * 7919 % 65536) as u16).collect();
+        let s: Vec<i16> = u.iter().map(|&x| x as i16).collect();
+        let direct = |v: Vec<f32>| v.into_iter().map(f).collect::<Vec<u8>>();
+        assert_eq!(
+            map_samples(&Samples::Gray16(u.clone()), f),
+            direct(u.iter().map(|&x| f32::from(x)).collect())
+        );
+        assert_eq!(
+            map_samples(&Samples::SignedGray16(s.clone()), f),
+            direct(s.iter().map(|&x| f32::from(x)).collect())
+        );
+        let g = |x: f32| clamp(x * 0.9 + 3.0, true);
+        let b: Vec<u8> = (0..=255).collect();
+        assert_eq!(
+            map_samples(&Samples::Gray8(b.clone()), g),
+            b.iter().map(|&x| g(f32::from(x))).collect::<Vec<u8>>()
+        );
     }
 
     #[test]
