@@ -7,6 +7,9 @@ use clap::{Parser, Subcommand};
 use orthanc_edge::warm::client::{self, WarmArgs};
 use orthanc_edge::{auth, config::Config, state::AppState, telemetry};
 
+/// Where `orthanc-edge warm` finds its API key without `--api-key-file`.
+const WARM_KEY_ENV: &str = "ORTHANC_EDGE_WARM_KEY";
+
 /// jemalloc, not glibc malloc: image buffers of every size come and go all day, and glibc's
 /// arenas fragment under that until RSS is several times the live heap (see RELIABILITY.md,
 /// section 6, soak).
@@ -46,14 +49,18 @@ enum Command {
         /// Base URL of the edge, e.g. http://127.0.0.1:8080
         #[arg(long)]
         url: String,
-        /// File holding an API key with the `warm` scope.
+        /// File holding an API key with the `warm` scope (else the environment's
+        /// ORTHANC_EDGE_WARM_KEY).
         #[arg(long)]
-        api_key_file: PathBuf,
-        #[arg(long = "study")]
+        api_key_file: Option<PathBuf>,
+        /// An Orthanc study id to warm, every series of it (repeat for more).
+        #[arg(long = "study", value_name = "ID")]
         studies: Vec<String>,
-        #[arg(long = "series")]
+        /// An Orthanc series id to warm (repeat for more).
+        #[arg(long = "series", value_name = "ID")]
         series: Vec<String>,
-        #[arg(long = "preset", required = true)]
+        /// A preset of the edge's config to make, e.g. thumb (repeat for more).
+        #[arg(long = "preset", value_name = "NAME", required = true)]
         presets: Vec<String>,
     },
     /// Print the blake3 hash of an API key, to paste into auth.api_keys.
@@ -73,8 +80,13 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Warm { url, api_key_file, studies, series, presets } => {
             let run = || -> anyhow::Result<()> {
-                let key = std::fs::read_to_string(&api_key_file)
-                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", api_key_file.display()))?;
+                let key = match &api_key_file {
+                    Some(path) => std::fs::read_to_string(path)
+                        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?,
+                    None => std::env::var(WARM_KEY_ENV).map_err(|_| {
+                        anyhow::anyhow!("give --api-key-file, or the key in the environment's {WARM_KEY_ENV}")
+                    })?,
+                };
                 let args = WarmArgs { url, api_key: key.trim().to_owned(), studies, series, presets };
                 tokio::runtime::Builder::new_current_thread()
                     .enable_all()

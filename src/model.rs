@@ -171,7 +171,7 @@ pub fn no_pixel_kind(modality: &str) -> Option<&'static str> {
 }
 
 /// What a credential allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     /// Read preview images.
@@ -182,6 +182,22 @@ pub enum Scope {
     Warm,
     /// Mint session tokens and signed links (`/auth/sign`, `/auth/session`): an app backend.
     Mint,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 4] = [Scope::Preview, Scope::Admin, Scope::Warm, Scope::Mint];
+}
+
+/// A scope by its name in config and claims; an unknown one is refused with the valid names
+/// (serde's own message, through the environment's JSON, named the enum's variants instead).
+impl<'de> Deserialize<'de> for Scope {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Scope::ALL.into_iter().find(|s| s.to_string() == name).ok_or_else(|| {
+            let valid: Vec<String> = Scope::ALL.iter().map(|s| s.to_string()).collect();
+            serde::de::Error::custom(format!("unknown scope {name:?}: the scopes are {}", valid.join(", ")))
+        })
+    }
 }
 
 /// Lowercase, as in config and token claims (`preview`, `admin`, `warm`, `mint`).
@@ -211,6 +227,9 @@ mod tests {
         assert_eq!(Level::from_path("studies"), Some(Level::Study));
         assert_eq!(Level::from_path("study"), None);
         assert_eq!(Scope::Mint.to_string(), "mint");
+        assert_eq!(serde_json::from_str::<Scope>("\"warm\"").unwrap(), Scope::Warm);
+        let e = serde_json::from_str::<Scope>("\"previews\"").unwrap_err().to_string();
+        assert!(e.contains("unknown scope \"previews\": the scopes are preview, admin, warm, mint"), "{e}");
         assert_eq!(no_pixel_kind("SR"), Some("sr"));
         assert_eq!(no_pixel_kind("CT"), None);
     }

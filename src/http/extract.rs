@@ -222,10 +222,13 @@ pub fn parse_query(qs: &str, allowed: &[&str]) -> Result<Vec<(String, String)>, 
         out.push((k.into_owned(), v.into_owned()));
     }
     if !unknown.is_empty() {
+        let allowed = match allowed {
+            [] => "this route takes no query parameters".to_owned(),
+            some => format!("allowed: {}", some.join(", ")),
+        };
         return Err(AppError::BadParam(format!(
-            "unknown query parameter(s): {}; allowed: {}",
+            "unknown query parameter(s): {}; {allowed}",
             unknown.iter().map(|u| format!("`{u}`")).collect::<Vec<_>>().join(", "),
-            allowed.join(", ")
         )));
     }
     Ok(out)
@@ -293,5 +296,7 @@ mod tests {
         assert!(e.contains("`quality`"), "{e}");
         let e = parse_query("foo=1&bar&foo=2", &["quality"]).unwrap_err().to_string();
         assert!(e.contains("`foo`") && e.contains("`bar`"), "{e}");
+        let e = parse_query("x=1", &[]).unwrap_err().to_string();
+        assert!(e.ends_with("this route takes no query parameters"), "{e}");
     }
 }

@@ -49,7 +49,8 @@ pub async fn run(args: WarmArgs) -> anyhow::Result<()> {
             .json()
             .await?;
         bar.set_length(p["total"].as_u64().unwrap_or(0));
-        bar.set_position(p["done"].as_u64().unwrap_or(0));
+        // Failures are work finished too, for the bar.
+        bar.set_position(p["done"].as_u64().unwrap_or(0) + p["failed"].as_u64().unwrap_or(0));
         bar.set_message(format!(
             "{} skipped, {} failed",
             p["skipped"].as_u64().unwrap_or(0),
@@ -61,17 +62,24 @@ pub async fn run(args: WarmArgs) -> anyhow::Result<()> {
     };
     bar.finish();
     let failed = last["failed"].as_u64().unwrap_or(0);
+    let (done, skipped) = (last["done"].as_u64().unwrap_or(0), last["skipped"].as_u64().unwrap_or(0));
+    let made = done.saturating_sub(skipped);
+    let rate = match made {
+        0 => String::new(),
+        _ => format!(", {:.1} images made/s", last["rate_per_s"].as_f64().unwrap_or(0.0)),
+    };
     eprintln!(
-        "warm-up {id}: {} done ({} already cached), {failed} failed, {} bytes, {:.1} images/s",
-        last["done"].as_u64().unwrap_or(0),
-        last["skipped"].as_u64().unwrap_or(0),
+        "warm-up {id}: {made} made, {skipped} already cached, {failed} failed, {} bytes{rate}",
         last["bytes"].as_u64().unwrap_or(0),
-        last["rate_per_s"].as_f64().unwrap_or(0.0)
     );
     if let Some(failures) = last["failures"].as_array() {
         for f in failures.iter().take(20) {
+            let variants: Vec<&str> =
+                f["variants"].as_array().into_iter().flatten().filter_map(|v| v.as_str()).collect();
+            let which =
+                if variants.is_empty() { String::new() } else { format!(" for {}", variants.join(", ")) };
             eprintln!(
-                "  failed: {} ({})",
+                "  failed: {} ({}){which}",
                 f["resource"].as_str().unwrap_or("?"),
                 f["code"].as_str().unwrap_or("?")
             );

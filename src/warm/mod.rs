@@ -64,10 +64,13 @@ pub struct WarmRequest {
     pub presets: Vec<String>,
 }
 
+/// One resource that failed, once per cause: the variants it failed for (`thumb webp`), none
+/// when it failed before any (a study or series that could not be listed).
 #[derive(Debug, Clone, Serialize)]
 pub struct Failure {
     pub resource: String,
     pub code: String,
+    pub variants: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -86,13 +89,16 @@ pub struct Progress {
     pub state: JobState,
     /// Images to make (instances × variants), known once listing is over.
     pub total: u64,
+    /// Images there now: made, or already cached. Failures are not among them.
     pub done: u64,
     /// Of `done`, those already cached.
     pub skipped: u64,
+    /// Images (and resources not listed) that failed.
     pub failed: u64,
     pub failures: Vec<Failure>,
     pub bytes: u64,
     pub elapsed_s: f64,
+    /// Images made per second (not counting those already cached).
     pub rate_per_s: f64,
 }
 
@@ -114,18 +120,20 @@ impl Job {
     fn progress(&self) -> Progress {
         let elapsed = self.finished.locked().unwrap_or_else(|| self.started.elapsed());
         let done = self.done.load(Ordering::Relaxed);
+        let skipped = self.skipped.load(Ordering::Relaxed);
+        let made = done.saturating_sub(skipped);
         let secs = elapsed.as_secs_f64();
         Progress {
             id: self.id.clone(),
             state: *self.state.locked(),
             total: self.total.load(Ordering::Relaxed),
             done,
-            skipped: self.skipped.load(Ordering::Relaxed),
+            skipped,
             failed: self.failed.load(Ordering::Relaxed),
             failures: self.failures.locked().clone(),
             bytes: self.bytes.load(Ordering::Relaxed),
             elapsed_s: (secs * 1000.0).round() / 1000.0,
-            rate_per_s: if secs > 0.0 { (done as f64 / secs * 10.0).round() / 10.0 } else { 0.0 },
+            rate_per_s: if secs > 0.0 { (made as f64 / secs * 10.0).round() / 10.0 } else { 0.0 },
         }
     }
 
@@ -142,12 +150,20 @@ impl Job {
         }
     }
 
-    fn fail(&self, resource: &str, e: &WarmError) {
+    /// `resource` failed with `e`, for `variant` (`None`: before any variant).
+    fn fail(&self, resource: &str, variant: Option<&str>, e: &WarmError) {
         self.failed.fetch_add(1, Ordering::Relaxed);
-        self.done.fetch_add(1, Ordering::Relaxed);
         let mut f = self.failures.locked();
-        if f.len() < MAX_FAILURES_KEPT {
-            f.push(Failure { resource: resource.to_owned(), code: e.code().to_owned() });
+        let code = e.code();
+        let variants = variant.map(str::to_owned).into_iter();
+        if let Some(seen) = f.iter_mut().find(|x| x.resource == resource && x.code == code) {
+            seen.variants.extend(variants);
+        } else if f.len() < MAX_FAILURES_KEPT {
+            f.push(Failure {
+                resource: resource.to_owned(),
+                code: code.to_owned(),
+                variants: variants.collect(),
+            });
         }
     }
 }
@@ -305,7 +321,7 @@ impl Warmer {
         for study in &studies {
             match self.catalog.study_series(study).await {
                 Ok(s) => all_series.extend(s),
-                Err(e) => job.fail(study.as_str(), &e.into()),
+                Err(e) => job.fail(study.as_str(), None, &e.into()),
             }
         }
         let mut instances = Vec::new();
@@ -315,15 +331,21 @@ impl Warmer {
             }
             match self.catalog.series_instances(s).await {
                 Ok(list) => instances.extend(list.iter().cloned()),
-                Err(e) => job.fail(s.as_str(), &e.into()),
+                Err(e) => job.fail(s.as_str(), None, &e.into()),
             }
         }
         instances.truncate(self.max_resources);
-        let variants: Vec<_> = presets
+        // Each variant with its name in failures: the preset and the format.
+        let (variants, labels): (Vec<_>, Vec<String>) = presets
             .iter()
-            .filter_map(|p| self.presets.get(p))
-            .flat_map(|p| preset_outputs(p, &self.limits))
-            .collect();
+            .filter_map(|name| Some((name, self.presets.get(name)?)))
+            .flat_map(|(name, p)| {
+                preset_outputs(p, &self.limits).into_iter().map(move |v| {
+                    let label = format!("{name} {}", v.format.name());
+                    (v, label)
+                })
+            })
+            .unzip();
         job.total.store(
             (instances.len() * variants.len()) as u64 + job.failed.load(Ordering::Relaxed),
             Ordering::Relaxed,
@@ -332,7 +354,7 @@ impl Warmer {
         // One item per instance: its variants share one source fetch, decode and resize.
         stream::iter(instances)
             .for_each_concurrent(self.concurrency, |instance| {
-                let (job, variants) = (job.clone(), &variants);
+                let (job, variants, labels) = (job.clone(), &variants, &labels);
                 async move {
                     if job.cancelled.load(Ordering::Relaxed) {
                         return;
@@ -342,7 +364,7 @@ impl Warmer {
                         .previews
                         .warm(&instance, Rendering::Preview, variants, Priority::Background)
                         .await;
-                    for result in results {
+                    for (result, label) in results.into_iter().zip(labels) {
                         match result {
                             Ok(served) => {
                                 if served.status != CacheStatus::Miss {
@@ -356,7 +378,7 @@ impl Warmer {
                             }
                             Err(e) => {
                                 metrics::warm_item("failed");
-                                job.fail(instance.as_str(), &WarmError::from(e));
+                                job.fail(instance.as_str(), Some(label), &WarmError::from(e));
                             }
                         }
                     }

@@ -319,6 +319,7 @@ async fn warm_then_grid_costs_no_render_and_purge_makes_misses() {
         p2["skipped"].as_u64().unwrap() + p2["failed"].as_u64().unwrap(),
         p2["total"].as_u64().unwrap()
     );
+    assert_eq!(p2["rate_per_s"], 0.0, "nothing made, no rate: {p2}");
 
     // Purge the study: the next request is a miss; a second purge is a no-op.
     let first_purge = purge(&edge, &study, ADMIN_KEY).await;
@@ -356,6 +357,26 @@ async fn cancel_stops_a_job() {
     assert!(later["done"].as_u64().unwrap() < later["total"].as_u64().unwrap().max(1), "{later}");
     let missing = get(&format!("{}/warm/nope", edge.url), WARM_KEY, "*/*").await;
     assert_eq!(missing.status(), 404);
+    edge.stop().await;
+}
+
+/// With `render.mode = orthanc` the JPEG 2000 instance cannot be made: one failure entry for
+/// it, naming both formats of `thumb`; the rest is done, failures apart.
+#[actix_web::test]
+async fn a_warm_up_reports_each_failure_once_with_its_variants() {
+    let Some(r) = RealOrthanc::from_env() else { return };
+    let edge = r.edge(&r.url).env("ORTHANC_EDGE__RENDER__MODE", "orthanc").start().await;
+    let study = r.manifest["study"].as_str().unwrap().to_owned();
+    let p =
+        wait_job(&edge, &start_warm(&edge, json!({"studies": [study], "presets": ["thumb"]})).await).await;
+    let j2k = r.instance("j2k", "instance");
+    let failures = p["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 1, "{p}");
+    assert_eq!(failures[0]["resource"], j2k.as_str());
+    assert_eq!(failures[0]["code"], "unsupported-image");
+    assert_eq!(failures[0]["variants"], json!(["thumb webp", "thumb jpeg"]));
+    assert_eq!(p["failed"], 2);
+    assert_eq!(p["done"].as_u64().unwrap() + 2, p["total"].as_u64().unwrap(), "failures are not done: {p}");
     edge.stop().await;
 }
 

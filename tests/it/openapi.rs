@@ -632,9 +632,12 @@ async fn documented_query_parameters_are_exactly_the_accepted_ones() {
             let v: Value = r.json().await.unwrap();
             assert_eq!(v["code"], "bad-param");
             let msg = v["message"].as_str().unwrap();
-            let list = msg.split("allowed: ").nth(1).unwrap_or_else(|| panic!("{label}: {msg}"));
-            let allowed: BTreeSet<String> =
-                list.split(", ").filter(|s| !s.is_empty()).map(str::to_owned).collect();
+            let allowed: BTreeSet<String> = if msg.ends_with("this route takes no query parameters") {
+                BTreeSet::new()
+            } else {
+                let list = msg.split("allowed: ").nth(1).unwrap_or_else(|| panic!("{label}: {msg}"));
+                list.split(", ").map(str::to_owned).collect()
+            };
             assert_eq!(allowed, documented, "{label}");
         } else {
             assert!(r.status().is_success(), "{label}?undocumented=1: {status}");
