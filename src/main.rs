@@ -63,6 +63,30 @@ enum Command {
         #[arg(long = "preset", value_name = "NAME", required = true)]
         presets: Vec<String>,
     },
+    /// Print a session token (or with --link a signed preview URL) minted with the config's
+    /// auth.jwt.secret: for trying the browser path (`?token=`, a cookie) by hand.
+    Token {
+        /// The end user the token names (its `sub`, in audit logs).
+        #[arg(long)]
+        sub: String,
+        /// Restrict the token to this Orthanc study (repeat for more); no list: unrestricted.
+        #[arg(long = "study", value_name = "ID")]
+        studies: Vec<String>,
+        /// Restrict the token to this series (repeat for more).
+        #[arg(long = "series", value_name = "ID")]
+        series: Vec<String>,
+        /// Restrict the token to this instance (repeat for more).
+        #[arg(long = "instance", value_name = "ID")]
+        instances: Vec<String>,
+        /// How long it is valid: 90s, 30m, 1h, 1d (at most auth.jwt.max_lifetime_s).
+        #[arg(long)]
+        lifetime: Option<String>,
+        /// A signed link to this instance's preview instead, at auth.sign.public_url.
+        #[arg(long, value_name = "INSTANCE")]
+        link: Option<String>,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Print the blake3 hash of an API key, to paste into auth.api_keys.
     HashKey {
         /// The key; one that starts with '-' is taken as it is.
@@ -95,6 +119,16 @@ fn main() -> ExitCode {
             };
             match run() {
                 Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
+        Command::Token { sub, studies, series, instances, lifetime, link, config } => {
+            let args = auth::cli::TokenArgs { sub, studies, series, instances, lifetime, link };
+            match load(config.as_deref()).and_then(|cfg| auth::cli::mint(&cfg, &args)) {
+                Ok(line) => {
+                    println!("{line}");
+                    ExitCode::SUCCESS
+                }
                 Err(e) => fail(e),
             }
         }

@@ -65,6 +65,13 @@ pub struct Signed {
     links: Vec<Link>,
 }
 
+impl Signed {
+    /// The links' URLs, in order.
+    pub fn urls(&self) -> impl Iterator<Item = &str> {
+        self.links.iter().map(|l| l.url.as_str())
+    }
+}
+
 /// `POST /auth/session` body (empty: a session for the caller, unrestricted).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,6 +1,7 @@
 //! Who is asking (`Principal`) and what they may see (`Authenticator::authorize`): the one seam every credential type plugs into.
 
 mod api_key;
+pub mod cli;
 mod credential;
 mod delegate;
 mod limit;

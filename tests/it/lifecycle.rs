@@ -212,3 +212,62 @@ fn hash_key_takes_a_key_that_starts_with_a_hyphen() {
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), hash_key(key), "hash-key {key}");
     }
 }
+
+/// `orthanc-edge token` mints what the edge accepts: an unrestricted session, one restricted to a
+/// study (another study is 403), and a signed link that serves its own URL.
+#[actix_web::test]
+async fn the_token_command_mints_what_the_edge_accepts() {
+    let fake = FakeOrthanc::start().await;
+    const STUDY: &str = "0e1437e1-8e289db9-3ecf395f-d8aae463-f4bb49fe";
+    const SERIES: &str = "3ecf395f-0e1437e1-8e289db9-d8aae463-f4bb49fe";
+    fake.add_instance(ID, SERIES, STUDY);
+    fake.add_instance(
+        ID2,
+        "3ecf395f-0e1437e1-8e289db9-d8aae463-00000002",
+        "0e1437e1-8e289db9-3ecf395f-d8aae463-00000002",
+    );
+    let edge = TestEdge::builder(&fake.url).jwt_secret(JWT_SECRET).start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = dir.path().join("edge.toml");
+    std::fs::write(
+        &cfg_path,
+        format!(
+            "[orthanc]\nurl = \"{}\"\nusername = \"u\"\npassword = \"p\"\n[cache]\ndir = \"{}\"\n[auth.jwt]\nsecret = \"{JWT_SECRET}\"\n[auth.sign]\npublic_url = \"{}\"\n",
+            fake.url,
+            dir.path().join("cache").display(),
+            edge.url
+        ),
+    )
+    .unwrap();
+    let token = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_orthanc-edge"))
+            .arg("token")
+            .args(args)
+            .arg("--config")
+            .arg(&cfg_path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "token {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let status = |url: String| async move { client().get(url).send().await.unwrap().status().as_u16() };
+    let any = token(&["--sub", "alice", "--lifetime", "10m"]);
+    assert_eq!(status(format!("{}?token={any}", edge.preview_url(ID))).await, 200);
+    let one = token(&["--sub", "alice", "--study", STUDY]);
+    assert_eq!(status(format!("{}?token={one}", edge.preview_url(ID))).await, 200);
+    assert_eq!(status(format!("{}?token={one}", edge.preview_url(ID2))).await, 403);
+    let link = token(&["--sub", "alice", "--link", ID]);
+    assert!(link.starts_with(&format!("{}/instances/{ID}/preview?token=", edge.url)), "{link}");
+    assert_eq!(status(link.clone()).await, 200);
+    assert_eq!(status(link.replace("/preview?", "/rendered?")).await, 403, "a link serves its own URL only");
+    // A lifetime it cannot have, and a config without a secret, are refused with a reason.
+    let refused = Command::new(env!("CARGO_BIN_EXE_orthanc-edge"))
+        .args(["token", "--sub", "a", "--lifetime", "1y", "--config"])
+        .arg(&cfg_path)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("lifetime"));
+    edge.stop().await;
+    fake.stop().await;
+}
