@@ -1,11 +1,23 @@
 #!/usr/bin/env bash
-# The demo: a real Orthanc with sample studies on loopback, and orthanc-edge in front of it on
-# 127.0.0.1:${DEMO_PORT:-8080} with the API key `demo-key`. Ctrl-C stops both.
+# The demo: a private Orthanc with sample studies (loopback only), and orthanc-edge in front of it
+# on 127.0.0.1:${DEMO_PORT:-8080} (admin listener, /metrics: ${DEMO_ADMIN_PORT:-9721}). Prints a
+# browser URL of the sample study's grid (a session token valid for an hour), the ids, where its
+# edge.toml is, and working curl and `orthanc-edge warm` lines. Ctrl-C stops both.
+#
+# Installs what it needs (scripts/ci/setup-deps.sh orthanc python: the Debian orthanc package,
+# pydicom and numpy from PyPI or Debian) and builds the release binary, unless ORTHANC_EDGE_BIN
+# names a built one (tests/browser/demo.test.mjs uses the debug build). DEMO_PRINT_FILE: also
+# write the printed lines there (the browser test reads the URL from it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/ci/setup-deps.sh orthanc python
-cargo build --release --quiet
+if [[ -n ${ORTHANC_EDGE_BIN:-} ]]; then
+  bin=$ORTHANC_EDGE_BIN
+else
+  cargo build --release --quiet
+  bin=target/release/orthanc-edge
+fi
 WORKDIR=${WORKDIR:-$(mktemp -d /tmp/orthanc-edge-demo.XXXXXX)}
 export WORKDIR
 # shellcheck source=scripts/ci/it-orthanc.sh
@@ -13,8 +25,12 @@ source scripts/ci/it-orthanc.sh
 
 port=${DEMO_PORT:-8080}
 admin_port=${DEMO_ADMIN_PORT:-9721}
+base=http://127.0.0.1:$port
+# A demo key with every scope, and a JWT secret so the edge mints session tokens and links.
 key=demo-key
-cat > "$WORKDIR/edge.toml" <<TOML
+printf '%s\n' "$key" >"$WORKDIR/demo-key.txt"
+secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+cat >"$WORKDIR/edge.toml" <<TOML
 [server]
 listen = "127.0.0.1:$port"
 admin_listen = "127.0.0.1:$admin_port"
@@ -26,21 +42,44 @@ password = "$ORTHANC_EDGE_IT_PASSWORD"
 dir = "$WORKDIR/edge-cache"
 [[auth.api_keys]]
 name = "demo"
-hash = "$(target/release/orthanc-edge hash-key "$key")"
-scopes = ["preview"]
+hash = "$("$bin" hash-key "$key")"
+scopes = ["preview", "admin", "warm", "mint"]
+[auth.jwt]
+secret = "$secret"
+[auth.sign]
+public_url = "$base"
 TOML
 
-ct=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["instances"]["ct16"]["instance"])' "$ORTHANC_EDGE_IT_MANIFEST")
-cat <<MSG
+manifest=$ORTHANC_EDGE_IT_MANIFEST
+field() { python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$manifest" "$1"; }
+study=$(field 'm["study"]')
+ct=$(field 'm["instances"]["ct16"]["instance"]')
+ct_series=$(field 'm["instances"]["ct16"]["series"]')
+token=$("$bin" token --sub demo --study "$study" --lifetime 1h --config "$WORKDIR/edge.toml")
 
-orthanc-edge demo on http://127.0.0.1:$port  (Orthanc itself: $ORTHANC_EDGE_IT_URL, not exposed)
+message() {
+  cat <<MSG
+
+orthanc-edge demo on $base   (Orthanc itself: $ORTHANC_EDGE_IT_URL, loopback only, not exposed)
+
+Open in a browser (the sample study's grid; a session token valid for an hour):
+  $base/studies/$study/grid?token=$token
+
+Study $study, CT series $ct_series, CT instance $ct
+Config: $WORKDIR/edge.toml   (API key "$key" in $WORKDIR/demo-key.txt, every scope)
 Try:
-  curl -si -H 'X-Api-Key: $key' http://127.0.0.1:$port/instances/$ct/preview -o /dev/null -D -   # X-Cache: miss
-  curl -si -H 'X-Api-Key: $key' http://127.0.0.1:$port/instances/$ct/preview -o /dev/null -D -   # X-Cache: hit-memory
-  curl -si http://127.0.0.1:$port/instances/$ct/preview      # 401 JSON, no browser prompt
-  curl -si http://127.0.0.1:$port/system                     # 404: only preview routes exist
+  curl -si -H 'X-Api-Key: $key' $base/instances/$ct/preview -o /dev/null -D -   # X-Cache: miss
+  curl -si -H 'X-Api-Key: $key' $base/instances/$ct/preview -o /dev/null -D -   # X-Cache: hit-memory
+  curl -s -H 'X-Api-Key: $key' $base/studies/$study/grid.json                   # the grid as JSON
+  curl -si $base/instances/$ct/preview      # 401 JSON, no browser prompt
+  curl -si $base/system                     # 404: only preview routes exist
   curl -s http://127.0.0.1:$admin_port/metrics | grep cache_lookups   # Prometheus, admin listener only
-Sample instances: $ORTHANC_EDGE_IT_MANIFEST
+  $bin warm --url $base --api-key-file $WORKDIR/demo-key.txt --study $study --preset thumb
+  $bin token --sub you --study $study --config $WORKDIR/edge.toml   # another session token
+Sample instances: $manifest
 
 MSG
-target/release/orthanc-edge serve --config "$WORKDIR/edge.toml"
+}
+message
+if [[ -n ${DEMO_PRINT_FILE:-} ]]; then message >"$DEMO_PRINT_FILE"; fi
+"$bin" serve --config "$WORKDIR/edge.toml"

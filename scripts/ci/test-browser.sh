@@ -2,7 +2,8 @@
 # Real-browser test: headless Chromium (Debian's) opens a page served by a Python http.server on
 # one loopback origin; the page shows a grid of <img> previews from orthanc-edge on another
 # origin, with a real Orthanc behind the edge. Once with signed links, once with a session
-# cookie, once without credentials (tests/browser/grid.test.mjs has the assertions).
+# cookie, once without credentials (tests/browser/grid.test.mjs has the assertions). Then
+# scripts/demo.sh, whose printed grid URL Chromium must show whole (tests/browser/demo.test.mjs).
 #
 #   scripts/ci/it-orthanc.sh scripts/ci/test-browser.sh     # standalone
 #   scripts/ci/test-browser.sh                           # inside scripts/test.sh (Orthanc env set)
@@ -64,6 +65,9 @@ EDGE_URL="http://127.0.0.1:$edge_port" PAGE_ORIGIN="http://127.0.0.1:$page_port"
   PAGE_DIR="$work/pages" MINT_KEY="$mint_key" MANIFEST="$ORTHANC_EDGE_IT_MANIFEST" \
   SHOT_DIR="${SHOT_DIR:-target/test-artifacts}" \
   timeout 300 node --test tests/browser/grid.test.mjs || status=$?
+# The first ten minutes: the demo's printed grid URL, opened as a newcomer would (its own Orthanc).
+DEMO_PORT=$(free_port) DEMO_ADMIN_PORT=$(free_port) ORTHANC_EDGE_BIN=$PWD/target/debug/orthanc-edge \
+  SHOT_DIR="${SHOT_DIR:-target/test-artifacts}" timeout 300 node --test tests/browser/demo.test.mjs || status=$?
 # The Orthanc service password must not have reached the edge's log either.
 if grep -qF -- "$ORTHANC_EDGE_IT_PASSWORD" "$work/edge.log"; then
   echo "test-browser.sh: the Orthanc password appears in the edge log" >&2

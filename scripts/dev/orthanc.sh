@@ -15,9 +15,11 @@
 #                             '{"HttpCompressionEnabled": false}' (leave RegisteredUsers alone)
 #   ORTHANC_IT_START_TIMEOUT  seconds to wait for GET /system (default 30)
 # Ports are picked free just before start; if Orthanc still cannot bind, start retries (3x).
-# Orthanc 1.10.1 has no bind-address option: the HTTP and DICOM ports listen on all
-# interfaces, but RemoteAccessAllowed=false makes HTTP refuse non-loopback clients, and the
-# DICOM server accepts only C-ECHO from unknown peers (no modalities are registered).
+# Orthanc 1.10.1 has no bind-address option: its HTTP and DICOM servers bind the wildcard
+# address. Started with scripts/dev/loopback_bind.c preloaded (compiled with cc on first use),
+# they bind 127.0.0.1 / ::1 instead; without a C compiler they stay on every interface, where
+# RemoteAccessAllowed=false still refuses non-loopback HTTP clients and the DICOM server accepts
+# only C-ECHO from unknown peers (no modalities are registered).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/../lib.sh"
@@ -142,6 +144,18 @@ print(cfg["HttpPort"])
 EOF
 }
 
+# The path of the compiled loopback_bind shim (built once per DIR), or nothing without cc.
+loopback_shim() {
+  local src so
+  src=$(dirname "${BASH_SOURCE[0]}")/loopback_bind.c
+  so=$dir/loopback_bind.so
+  if [[ ! -f $so ]] && command -v cc >/dev/null 2>&1; then
+    cc -shared -fPIC -O2 -o "$so" "$src" -ldl 2>>"$dir/orthanc.stderr" || rm -f "$so"
+  fi
+  [[ -f $so ]] && echo "$so"
+  return 0
+}
+
 do_start() {
   ensure_orthanc
   local bin
@@ -165,7 +179,8 @@ do_start() {
     url="http://127.0.0.1:$http_port"
 
     # stdin/stdout/stderr detached so callers using $(...) or pipes never wait on Orthanc.
-    "$bin" --logfile="$dir/orthanc.log" "$dir/orthanc.json" </dev/null >>"$dir/orthanc.stderr" 2>&1 &
+    LD_PRELOAD=$(loopback_shim) "$bin" --logfile="$dir/orthanc.log" "$dir/orthanc.json" </dev/null \
+      >>"$dir/orthanc.stderr" 2>&1 &
     pid=$!
     echo "$pid" >"$dir/orthanc.pid"
 
@@ -228,7 +243,8 @@ do_resume() {
   bin=$(orthanc_bin) || die "Orthanc binary not found"
   # shellcheck disable=SC1091
   source "$dir/orthanc.env.paused"
-  "$bin" --logfile="$dir/orthanc.log" "$dir/orthanc.json" </dev/null >>"$dir/orthanc.stderr" 2>&1 &
+  LD_PRELOAD=$(loopback_shim) "$bin" --logfile="$dir/orthanc.log" "$dir/orthanc.json" </dev/null \
+    >>"$dir/orthanc.stderr" 2>&1 &
   pid=$!
   echo "$pid" >"$dir/orthanc.pid"
   code=000
