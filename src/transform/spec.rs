@@ -390,12 +390,11 @@ fn orthanc_rendered(
         lookup(query, k)
             .map(|v| {
                 v.parse::<u32>()
-                    .ok()
-                    .filter(|d| *d >= 1)
-                    .map(|d| d.min(limits.max_dimension))
-                    .ok_or_else(|| param_err(k, "must be a positive integer"))
+                    .map(|d| (d > 0).then(|| d.min(limits.max_dimension)))
+                    .map_err(|_| param_err(k, "must be an integer (0: not given, as Orthanc)"))
             })
             .transpose()
+            .map(Option::flatten)
     };
     let (w, h) = (side("width")?, side("height")?);
     if let Some(v) = lookup(query, "smooth") {
@@ -718,8 +717,9 @@ mod tests {
         };
         assert_eq!(jpeg("width=100&quality=50"), jpeg("w=100&q=50"));
         assert_eq!(jpeg("quality=50"), "w-.h-.contain.jpeg.q50");
+        assert_eq!(v("width=0&height=64"), v("h=64"), "0 is not given, as Orthanc");
         for (qs, param) in [
-            ("width=0", "width"),
+            ("width=64.0", "width"),
             ("height=x", "height"),
             ("width=5&w=5", "width"),
             ("smooth=yes", "smooth"),
