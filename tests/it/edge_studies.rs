@@ -380,6 +380,41 @@ async fn a_warm_up_reports_each_failure_once_with_its_variants() {
     edge.stop().await;
 }
 
+/// `orthanc-edge warm` (the key from the environment): one line per failing instance naming
+/// the variants it failed for, what it made apart from what failed, a non-zero exit.
+#[actix_web::test]
+async fn the_warm_command_prints_each_failure_once() {
+    let Some(r) = RealOrthanc::from_env() else { return };
+    let edge = r.edge(&r.url).env("ORTHANC_EDGE__RENDER__MODE", "orthanc").start().await;
+    let study = r.manifest["study"].as_str().unwrap().to_owned();
+    let (url, bin) = (edge.url.clone(), env!("CARGO_BIN_EXE_orthanc-edge"));
+    let out = actix_web::rt::task::spawn_blocking(move || {
+        std::process::Command::new(bin)
+            .args(["warm", "--url", &url, "--study", &study, "--preset", "thumb"])
+            .env("ORTHANC_EDGE_WARM_KEY", WARM_KEY)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the JPEG 2000 instance failed: {stderr}");
+    let j2k = r.instance("j2k", "instance");
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("failed: ")).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].contains(&format!("failed: {j2k} (unsupported-image) for thumb webp, thumb jpeg")),
+        "{stderr}"
+    );
+    let instances = r.manifest["instances"].as_object().unwrap().len();
+    assert!(
+        stderr.contains(&format!("{} made, 0 already cached, 2 failed", (instances - 1) * 2)),
+        "{stderr}"
+    );
+    assert!(!stderr.contains('\x1b'), "no ANSI colour off a terminal");
+    edge.stop().await;
+}
+
 #[actix_web::test]
 async fn changes_follower_warms_new_studies_and_survives_a_restart() {
     let Some(r) = RealOrthanc::from_env() else { return };

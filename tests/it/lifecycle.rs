@@ -271,3 +271,44 @@ async fn the_token_command_mints_what_the_edge_accepts() {
     edge.stop().await;
     fake.stop().await;
 }
+
+/// Text logs into a pipe (a file, a collector) carry no ANSI colour codes.
+#[actix_web::test]
+async fn text_logs_off_a_terminal_have_no_colour() {
+    let fake = FakeOrthanc::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = dir.path().join("edge.toml");
+    std::fs::write(
+        &cfg_path,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n[orthanc]\nurl = \"{}\"\nusername = \"{ORTHANC_USER}\"\npassword = \"{ORTHANC_PASSWORD}\"\n[cache]\ndir = \"{}\"\n[log]\nformat = \"text\"\nfilter = \"info\"\n",
+            fake.url,
+            dir.path().join("cache").display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_orthanc-edge"))
+        .args(["serve", "--config"])
+        .arg(&cfg_path)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let line = rx.recv_timeout(Duration::from_secs(20)).expect("a log line");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!line.contains('\x1b'), "ANSI in {line:?}");
+    assert!(line.contains("INFO") || line.contains("WARN"), "{line}");
+    fake.stop().await;
+}
