@@ -187,6 +187,19 @@ mod tests {
         assert_eq!(scopes, vec![crate::auth::Scope::Preview, crate::auth::Scope::Admin]);
     }
 
+    #[test]
+    fn an_unknown_scope_lists_the_scopes() {
+        let f = file(PW);
+        let hash = blake3::hash(b"k").to_hex().to_string();
+        let json = format!(r#"[{{"name":"a","hash":"{hash}","scopes":["previews"]}}]"#);
+        let cfg = Config::load_from(Some(f.path()), env(&[("ORTHANC_EDGE__AUTH__API_KEYS", &json)])).unwrap();
+        let e = crate::auth::check_config(&cfg).unwrap_err().to_string();
+        assert!(e.contains("auth.api_keys[0].scopes[0]"), "{e}");
+        assert!(e.contains(r#"unknown scope "previews": the scopes are preview, admin, warm, mint"#), "{e}");
+        let forbidden = crate::auth::AuthError::Forbidden { scope: crate::auth::Scope::Warm }.to_string();
+        assert!(forbidden.contains("`warm`"), "scope names as in config: {forbidden}");
+    }
+
     fn err_of(text: &str, pairs: &[(&str, &str)]) -> String {
         let f = file(text);
         Config::load_from(Some(f.path()), env(pairs)).unwrap_err().to_string()
