@@ -10,7 +10,7 @@ use super::extract::{get, output, parse_query, rules, Caller};
 use super::previews::image_response;
 use crate::auth::{Resource, Scope};
 use crate::ids::valid_uid;
-use crate::model::Level;
+use crate::model::{ImageFormat, Level};
 use crate::previews::PreviewSpec;
 use crate::state::AppState;
 use crate::transform::spec::{self, Ask};
@@ -52,23 +52,25 @@ pub async fn image(
             (h, Some("Accept"))
         }
     };
-    let format = rendered_format(accept).ok_or_else(|| {
-        AppError::NotAcceptable(
-            "no acceptable format: this route renders image/jpeg, image/png and image/webp".into(),
-        )
-    })?;
+    let format = rendered_format(accept);
     let ask = Ask::DicomWeb {
         viewport: get(&query, "viewport"),
         window: get(&query, "window"),
         quality: get(&query, "quality"),
         thumbnail,
-        format,
+        format: format.unwrap_or(ImageFormat::Jpeg),
     };
     let (output, _) = output(spec::plan(&ask, &rules(&state))?);
     for uid in [Some(study_uid), series_uid, instance_uid].into_iter().flatten() {
         if !valid_uid(uid) {
             return Err(AppError::BadId("not a DICOM UID (digits and dots, at most 64 characters)".into()));
         }
+    }
+    // Bad parameters and ids are a 400 whatever the format; then no acceptable format is a 406.
+    if format.is_none() {
+        return Err(AppError::NotAcceptable(
+            "no acceptable format: this route renders image/jpeg, image/png and image/webp".into(),
+        ));
     }
     // Authorization resolves the UIDs and checks the lineage the path states.
     let resource = Resource::Dicom { study: study_uid, series: series_uid, instance: instance_uid };
