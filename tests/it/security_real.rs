@@ -165,6 +165,11 @@ fn cases(a: &Study, t: &Study) -> Vec<Case> {
             ("dw series, A study + T series", series(a), series(t)),
             ("dw instance, A study + A series + T instance", instance(a, a), instance(t, t)),
             ("dw instance, A study + T series + T instance", instance(a, t), instance(t, t)),
+            (
+                "dw frame, A study + T series + T instance",
+                format!("{}/frames/1", instance(a, t)),
+                format!("{}/frames/1", instance(t, t)),
+            ),
         ];
         for (name, path, canonical) in mixed {
             let (path, canonical) = (format!("{path}/{end}"), format!("{canonical}/{end}"));
@@ -187,6 +192,11 @@ fn cases(a: &Study, t: &Study) -> Vec<Case> {
         ("dw series rendered", format!("{}/rendered", series(t))),
         ("dw instance thumbnail", format!("{}/thumbnail", instance(t, t))),
         ("dw instance rendered", format!("{}/rendered", instance(t, t))),
+        ("dw instance rendered ?window", format!("{}/rendered?window=40,400,sigmoid", instance(t, t))),
+        ("dw frame thumbnail", format!("{}/frames/1/thumbnail", instance(t, t))),
+        ("dw frame rendered", format!("{}/frames/1/rendered", instance(t, t))),
+        ("dw study thumbnail", format!("/dicom-web/studies/{}/thumbnail", t.uid)),
+        ("dw study rendered", format!("/dicom-web/studies/{}/rendered", t.uid)),
     ];
     for (name, path) in plain {
         all.push(Case { name: name.to_owned(), canonical: path.clone(), path, mixed: false });
