@@ -2,7 +2,7 @@
 //! DICOMweb plugin 1.7 reads them (`RenderingParameters` in `WadoRsRetrieveRendered.cpp`), with
 //! the bounds the edge adds so that every value has one cache key.
 
-use super::spec::{canonical_window, ParamError};
+use super::spec::{canonical_window, param_err as err, ParamError};
 use crate::model::{Region, VoiFunction, VoiWindow};
 
 /// `viewport=vw,vh[,sx,sy,sw,sh]`: the box the image fits in (a side left empty is not bounded),
@@ -16,10 +16,6 @@ pub struct Viewport {
 
 /// Largest source coordinate or extent (pixels); the edge's images are far smaller.
 const MAX_COORD: f64 = 1e9;
-
-fn err(param: &str, why: impl Into<String>) -> ParamError {
-    ParamError { param: param.to_owned(), why: why.into() }
-}
 
 /// Parse `viewport`. `vw` and `vh` are integers from 1 to `max` (or empty); `sx`, `sy`, `sw`,
 /// `sh` are numbers rounded to the nearest integer (halves away from zero, `boost::math::iround`)

@@ -11,7 +11,7 @@ import { existsSync, readFileSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const scratch = mkdtempSync(path.join(tmpdir(), "edge-demo-test-"));
@@ -59,18 +59,7 @@ test("the demo prints a grid URL that shows every thumbnail in Chromium", { time
     assert.ok(Date.now() < deadline, `the demo's edge never got ready:\n${log.slice(-3000)}`);
     await sleep(250);
   }
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-    ],
-  });
+  const browser = await launch();
   try {
     const page = await browser.newPage();
     const dialogs = [];

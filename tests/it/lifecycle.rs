@@ -12,6 +12,29 @@ use crate::support::*;
 use orthanc_edge::auth::hash_key;
 use orthanc_edge::cache::DiskCache;
 
+/// `orthanc-edge serve --config cfg_path`, and its stderr lines as they come.
+fn serve(cfg_path: &std::path::Path) -> (std::process::Child, mpsc::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_orthanc-edge"))
+        .args(["serve", "--config"])
+        .arg(cfg_path)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
 fn ids(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{i:08x}-22222222-33333333-44444444-55555555")).collect()
 }
@@ -74,24 +97,7 @@ filter = "info"
     .unwrap();
     drop(f);
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_orthanc-edge"))
-        .args(["serve", "--config"])
-        .arg(&cfg_path)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (mut child, rx) = serve(&cfg_path);
     let mut seen = Vec::new();
     let started =
         wait_line(&rx, &mut seen, Duration::from_secs(20), |v| v["message"] == "orthanc-edge serving")
@@ -287,24 +293,7 @@ async fn text_logs_off_a_terminal_have_no_colour() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_orthanc-edge"))
-        .args(["serve", "--config"])
-        .arg(&cfg_path)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (mut child, rx) = serve(&cfg_path);
     let line = rx.recv_timeout(Duration::from_secs(20)).expect("a log line");
     let _ = child.kill();
     let _ = child.wait();
