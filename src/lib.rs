@@ -26,7 +26,8 @@ use std::time::Duration;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::{middleware::from_fn, web, App, HttpServer};
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{web, App, HttpServer};
 
 use crate::state::AppState;
 
@@ -49,14 +50,7 @@ pub fn app(
         .app_data(web::Data::new(state))
         .wrap(from_fn(http::cors))
         .wrap(from_fn(http::request_context))
-        .wrap(merge_slashes())
         .configure(http::configure)
-}
-
-/// `//instances/...` (a client's base URL with a trailing slash) is `/instances/...`; a trailing
-/// slash stays (`/warm/` is no route).
-fn merge_slashes() -> actix_web::middleware::NormalizePath {
-    actix_web::middleware::NormalizePath::new(actix_web::middleware::TrailingSlash::MergeOnly)
 }
 
 /// The last step of a stop, once no request runs: settle the cache writes still under way (5 s
@@ -99,7 +93,13 @@ pub fn start(state: AppState, listener: TcpListener) -> std::io::Result<actix_we
 pub fn start_admin(state: AppState, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
-        App::new().app_data(data.clone()).wrap(merge_slashes()).configure(http::configure_admin)
+        App::new()
+            .app_data(data.clone())
+            .wrap(from_fn(|mut req, next: Next<_>| async move {
+                http::merge_slashes(&mut req);
+                next.call(req).await
+            }))
+            .configure(http::configure_admin)
     })
     .workers(1)
     .disable_signals()

@@ -77,10 +77,37 @@ fn too_large(req: &ServiceRequest) -> Option<AppError> {
     (headers > server.max_header_bytes).then_some(AppError::HeadersTooLarge(server.max_header_bytes))
 }
 
+/// `//instances/...` (a client's base URL with a trailing slash) is `/instances/...`, before
+/// routing; a trailing slash stays (`/warm/` is no route). A path without `//` costs one scan:
+/// actix's `NormalizePath` allocates and runs a regex on every request.
+pub fn merge_slashes(req: &mut ServiceRequest) {
+    let uri = &req.head().uri;
+    if !uri.path().contains("//") {
+        return;
+    }
+    let mut merged = String::with_capacity(uri.path().len());
+    for c in uri.path().chars() {
+        if !(c == '/' && merged.ends_with('/')) {
+            merged.push(c);
+        }
+    }
+    if let Some(q) = uri.query() {
+        merged.push('?');
+        merged.push_str(q);
+    }
+    let mut parts = uri.clone().into_parts();
+    let Ok(pq) = merged.parse() else { return };
+    parts.path_and_query = Some(pq);
+    let Ok(uri) = actix_web::http::Uri::from_parts(parts) else { return };
+    req.match_info_mut().get_mut().update(&uri);
+    req.head_mut().uri = uri;
+}
+
 pub async fn request_context(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    merge_slashes(&mut req);
     let id = request_id(&req);
     // Once per request; `client_addr(req)` reads it back.
     let client = client::compute(req.request());

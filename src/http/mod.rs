@@ -21,5 +21,5 @@ pub use client::{client_addr, ClientAddr};
 pub use cors::{cors, Cors};
 pub use error::AppError;
 pub use extract::PreviewRequest;
-pub use middleware::request_context;
+pub use middleware::{merge_slashes, request_context};
 pub use routes::{configure, configure_admin, Route, ROUTES};
