@@ -3,7 +3,8 @@
 use std::fmt;
 
 /// An Orthanc id: five groups of 8 lowercase hex digits joined by `-` (44 characters).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct OrthancId(String);
 
 impl OrthancId {
@@ -26,6 +27,20 @@ impl OrthancId {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// Peers send ids as strings: they are parsed again on arrival.
+impl TryFrom<String> for OrthancId {
+    type Error = &'static str;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        OrthancId::parse(&s).ok_or("not an Orthanc id")
+    }
+}
+
+impl From<OrthancId> for String {
+    fn from(id: OrthancId) -> String {
+        id.0
     }
 }
 

@@ -4,6 +4,7 @@ pub mod alloc;
 pub mod auth;
 pub mod budget;
 pub mod cache;
+pub mod cluster;
 pub mod config;
 pub mod dicom;
 pub mod health;
@@ -109,6 +110,45 @@ pub fn start_admin(state: AppState, listener: TcpListener) -> std::io::Result<ac
     Ok(server)
 }
 
+/// Start the peer server (`cluster.listen`): the `/peer/v1` routes other edges call, behind the
+/// cluster secret; nothing else.
+pub fn start_peer(state: AppState, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
+    let data = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new().app_data(data.clone()).wrap(from_fn(http::peer_secret)).configure(http::configure_peer)
+    })
+    .workers(2)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+/// When `[cluster]` is on: bind `cluster.listen`, serve the peer routes there, and probe the
+/// peers. Returns the peer server's handle (`None` when the cluster is off).
+pub fn start_cluster(state: &AppState) -> anyhow::Result<Option<actix_web::dev::ServerHandle>> {
+    let c = &state.config.cluster;
+    if !state.cluster.is_on() {
+        return Ok(None);
+    }
+    let listener = TcpListener::bind(&c.listen)
+        .map_err(|e| anyhow::anyhow!("config key `cluster.listen`: cannot listen on {}: {e}", c.listen))?;
+    tracing::info!(listen = %listener.local_addr()?, self_url = %c.self_url, "cluster peer listener");
+    state.cluster.spawn_probes();
+    let peer = start_peer(state.clone(), listener)?;
+    let handle = peer.handle();
+    actix_web::rt::spawn(peer);
+    Ok(Some(handle))
+}
+
+/// The /changes follower (when `warm.follow_changes` is on), following while this edge leads
+/// the cluster's (always, alone). Abort the task to stop it.
+pub fn spawn_follower(state: &AppState) -> Option<tokio::task::JoinHandle<()>> {
+    let every = Duration::from_millis(state.config.cluster.probe_ms);
+    state.follower().map(|f| tokio::spawn(f.run_when_leading(every)))
+}
+
 /// Serve until SIGTERM/SIGINT; then turn unready, stop accepting, drain in-flight requests
 /// (bounded by `server.shutdown_grace_s`), flush the disk tier, and return.
 pub async fn serve(state: AppState) -> anyhow::Result<()> {
@@ -125,7 +165,8 @@ pub async fn serve(state: AppState) -> anyhow::Result<()> {
         orthanc = %state.config.orthanc.url,
         "orthanc-edge serving"
     );
-    let follower = state.follower().map(|f| tokio::spawn(f.run()));
+    let peer = start_cluster(&state)?;
+    let follower = spawn_follower(&state);
     let public = start(state.clone(), listener)?;
     let admin = start_admin(state.clone(), admin_listener)?;
     let (public_handle, admin_handle) = (public.handle(), admin.handle());
@@ -152,6 +193,9 @@ pub async fn serve(state: AppState) -> anyhow::Result<()> {
     public.await?;
     admin_handle.stop(true).await;
     let _ = admin_task.await;
+    if let Some(peer) = peer {
+        peer.stop(true).await;
+    }
     if let Some(f) = follower {
         f.abort();
     }

@@ -47,7 +47,7 @@ impl Level {
 }
 
 /// Which of Orthanc's renderings an image comes from.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum Rendering {
     /// `/preview`: full dynamic range.
     Preview,
@@ -60,7 +60,7 @@ pub enum Rendering {
 }
 
 /// A DICOMweb `window=center,width,function`, as Orthanc's DICOMweb plugin parses it (`float`).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct VoiWindow {
     pub center: f32,
     pub width: f32,
@@ -88,7 +88,7 @@ impl VoiFunction {
 
 /// The source region of a 6-argument DICOMweb `viewport` (`sx,sy,sw,sh`): from `(x, y)`, `w`
 /// by `h` pixels (to the image's edge when `None` or past it); a negative `sw`/`sh` flips.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Region {
     pub x: u32,
     pub y: u32,
@@ -99,7 +99,7 @@ pub struct Region {
 }
 
 /// A window setting for `/rendered`, validated finite (width > 0).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Window {
     pub center: f64,
     pub width: f64,
@@ -110,7 +110,8 @@ pub const QUALITY: std::ops::RangeInclusive<u8> = 1..=100;
 
 /// An encoded image format: what the edge serves, and (PNG and JPEG) what Orthanc's `/preview`
 /// makes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ImageFormat {
     Jpeg,
     Png,

@@ -9,6 +9,7 @@ use actix_web::http::header::HeaderValue;
 use crate::auth::Authenticator;
 use crate::budget::MissBudget;
 use crate::cache::{DiskCache, MemoryCache, TieredCache};
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::health::Health;
 use crate::http::Cors;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub proxies: TrustedProxies,
     pub lifecycle: Lifecycle,
     pub health: Health,
+    /// The other edges, when `[cluster]` names them.
+    pub cluster: Cluster,
     /// The /changes follower, when `warm.follow_changes` is on; `serve` runs it.
     follower: Option<Follower>,
 }
@@ -60,6 +63,7 @@ impl AppState {
             0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             n => n,
         };
+        let cluster = Cluster::from_config(&config)?;
         let catalog = Catalog::new(upstream.clone(), Duration::from_secs(config.cache.metadata_ttl_s));
         let previews = PreviewService::new(
             cache.clone(),
@@ -80,7 +84,8 @@ impl AppState {
             },
             MissBudget::new(t.misses_per_minute, t.miss_burst),
             Duration::from_secs(config.cache.negative_ttl_s),
-        );
+        )
+        .with_cluster(cluster.clone());
         let limits = Limits::from_config(t);
         let presets = Arc::new(presets_from_config(&config)?);
         let warm_concurrency = match config.warm.concurrency {
@@ -111,6 +116,7 @@ impl AppState {
             position: Position::in_dir(&config.cache.dir),
             presets: w.presets.clone(),
             poll: Duration::from_millis(w.poll_ms),
+            cluster: cluster.clone(),
         });
         Ok(Self {
             config: Arc::new(config),
@@ -126,6 +132,7 @@ impl AppState {
             proxies,
             lifecycle,
             health,
+            cluster,
             follower,
         })
     }

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use moka::notification::RemovalCause;
 
@@ -10,11 +11,32 @@ use super::{CacheKey, Entry};
 use crate::ids::OrthancId;
 use crate::sync::LockExt;
 
-/// One stored value: the entry, and the insert that stored it (see `Index`).
+/// One stored value: the entry, the insert that stored it (see `Index`), and how long it may
+/// stay (`None`: until evicted; a copy of another edge's image has a lifetime).
 #[derive(Clone)]
 struct Slot {
     entry: Arc<Entry>,
     generation: u64,
+    ttl: Option<Duration>,
+}
+
+/// Each slot lives as long as its own `ttl` says, counted from its latest insert.
+struct SlotExpiry;
+
+impl moka::Expiry<CacheKey, Slot> for SlotExpiry {
+    fn expire_after_create(&self, _: &CacheKey, slot: &Slot, _: Instant) -> Option<Duration> {
+        slot.ttl
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &CacheKey,
+        slot: &Slot,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        slot.ttl
+    }
 }
 
 /// Frame and variant of a key, under its instance.
@@ -67,6 +89,7 @@ impl MemoryCache {
         let inner = moka::future::Cache::builder()
             .max_capacity(capacity_bytes)
             .weigher(|_k: &CacheKey, v: &Slot| v.entry.weight())
+            .expire_after(SlotExpiry)
             .eviction_listener(move |k: Arc<CacheKey>, v: Slot, cause| {
                 if cause == RemovalCause::Size {
                     counted.fetch_add(1, Ordering::Relaxed);
@@ -89,9 +112,14 @@ impl MemoryCache {
     }
 
     pub async fn insert(&self, key: CacheKey, entry: Arc<Entry>) {
+        self.insert_for(key, entry, None).await;
+    }
+
+    /// Insert an entry that expires `ttl` after this insert (`None`: never).
+    pub async fn insert_for(&self, key: CacheKey, entry: Arc<Entry>, ttl: Option<Duration>) {
         let generation = self.generations.fetch_add(1, Ordering::Relaxed);
         self.index.locked().record(&key, generation);
-        self.inner.insert(key, Slot { entry, generation }).await;
+        self.inner.insert(key, Slot { entry, generation, ttl }).await;
     }
 
     /// Drop every entry of `instance`; returns (entries, bytes) dropped. Visits only that
@@ -178,6 +206,26 @@ mod tests {
         assert_eq!(c.indexed_keys(&id(5_000)), 0);
         assert!(c.get(&key(7, 0, "png")).await.is_some(), "other instances stay");
         assert_eq!(c.indexed_total().await, 2_000);
+    }
+
+    #[tokio::test]
+    async fn a_copy_expires_after_its_ttl_and_an_owned_entry_replacing_it_does_not() {
+        let c = MemoryCache::new(1 << 20);
+        c.insert_for(key(1, 0, "png"), entry(10), Some(Duration::from_millis(50))).await;
+        c.insert_for(key(2, 0, "png"), entry(10), Some(Duration::from_millis(50))).await;
+        c.insert(key(2, 0, "png"), entry(10)).await;
+        assert!(c.get(&key(1, 0, "png")).await.is_some());
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert!(c.get(&key(1, 0, "png")).await.is_none(), "the copy expired");
+        assert!(c.get(&key(2, 0, "png")).await.is_some(), "the owned entry stays");
+        // moka's timer wheel drops expired entries (and tells the index) within about a second.
+        for _ in 0..40 {
+            if c.indexed_total().await == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(c.indexed_total().await, 1, "the expired key left the index");
     }
 
     #[tokio::test]

@@ -14,6 +14,8 @@ use crate::ids::OrthancId;
 pub enum CacheStatus {
     HitMemory,
     HitDisk,
+    /// Another edge of the cluster, the image's owner, had it.
+    HitPeer,
     Miss,
 }
 
@@ -22,6 +24,7 @@ impl CacheStatus {
         match self {
             CacheStatus::HitMemory => "hit-memory",
             CacheStatus::HitDisk => "hit-disk",
+            CacheStatus::HitPeer => "hit-peer",
             CacheStatus::Miss => "miss",
         }
     }
@@ -166,6 +169,11 @@ impl TieredCache {
         if tiers == Tiers::Both {
             self.store_on_disk(key, entry);
         }
+    }
+
+    /// Keep a copy of an image another edge owns, in memory only, for `ttl`.
+    pub async fn store_copy(&self, key: &CacheKey, entry: Arc<Entry>, ttl: Duration) {
+        self.memory.insert_for(key.clone(), entry, Some(ttl)).await;
     }
 
     /// Write to disk in the background: the response never waits for the disk, a full or failing

@@ -14,6 +14,7 @@ const JSON_LIST_VARS: &[(&str, &str)] = &[
     ("AUTH__DELEGATE__FORWARD_HEADERS", "auth.delegate.forward_headers"),
     ("CORS__ALLOWED_ORIGINS", "cors.allowed_origins"),
     ("SERVER__TRUSTED_PROXIES", "server.trusted_proxies"),
+    ("CLUSTER__PEERS", "cluster.peers"),
 ];
 
 /// `builder` with the `ORTHANC_EDGE__*` variables of `env` layered on top.

@@ -35,6 +35,7 @@ pub struct Config {
     pub render: RenderConfig,
     pub grid: GridConfig,
     pub warm: WarmConfig,
+    pub cluster: ClusterConfig,
     #[serde(default)]
     pub presets: BTreeMap<String, PresetConfig>,
     pub cors: CorsConfig,
@@ -383,6 +384,8 @@ mod tests {
             "ORTHANC_EDGE__ORTHANC__PASSWORD_FILE",
             "ORTHANC_EDGE__AUTH__JWT__SECRET",
             "ORTHANC_EDGE__AUTH__JWT__SECRET_FILE",
+            "ORTHANC_EDGE__CLUSTER__SECRET",
+            "ORTHANC_EDGE__CLUSTER__SECRET_FILE",
         ] {
             assert!(DEFAULT_TOML.contains(name), "{name}");
         }

@@ -72,6 +72,20 @@ impl Config {
         Ok(secret)
     }
 
+    /// The cluster's shared secret, read from its file when configured that way; `None` when the
+    /// cluster is off.
+    pub fn cluster_secret(&self) -> Result<Option<Secret>, ConfigError> {
+        let c = &self.cluster;
+        if !c.enabled() {
+            return Ok(None);
+        }
+        let secret = inline_or_file(&c.secret, &c.secret_file, "cluster.secret_file")?;
+        if let (None, Some(s)) = (&c.secret, &secret) {
+            check_hs_secret("cluster.secret_file", s.expose())?;
+        }
+        Ok(secret)
+    }
+
     /// The Orthanc password, read from its file when configured that way.
     pub fn orthanc_password(&self) -> Result<Secret, ConfigError> {
         let o = &self.orthanc;

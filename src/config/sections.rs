@@ -107,6 +107,34 @@ pub struct WarmConfig {
     pub poll_ms: u64,
 }
 
+/// `[cluster]`: edges that share one cache; off while `peers` and `peers_dns` are both empty.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// How the other edges reach this one's peer listener (`http://10.1.2.3:9722`).
+    pub self_url: String,
+    /// Every edge's peer URL, this one's included.
+    pub peers: Vec<String>,
+    /// `host:port` of a headless Service, re-resolved every `probe_ms`: each address is a peer.
+    pub peers_dns: String,
+    #[serde(default)]
+    pub secret: Option<Secret>,
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    /// The peer listener: the only socket peers talk to.
+    pub listen: String,
+    pub peer_timeout_ms: u64,
+    pub down_ms: u64,
+    pub probe_ms: u64,
+    pub copy_ttl_s: u64,
+}
+
+impl ClusterConfig {
+    pub fn enabled(&self) -> bool {
+        !self.peers.is_empty() || !self.peers_dns.is_empty()
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {

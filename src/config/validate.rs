@@ -42,6 +42,7 @@ impl Config {
         self.render.validate()?;
         self.grid.validate(&self.presets)?;
         self.warm.validate(&self.presets)?;
+        self.cluster.validate(&self.server)?;
         self.http.validate()?;
         self.auth.validate()?;
         self.cors.validate()
@@ -181,6 +182,62 @@ impl WarmConfig {
             return Err(invalid(
                 "warm.max_resources",
                 "warm.max_resources and warm.poll_ms must be greater than 0",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl ClusterConfig {
+    fn validate(&self, server: &ServerConfig) -> Result<(), ConfigError> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        if !self.peers.is_empty() && !self.peers_dns.is_empty() {
+            return Err(invalid("cluster.peers_dns", "give cluster.peers or cluster.peers_dns, not both"));
+        }
+        check_http_url("cluster.self_url", &self.self_url)?;
+        for (i, peer) in self.peers.iter().enumerate() {
+            check_http_url(&format!("cluster.peers[{i}]"), peer)?;
+        }
+        let same = |a: &str, b: &str| a.trim_end_matches('/') == b.trim_end_matches('/');
+        if !self.peers.is_empty() && !self.peers.iter().any(|p| same(p, &self.self_url)) {
+            return Err(invalid("cluster.self_url", "must be one of cluster.peers"));
+        }
+        if !self.peers_dns.is_empty() {
+            let port = self
+                .peers_dns
+                .rsplit_once(':')
+                .and_then(|(host, port)| (!host.is_empty()).then(|| port.parse::<u16>().ok()).flatten());
+            if port.is_none() {
+                return Err(invalid(
+                    "cluster.peers_dns",
+                    "expected host:port, e.g. orthanc-edge-headless:9722",
+                ));
+            }
+        }
+        match (&self.secret, &self.secret_file) {
+            (None, None) => {
+                return Err(invalid(
+                    "cluster.secret",
+                    "a cluster needs a shared secret (or cluster.secret_file)",
+                ))
+            }
+            (Some(s), _) => check_hs_secret("cluster.secret", s.expose())?,
+            (None, Some(_)) => {}
+        }
+        self.listen
+            .parse::<SocketAddr>()
+            .map_err(|_| invalid("cluster.listen", "expected an address such as 0.0.0.0:9722"))?;
+        if (self.listen == server.listen || self.listen == server.admin_listen)
+            && !self.listen.ends_with(":0")
+        {
+            return Err(invalid("cluster.listen", "must differ from server.listen and server.admin_listen"));
+        }
+        if self.peer_timeout_ms == 0 || self.down_ms == 0 || self.probe_ms == 0 {
+            return Err(invalid(
+                "cluster.peer_timeout_ms",
+                "cluster.peer_timeout_ms, cluster.down_ms and cluster.probe_ms must be greater than 0",
             ));
         }
         Ok(())

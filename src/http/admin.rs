@@ -15,6 +15,7 @@ pub async fn snapshot(state: &AppState) -> StateSnapshot {
     let (metadata_in_flight, metadata_waiting) = state.health.metadata_load();
     let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
     let breaker = &state.health.breaker().stats;
+    let (peers_up, peers_down) = state.cluster.peer_counts();
     StateSnapshot {
         memory_bytes,
         memory_entries: memory.entry_count(),
@@ -38,6 +39,9 @@ pub async fn snapshot(state: &AppState) -> StateSnapshot {
         metadata_waiting: metadata_waiting as u64,
         draining: state.lifecycle.is_draining(),
         memory: crate::telemetry::memory::read(),
+        peers_up,
+        peers_down,
+        owner_hit_ratio: state.cluster.owner_hit_ratio(),
     }
 }
 

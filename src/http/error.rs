@@ -47,6 +47,13 @@ pub enum AppError {
     /// `client` (a principal's name) has used its miss budget; see `budget`.
     #[error("too many new images for this client; cached ones are still served")]
     TooManyMisses { client: std::sync::Arc<str>, retry_after_s: u64 },
+    /// A request on the peer listener without the cluster secret.
+    #[error("peer requests need the cluster secret")]
+    PeerSecret,
+    /// A purge some edges of the cluster could not be asked to make: what the others dropped,
+    /// and who was not reached.
+    #[error("the purge could not reach every edge of the cluster: {}", .0.unreachable.join(", "))]
+    PurgeIncomplete(Box<crate::previews::PurgeReport>),
     #[error("internal error")]
     Internal(String),
 }
@@ -55,6 +62,9 @@ pub enum AppError {
 struct ErrorBody<'a> {
     code: &'a str,
     message: String,
+    /// A partial purge's totals and the edges it reached or not.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    purge: Option<&'a crate::previews::PurgeReport>,
 }
 
 /// A variant parameter problem (it names the parameter) is a 400 `bad-param`.
@@ -133,6 +143,8 @@ impl AppError {
             AppError::UriTooLong(_) => "uri-too-long",
             AppError::HeadersTooLarge(_) => "headers-too-large",
             AppError::TooManyMisses { .. } => "too-many-misses",
+            AppError::PeerSecret => "peer-secret",
+            AppError::PurgeIncomplete(_) => "purge-incomplete",
             AppError::Internal(_) => "internal",
         }
     }
@@ -201,6 +213,8 @@ impl ResponseError for AppError {
             AppError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             AppError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             AppError::TooManyMisses { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::PeerSecret => StatusCode::UNAUTHORIZED,
+            AppError::PurgeIncomplete(_) => StatusCode::BAD_GATEWAY,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -223,7 +237,11 @@ impl ResponseError for AppError {
             resp.force_close();
         }
         // Deliberately no WWW-Authenticate on 401: that header makes browsers prompt.
-        resp.json(ErrorBody { code: self.code(), message: self.message() })
+        let purge = match self {
+            AppError::PurgeIncomplete(report) => Some(&**report),
+            _ => None,
+        };
+        resp.json(ErrorBody { code: self.code(), message: self.message(), purge })
     }
 }
 

@@ -29,7 +29,11 @@ pub async fn purge(
         level = segment,
         instances = report.instances,
         entries = report.entries,
+        unreachable = report.unreachable.len(),
         "cache purged"
     );
+    if !report.unreachable.is_empty() {
+        return Err(AppError::PurgeIncomplete(Box::new(report)));
+    }
     Ok(HttpResponse::Ok().json(report))
 }

@@ -30,7 +30,7 @@ pub async fn progress(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let p = job(&principal, &state, |w| w.progress(&path)).await?;
+    let p = job(&principal, &state, reqwest::Method::GET, &path, |w| w.progress(&path)).await?;
     Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(p))
 }
 
@@ -40,15 +40,28 @@ pub async fn cancel(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    Ok(HttpResponse::Ok().json(job(&principal, &state, |w| w.cancel(&path)).await?))
+    Ok(HttpResponse::Ok()
+        .json(job(&principal, &state, reqwest::Method::DELETE, &path, |w| w.cancel(&path)).await?))
 }
 
-/// What `look` says of the job named in the path (scope `warm`); 404 when there is no such job.
-async fn job<T>(
+/// What `look` says of the job named in the path (scope `warm`), here or, in a cluster, on the
+/// edge that runs it (asked with `method`); 404 when no edge has such a job.
+async fn job<T: serde::Serialize>(
     principal: &Principal,
     state: &AppState,
+    method: reqwest::Method,
+    id: &str,
     look: impl FnOnce(&Warmer) -> Option<T>,
-) -> Result<T, AppError> {
+) -> Result<serde_json::Value, AppError> {
     state.auth.authorize(principal, Scope::Warm, Resource::Edge).await?;
-    look(&state.warmer).ok_or(AppError::NotFound("no such warm-up job"))
+    if let Some(found) = look(&state.warmer) {
+        return serde_json::to_value(found).map_err(|e| AppError::Internal(e.to_string()));
+    }
+    // Job ids are 32 hex digits: anything else is not asked of the peers.
+    if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if let Some(found) = state.cluster.job(method, id).await {
+            return Ok(found);
+        }
+    }
+    Err(AppError::NotFound("no such warm-up job"))
 }

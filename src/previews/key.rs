@@ -6,14 +6,14 @@ use crate::model::{ImageFormat, Rendering};
 use crate::transform::VariantSpec;
 
 /// What to serve: one frame of one instance, in one output. Built only from validated input.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PreviewSpec {
     pub instance: OrthancId,
     pub frame: u32,
     pub output: Output,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Output {
     /// Orthanc's own `/preview` bytes, as Orthanc encodes them.
     Orthanc { format: ImageFormat, quality: Option<u8> },

@@ -8,7 +8,7 @@ mod placeholder;
 mod source;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -16,6 +16,8 @@ use crate::budget::MissBudget;
 use crate::cache::{
     CacheError, CacheKey, CacheStatus, Entry, Flight, FlightError, Flights, TieredCache, Tiers,
 };
+use crate::cluster::wire::{Dropped, ImageRequest, PurgeRequest, WarmRequest, Warmed};
+use crate::cluster::{Cluster, PeerFailure, PeerImage};
 use crate::config::RenderMode;
 use crate::dicom::{DicomError, Limits as DecodeLimits};
 use crate::ids::OrthancId;
@@ -73,12 +75,34 @@ pub struct MakeLimits {
     pub flight_wait: Duration,
 }
 
-/// What a purge dropped.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+/// What a purge dropped: on every edge of the cluster in all, and (in a cluster) on each.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PurgeReport {
     pub bytes: u64,
     pub entries: u64,
     pub instances: usize,
+    /// Each edge that was reached (this one first), in a cluster.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub edges: Vec<EdgePurge>,
+    /// The edges that could not be reached: they may still serve what was purged.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreachable: Vec<String>,
+}
+
+/// What one edge of the cluster dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EdgePurge {
+    pub edge: String,
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+/// Whether a miss may ask the instance's owner: a request that came from another edge is
+/// served here, whatever this edge thinks of ownership (so no request ever goes round).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    Cluster,
+    Local,
 }
 
 /// Why the service gave no image.
@@ -183,6 +207,8 @@ pub struct PreviewService {
     tiles: Placeholders,
     /// Instances without pixel data get their tile (else 415 `no-pixel-data`).
     placeholders: bool,
+    /// The other edges, whose instances are asked of their owner.
+    cluster: Cluster,
 }
 
 impl PreviewService {
@@ -222,7 +248,13 @@ impl PreviewService {
             tiles: Placeholders::new(pool.clone()),
             placeholders: limits.placeholders,
             pool,
+            cluster: Cluster::off(),
         }
+    }
+
+    /// Ask each instance's owner in `cluster` before making it here.
+    pub fn with_cluster(self, cluster: Cluster) -> Self {
+        Self { cluster, ..self }
     }
 
     /// Transform jobs admitted (running or queued), for metrics.
@@ -237,11 +269,11 @@ impl PreviewService {
 
     /// The image for a person's request: a miss is charged to `client` (a principal's name).
     pub async fn get(&self, spec: &PreviewSpec, client: &Arc<str>) -> Result<Served, PreviewError> {
-        let mut filled = self.serve(spec, Priority::Interactive, Some(client), &[]).await;
+        let mut filled = self.serve(spec, Priority::Interactive, Some(client), &[], Reach::Cluster).await;
         if let Err(PreviewError::TooManyMisses { client: charged, .. }) = &filled {
             // This request joined a fetch that another client's budget refused: fetch on its own.
             if charged != client {
-                filled = self.serve(spec, Priority::Interactive, Some(client), &[]).await;
+                filled = self.serve(spec, Priority::Interactive, Some(client), &[], Reach::Cluster).await;
             }
         }
         counted(self.or_placeholder(spec, filled).await.map(Filled::served))
@@ -249,19 +281,49 @@ impl PreviewService {
 
     /// The image, with the Orthanc priority of a miss; nobody is charged (tests, tools).
     pub async fn get_for(&self, spec: &PreviewSpec, priority: Priority) -> Result<Served, PreviewError> {
-        let filled = self.serve(spec, priority, None, &[]).await;
+        let filled = self.serve(spec, priority, None, &[], Reach::Cluster).await;
         counted(self.or_placeholder(spec, filled).await.map(Filled::served))
     }
 
+    /// Another edge's request for an image this edge owns: served here, never passed on; an
+    /// instance without pixels is the error (the asker makes its own tile).
+    pub async fn get_for_peer(&self, req: ImageRequest) -> Result<Served, PreviewError> {
+        let client: Option<Arc<str>> = req.client.map(Arc::from);
+        let filled = self.serve(&req.spec, req.priority, client.as_ref(), &[], Reach::Local).await;
+        counted(filled.map(Filled::served))
+    }
+
     /// Warm-up: every variant of one frame, from one source fetch, one decode and one resize per
-    /// size. One result per variant, in order; `Miss` means made now.
+    /// size, on the instance's owner. One result per variant, in order.
     pub async fn warm(
         &self,
         instance: &OrthancId,
         rendering: Rendering,
         variants: &[VariantSpec],
         priority: Priority,
-    ) -> Vec<Result<Served, PreviewError>> {
+    ) -> Vec<Result<Warmed, PreviewError>> {
+        if let Some(owner) = self.cluster.remote_owner(instance) {
+            let req =
+                WarmRequest { instance: instance.clone(), rendering, variants: variants.to_vec(), priority };
+            match self.cluster.warm(&owner, &req).await {
+                Ok(results) if results.len() == variants.len() => return results,
+                Ok(_) => tracing::warn!(peer = %owner, "warm-up answer of the wrong length; warming here"),
+                Err(PeerFailure::Answer(e)) => return variants.iter().map(|_| Err(e.clone())).collect(),
+                // Marked down: warm here.
+                Err(PeerFailure::Unreachable(_)) => {}
+            }
+        }
+        self.warm_here(instance, rendering, variants, priority).await
+    }
+
+    /// [`Self::warm`] on this edge, whoever owns the instance (another edge's warm-up request).
+    pub async fn warm_here(
+        &self,
+        instance: &OrthancId,
+        rendering: Rendering,
+        variants: &[VariantSpec],
+        priority: Priority,
+    ) -> Vec<Result<Warmed, PreviewError>> {
         let mut made: Vec<CacheKey> = Vec::new();
         let mut out = Vec::with_capacity(variants.len());
         for (i, variant) in variants.iter().enumerate() {
@@ -270,7 +332,7 @@ impl PreviewService {
                 frame: 0,
                 output: Output::Edge { rendering, variant: variant.clone() },
             };
-            let filled = self.serve(&spec, priority, None, &variants[i + 1..]).await;
+            let filled = self.serve(&spec, priority, None, &variants[i + 1..], Reach::Local).await;
             let served = self.or_placeholder(&spec, filled).await.map(|filled| {
                 let key = spec.cache_key();
                 // Made by an earlier variant's job: a memory hit now, but new work of this call.
@@ -282,7 +344,12 @@ impl PreviewService {
                 }
                 served
             });
-            out.push(counted(served));
+            out.push(
+                counted(served).map(|s| Warmed {
+                    made: s.status == CacheStatus::Miss,
+                    bytes: s.entry.body.len() as u64,
+                }),
+            );
         }
         out
     }
@@ -326,7 +393,10 @@ impl PreviewService {
 
     /// Drop every cached image of an instance, of every instance of a series, or of every series of
     /// a study (all frames, variants and sources, both tiers), and what the catalog knew of them.
+    /// In a cluster, every edge drops them: the instances are listed once, here, and sent to the
+    /// others; an edge that cannot be reached is named in `unreachable`.
     pub async fn purge(&self, level: Level, id: &OrthancId) -> Result<PurgeReport, PreviewError> {
+        let mut forget = vec![id.clone()];
         let instances: Vec<OrthancId> = match level {
             Level::Instance => vec![id.clone()],
             Level::Series => self.catalog.series_instances(id).await?.to_vec(),
@@ -334,23 +404,68 @@ impl PreviewService {
                 let mut all = Vec::new();
                 for series in self.catalog.study_series(id).await? {
                     all.extend(self.catalog.series_instances(&series).await?.iter().cloned());
-                    self.catalog.forget(&series).await;
+                    forget.push(series);
                 }
                 all
             }
         };
-        let mut report = PurgeReport { instances: instances.len(), ..PurgeReport::default() };
-        for instance in &instances {
+        let here = self.drop_here(&instances, &forget).await?;
+        let mut report = PurgeReport {
+            instances: instances.len(),
+            entries: here.entries,
+            bytes: here.bytes,
+            ..PurgeReport::default()
+        };
+        let others = self.cluster.others();
+        if others.is_empty() {
+            return Ok(report);
+        }
+        report.edges.push(EdgePurge { edge: "self".to_owned(), entries: here.entries, bytes: here.bytes });
+        let req = PurgeRequest { instances, forget };
+        let asks = others.into_iter().map(|peer| {
+            let req = &req;
+            async move {
+                let answer = self.cluster.purge(&peer, req).await;
+                (peer, answer)
+            }
+        });
+        for (peer, answer) in futures_util::future::join_all(asks).await {
+            match answer {
+                Ok(Dropped { entries, bytes }) => {
+                    report.entries += entries;
+                    report.bytes += bytes;
+                    report.edges.push(EdgePurge { edge: peer, entries, bytes });
+                }
+                Err(why) => {
+                    tracing::warn!(peer = %peer, error = %why, "purge could not reach a peer");
+                    report.unreachable.push(peer);
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Drop every cached image of `instances` on this edge (both tiers, sources, negative
+    /// answers), and what the catalog knew of `forget`.
+    pub async fn drop_here(
+        &self,
+        instances: &[OrthancId],
+        forget: &[OrthancId],
+    ) -> Result<Dropped, PreviewError> {
+        let mut dropped = Dropped::default();
+        for instance in instances {
             if let Some(nf) = &self.not_found {
                 nf.forget(instance).await;
             }
             self.sources.forget(instance).await;
             let (entries, bytes) = self.cache.purge_instance(instance).await?;
-            report.entries += entries;
-            report.bytes += bytes;
+            dropped.entries += entries;
+            dropped.bytes += bytes;
         }
-        self.catalog.forget(id).await;
-        Ok(report)
+        for id in forget {
+            self.catalog.forget(id).await;
+        }
+        Ok(dropped)
     }
 
     /// One image: a hit, the result of another request's flight, or this request's miss.
@@ -361,6 +476,7 @@ impl PreviewService {
         priority: Priority,
         client: Option<&Arc<str>>,
         siblings: &[VariantSpec],
+        reach: Reach,
     ) -> Result<Filled, PreviewError> {
         if let Some(nf) = &self.not_found {
             if let Some(answer) = nf.get(&spec.instance, spec.frame).await {
@@ -379,7 +495,7 @@ impl PreviewService {
             Flight::Lead(lead) => {
                 let this = self.clone();
                 let (spec, client, siblings) = (spec.clone(), client.cloned(), siblings.to_vec());
-                lead.run(async move { this.miss(key, spec, priority, client, siblings).await }).await
+                lead.run(async move { this.miss(key, spec, priority, client, siblings, reach).await }).await
             }
         };
         match filled {
@@ -422,10 +538,24 @@ impl PreviewService {
         priority: Priority,
         client: Option<Arc<str>>,
         siblings: Vec<VariantSpec>,
+        reach: Reach,
     ) -> Result<Filled, PreviewError> {
         // A flight that just landed may have stored it between our lookup and our lead.
         if let Some((entry, status)) = self.cache.lookup(&key, Tiers::MemoryOnly).await {
             return Ok(Filled::hit(entry, status));
+        }
+        // Another edge owns it: its answer (one request, coalesced there with everyone else's).
+        let mut spec = spec;
+        if reach == Reach::Cluster {
+            if let Some(owner) = self.cluster.remote_owner(&spec.instance) {
+                let req = ImageRequest { spec, client: client.as_ref().map(|c| c.to_string()), priority };
+                match self.ask_owner(&owner, &key, &req).await {
+                    Ok(filled) => return Ok(filled),
+                    Err(PeerFailure::Answer(e)) => return Err(e),
+                    // Marked down: serve on our own, as a single edge would.
+                    Err(PeerFailure::Unreachable(_)) => spec = req.spec,
+                }
+            }
         }
         // Charged only here, when neither tier had the image.
         if let Some(client) = client {
@@ -445,6 +575,19 @@ impl PreviewService {
             }
         };
         Ok(self.store(key, made).await)
+    }
+
+    /// The image from its owner `peer`, kept here for `cluster.copy_ttl_s`.
+    async fn ask_owner(&self, peer: &str, key: &CacheKey, req: &ImageRequest) -> Result<Filled, PeerFailure> {
+        let started = Instant::now();
+        let PeerImage { entry, owner_hit } = self.cluster.image(peer, req).await?;
+        let entry = Arc::new(entry);
+        if let Some(ttl) = self.cluster.copy_ttl() {
+            self.cache.store_copy(key, entry.clone(), ttl).await;
+        }
+        let status = if owner_hit { CacheStatus::HitPeer } else { CacheStatus::Miss };
+        let timings = Timings { upstream: started.elapsed(), transform: Duration::ZERO };
+        Ok(Filled { entry, status, timings, made: Vec::new(), placeholder: None })
     }
 
     /// `/preview` as Orthanc makes it (full size, PNG or JPEG at Orthanc's `quality`): Orthanc's own

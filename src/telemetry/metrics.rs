@@ -103,6 +103,7 @@ pub struct Metrics {
     pub auth_denials: Family<ReasonLabels, Counter>,
     pub warm_jobs: Family<StateLabels, Gauge>,
     pub warm_items: Family<OutcomeLabels, Counter>,
+    pub peer_requests: Family<UpstreamLabels, Counter>,
 }
 
 impl Metrics {
@@ -123,6 +124,7 @@ impl Metrics {
             auth_denials: Family::default(),
             warm_jobs: Family::default(),
             warm_items: Family::default(),
+            peer_requests: Family::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -196,6 +198,13 @@ impl Metrics {
             "Images handled by warm-up jobs, by outcome (made, skipped because cached, failed)",
             m.warm_items.clone(),
         );
+        r.register(
+            "peer_requests",
+            "Requests to other edges of the cluster, by operation (image, warm, purge, job, position, health) and \
+             outcome (hit or miss on the owner for images, ok, error when the owner answered with one, \
+             unreachable, refused when the peer answered what a peer does not)",
+            m.peer_requests.clone(),
+        );
         Self { registry: r, ..m }
     }
 }
@@ -231,6 +240,11 @@ pub struct StateSnapshot {
     pub metadata_waiting: u64,
     pub draining: bool,
     pub memory: super::memory::MemoryStats,
+    /// Cluster peers (this edge included) up and down; both 0 when the cluster is off.
+    pub peers_up: u64,
+    pub peers_down: u64,
+    /// Share of this edge's image requests to owners that the owner had cached.
+    pub owner_hit_ratio: Option<f64>,
 }
 
 fn to_i64(v: u64) -> i64 {
@@ -332,6 +346,23 @@ fn state_registry(s: &StateSnapshot) -> Registry {
         "Metadata requests to Orthanc queued for a slot (at most orthanc.max_waiting)",
         gauge(s.metadata_waiting),
     );
+    let peers = Family::<StateLabels, Gauge>::default();
+    peers.get_or_create(&StateLabels { state: "up" }).set(to_i64(s.peers_up));
+    peers.get_or_create(&StateLabels { state: "down" }).set(to_i64(s.peers_down));
+    r.register(
+        "cluster_peers",
+        "Edges of the cluster (this one included) by state; 0 when the cluster is off",
+        peers,
+    );
+    if let Some(ratio) = s.owner_hit_ratio {
+        let g = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        g.set(ratio);
+        r.register(
+            "cluster_owner_hit_ratio",
+            "Share of the images this edge asked their owner for that the owner had cached",
+            g,
+        );
+    }
     r.register("draining", "1 while shutting down (readiness is then false)", gauge(u64::from(s.draining)));
     r.register("process_resident_bytes", "Resident set size of the edge process", gauge(s.memory.resident));
     let heap = Family::<KindLabels, Gauge>::default();
@@ -429,6 +460,11 @@ impl Drop for FlightWaiter {
 /// Warm-up jobs by state, republished whenever a job changes state.
 pub fn warm_jobs(state: &'static str, count: i64) {
     METRICS.warm_jobs.get_or_create(&StateLabels { state }).set(count);
+}
+
+/// One request to another edge: `op` and `outcome` as in `peer_requests`.
+pub fn peer_request(op: &'static str, outcome: &'static str) {
+    METRICS.peer_requests.get_or_create(&UpstreamLabels { op, outcome }).inc();
 }
 
 /// One image handled by a warm-up job.

@@ -14,7 +14,7 @@ use tokio::sync::Semaphore;
 pub use source::{Pixels, SOURCE_CONTENT_TYPE};
 pub use spec::VariantSpec;
 
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum TransformError {
     #[error("the image service is busy; try again shortly")]
     Overloaded,

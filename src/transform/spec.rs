@@ -64,7 +64,7 @@ impl Limits {
 }
 
 /// A fully resolved variant: what the edge will make from the source pixels.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, Serialize)]
 pub struct VariantSpec {
     pub w: Option<u32>,
     pub h: Option<u32>,

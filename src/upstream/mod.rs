@@ -11,7 +11,7 @@ pub use breaker::{Breaker, BreakerStats, CircuitState};
 pub use orthanc::{OrthancClient, Priority, UpstreamImage, UpstreamStats};
 
 /// A failed Orthanc request, already classified for the client.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum UpstreamError {
     #[error("no such image in Orthanc")]
     NotFound,

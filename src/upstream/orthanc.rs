@@ -23,7 +23,7 @@ const PAM_MIME: &str = "image/x-portable-arbitrarymap";
 const DICOM_MIME: &str = "application/dicom";
 
 /// Who is waiting for a render: a person, or a warm-up job that must leave room for people.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Priority {
     Interactive,
     Background,

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::position::Position;
 use super::Warmer;
+use crate::cluster::{Cluster, FOLLOWER_KEY};
 use crate::ids::OrthancId;
 use crate::model::Level;
 use crate::previews::PreviewService;
@@ -12,6 +13,15 @@ use crate::upstream::catalog::Catalog;
 use crate::upstream::OrthancClient;
 
 const BATCH: u32 = 100;
+
+/// A task that stops when its handle is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 #[derive(Clone)]
 pub struct Follower {
@@ -22,9 +32,44 @@ pub struct Follower {
     pub position: Position,
     pub presets: Vec<String>,
     pub poll: Duration,
+    /// Only the owner of [`FOLLOWER_KEY`] follows; the others hear its position.
+    pub cluster: Cluster,
 }
 
 impl Follower {
+    /// Follow while this edge owns [`FOLLOWER_KEY`] among the live peers (always, alone): start
+    /// when it becomes the owner, stop when another edge does. Runs until the task is dropped.
+    pub async fn run_when_leading(self, check_every: Duration) {
+        // Aborting this task drops the guard, which stops the follower too.
+        let mut running: Option<AbortOnDrop> = None;
+        loop {
+            let leads = self.cluster.leads(FOLLOWER_KEY);
+            match (&running, leads) {
+                (None, true) => {
+                    tracing::info!("this edge follows Orthanc /changes");
+                    running = Some(AbortOnDrop(tokio::spawn(self.clone().run())));
+                }
+                (Some(_), false) => {
+                    tracing::info!("another edge follows Orthanc /changes now");
+                    running = None;
+                }
+                _ => {}
+            }
+            tokio::time::sleep(check_every).await;
+        }
+    }
+
+    /// Another edge's follower got to `seq`.
+    pub async fn heard(&self, seq: u64) {
+        let position = self.position.clone();
+        let raised = tokio::task::spawn_blocking(move || position.raise(seq).map_err(|e| e.to_string()))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        if let Err(error) = raised {
+            tracing::warn!(%error, "changes follower: could not store the position a peer sent");
+        }
+    }
+
     /// Run until the task is dropped.
     pub async fn run(self) {
         let mut since = match self.load_seq().await {
@@ -101,5 +146,6 @@ impl Follower {
         if let Err(error) = stored {
             tracing::warn!(%error, "changes follower: could not store its position");
         }
+        self.cluster.broadcast_position(seq).await;
     }
 }

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 
-use crate::cache::CacheStatus;
 use crate::ids::OrthancId;
 use crate::model::{ImageFormat, Rendering};
 use crate::previews::{PreviewError, PreviewService};
@@ -66,14 +65,14 @@ pub struct WarmRequest {
 
 /// One resource that failed, once per cause: the variants it failed for (`thumb webp`), none
 /// when it failed before any (a study or series that could not be listed).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Failure {
     pub resource: String,
     pub code: String,
     pub variants: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
     Listing,
@@ -83,7 +82,7 @@ pub enum JobState {
 }
 
 /// What `GET /warm/{id}` reports.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Progress {
     pub id: String,
     pub state: JobState,
@@ -366,14 +365,14 @@ impl Warmer {
                         .await;
                     for (result, label) in results.into_iter().zip(labels) {
                         match result {
-                            Ok(served) => {
-                                if served.status != CacheStatus::Miss {
+                            Ok(warmed) => {
+                                if !warmed.made {
                                     job.skipped.fetch_add(1, Ordering::Relaxed);
                                     metrics::warm_item("skipped");
                                 } else {
                                     metrics::warm_item("made");
                                 }
-                                job.bytes.fetch_add(served.entry.body.len() as u64, Ordering::Relaxed);
+                                job.bytes.fetch_add(warmed.bytes, Ordering::Relaxed);
                                 job.done.fetch_add(1, Ordering::Relaxed);
                             }
                             Err(e) => {

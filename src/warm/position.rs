@@ -39,6 +39,15 @@ impl Position {
     }
 
     /// Replace the stored number with `seq`, durably.
+    /// Store `seq` unless the stored position is already past it (another edge's follower told
+    /// us how far it got; whoever follows next resumes at the furthest).
+    pub fn raise(&self, seq: u64) -> std::io::Result<()> {
+        if self.load().is_some_and(|held| held >= seq) {
+            return Ok(());
+        }
+        self.store(seq)
+    }
+
     pub fn store(&self, seq: u64) -> std::io::Result<()> {
         let tmp = self.path.with_extension("tmp");
         let written = std::fs::File::create(&tmp).and_then(|mut f| {

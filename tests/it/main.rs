@@ -5,6 +5,7 @@
 mod support;
 
 mod amplification;
+mod cluster_real;
 mod dicom_real;
 mod dicomweb_real;
 mod edge_auth;

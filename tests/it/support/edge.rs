@@ -74,6 +74,8 @@ pub struct TestEdge {
     pub state: AppState,
     handle: ServerHandle,
     admin: ServerHandle,
+    /// The peer listener, when `[cluster]` is on.
+    peer: Option<ServerHandle>,
     /// The cache folder the builder made, when the test gave none: removed with the edge.
     _dir: Option<tempfile::TempDir>,
 }
@@ -162,13 +164,17 @@ impl TestEdge {
         let server = orthanc_edge::start_admin(state.clone(), listener).unwrap();
         let admin = server.handle();
         actix_web::rt::spawn(server);
-        Self { url, admin_url, state, handle, admin, _dir: None }
+        let peer = orthanc_edge::start_cluster(&state).unwrap();
+        Self { url, admin_url, state, handle, admin, peer, _dir: None }
     }
 
     /// Graceful stop; flushes and releases the disk tier.
     pub async fn stop(self) {
         self.handle.stop(true).await;
         self.admin.stop(true).await;
+        if let Some(peer) = &self.peer {
+            peer.stop(true).await;
+        }
         orthanc_edge::shutdown(&self.state).await.unwrap();
     }
 

@@ -2,7 +2,7 @@
 
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
@@ -11,6 +11,8 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 pub struct CountingProxy {
     pub url: String,
     renders: Arc<AtomicUsize>,
+    /// The path of every request, in order.
+    paths: Arc<Mutex<Vec<String>>>,
     handle: ServerHandle,
 }
 
@@ -38,16 +40,20 @@ impl CountingProxy {
 
     fn bind(target: &str) -> (Self, actix_web::dev::Server) {
         let renders = Arc::new(AtomicUsize::new(0));
+        let paths: Arc<Mutex<Vec<String>>> = Arc::default();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let (counter, target) = (renders.clone(), target.to_owned());
+        let (counter, seen, target) = (renders.clone(), paths.clone(), target.to_owned());
         let client = reqwest::Client::new();
         let server = HttpServer::new(move || {
-            let (counter, target, client) = (counter.clone(), target.clone(), client.clone());
+            let (counter, seen, target, client) =
+                (counter.clone(), seen.clone(), target.clone(), client.clone());
             App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
-                let (counter, target, client) = (counter.clone(), target.clone(), client.clone());
+                let (counter, seen, target, client) =
+                    (counter.clone(), seen.clone(), target.clone(), client.clone());
                 async move {
                     let path = req.uri().path();
+                    seen.lock().unwrap().push(path.to_owned());
                     if path.ends_with("/preview") || path.ends_with("/rendered") {
                         counter.fetch_add(1, Ordering::SeqCst);
                     }
@@ -75,11 +81,24 @@ impl CountingProxy {
         .unwrap()
         .run();
         let handle = server.handle();
-        (Self { url, renders, handle }, server)
+        (Self { url, renders, paths, handle }, server)
     }
 
     pub fn renders(&self) -> usize {
         self.renders.load(Ordering::SeqCst)
+    }
+
+    /// Requests for an image's pixels of `instance` (or of any instance, for `""`): renders,
+    /// stored files and raw frames.
+    pub fn image_fetches(&self, instance: &str) -> usize {
+        let is_image =
+            |p: &str| ["/preview", "/rendered", "/file", "/raw"].iter().any(|end| p.ends_with(end));
+        self.paths.lock().unwrap().iter().filter(|p| p.contains(instance) && is_image(p)).count()
+    }
+
+    /// Requests whose path is `path`.
+    pub fn requests_to(&self, path: &str) -> usize {
+        self.paths.lock().unwrap().iter().filter(|p| *p == path).count()
     }
 
     pub async fn stop(self) {
