@@ -9,7 +9,8 @@
 #     -v ./orthanc-password:/run/secrets/orthanc/password:ro \
 #     -v edge-cache:/var/cache/orthanc-edge orthanc-edge:0.1.0
 #
-# Port 8080 serves images and probes; 9721 (admin) serves /metrics: publish it only to the scraper.
+# Port 8080 serves images and probes; 9721 (admin) serves /metrics: publish it only to the scraper;
+# 9722 is the cluster peer listener (cluster.listen): reachable by the other edges only.
 
 ARG RUST_VERSION=1.95
 ARG DEBIAN=bookworm
@@ -40,7 +41,7 @@ COPY --from=build /out/orthanc-edge /usr/local/bin/orthanc-edge
 COPY k8s/base/edge.toml /etc/orthanc-edge/edge.toml
 USER 10001:10001
 VOLUME ["/var/cache/orthanc-edge"]
-EXPOSE 8080 9721
+EXPOSE 8080 9721 9722
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/orthanc-edge"]
 CMD ["serve", "--config", "/etc/orthanc-edge/edge.toml"]

@@ -4,7 +4,7 @@
 Parses it with the `dockerfile` package (BuildKit's own Go parser, so syntax errors are caught)
 and checks: every FROM is pinned to a tag (no implicit :latest), local COPY sources exist and are
 not excluded by .dockerignore's target/, the final stage runs as a non-root numeric USER, exposes
-8080 and 9721, declares the cache VOLUME, and starts the edge with `serve --config`.
+8080, 9721 and 9722 (the cluster peer port), declares the cache VOLUME, and starts the edge with `serve --config`.
 Usage: dockerfile_check.py [Dockerfile]   (exit 1 with one line per problem)
 """
 import os
@@ -36,7 +36,7 @@ def main(path):
     if not users or users[-1].split(":")[0] in ("0", "root") or not users[-1].split(":")[0].isdigit():
         problems.append("final stage must end with a numeric non-root USER")
     exposed = {p for c in final if c.cmd == "EXPOSE" for p in c.value}
-    for port in ("8080", "9721"):
+    for port in ("8080", "9721", "9722"):
         if port not in exposed:
             problems.append(f"port {port} not exposed")
     if not any(c.cmd == "VOLUME" and "/var/cache/orthanc-edge" in c.value for c in final):
