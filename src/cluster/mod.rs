@@ -253,6 +253,9 @@ mod tests {
                 .expect("defaults load");
         config.cluster.self_url = me.to_owned();
         config.cluster.peers = peers.iter().map(|p| p.to_string()).collect();
+        if peers.is_empty() {
+            config.cluster.peers_dns = "localhost:9722".to_owned();
+        }
         config.cluster.secret = Some(Secret::new("s".repeat(32)));
         Cluster::from_config(&config).unwrap()
     }
@@ -275,6 +278,22 @@ mod tests {
         }
         assert_eq!(edges[0].peer_counts(), (2, 1));
         assert_eq!(edges.iter().filter(|e| e.leads(FOLLOWER_KEY)).count(), 1, "one follower");
+    }
+
+    #[tokio::test]
+    async fn peers_dns_members_are_the_resolved_addresses_and_this_edge() {
+        let c = cluster(&[], "http://127.0.0.9:9722");
+        let inner = c.0.as_ref().unwrap();
+        inner.resolve("localhost:9722").await;
+        let members = inner.members.read().unwrap().clone();
+        assert!(members.contains(&"http://127.0.0.1:9722".to_owned()), "{members:?}");
+        assert!(
+            members.contains(&"http://127.0.0.9:9722".to_owned()),
+            "this edge, not yet published: {members:?}"
+        );
+        // A name that does not resolve keeps the last list.
+        inner.resolve("no-such-host.invalid:9722").await;
+        assert_eq!(*inner.members.read().unwrap(), members);
     }
 
     #[test]

@@ -147,6 +147,34 @@ mod tests {
     const PW: &str = "[orthanc]\npassword = \"s3cret\"\n";
 
     #[test]
+    fn cluster_settings_are_checked_by_name() {
+        let f = file(PW);
+        let load = |pairs: &[(&str, &str)]| Config::load_from(Some(f.path()), env(pairs));
+        let secret = ("ORTHANC_EDGE__CLUSTER__SECRET", "0123456789abcdef0123456789abcdef");
+        let peers = ("ORTHANC_EDGE__CLUSTER__PEERS", r#"["http://10.0.0.1:9722", "http://10.0.0.2:9722/"]"#);
+        let me = ("ORTHANC_EDGE__CLUSTER__SELF_URL", "http://10.0.0.2:9722");
+        let on = load(&[secret, peers, me]).unwrap();
+        assert!(on.cluster.enabled());
+        assert!(!load(&[]).unwrap().cluster.enabled(), "off by default");
+        let refused = |pairs: &[(&str, &str)], key: &str| {
+            let e = load(pairs).unwrap_err().to_string();
+            assert!(e.contains(key), "{key}: {e}");
+        };
+        refused(&[peers, me], "cluster.secret");
+        refused(&[("ORTHANC_EDGE__CLUSTER__SECRET", "short"), peers, me], "cluster.secret");
+        refused(
+            &[secret, peers, ("ORTHANC_EDGE__CLUSTER__SELF_URL", "http://10.0.0.3:9722")],
+            "cluster.self_url",
+        );
+        refused(
+            &[secret, peers, me, ("ORTHANC_EDGE__CLUSTER__PEERS_DNS", "edges:9722")],
+            "cluster.peers_dns",
+        );
+        refused(&[secret, me, ("ORTHANC_EDGE__CLUSTER__PEERS_DNS", "edges")], "cluster.peers_dns");
+        refused(&[secret, peers, me, ("ORTHANC_EDGE__CLUSTER__LISTEN", "127.0.0.1:8080")], "cluster.listen");
+    }
+
+    #[test]
     fn defaults_plus_password_load() {
         let f = file(PW);
         let cfg = Config::load_from(Some(f.path()), env(&[])).unwrap();
