@@ -41,7 +41,7 @@ pub fn respond(req: &HttpRequest, c: Cacheable<'_>, body: Bytes) -> HttpResponse
     }
     resp.insert_header((header::CONTENT_TYPE, c.content_type))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .body(body)
+        .body(super::body::Sliced::new(body))
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 mod accept;
 mod admin;
+mod body;
 mod client;
 pub mod conditional;
 mod cors;
