@@ -478,14 +478,15 @@ impl PreviewService {
         siblings: &[VariantSpec],
         reach: Reach,
     ) -> Result<Filled, PreviewError> {
+        // A hit first: the negative answers matter only to what is not cached (a 404 purges).
+        let key = spec.cache_key();
+        if let Some((entry, status)) = self.cache.lookup(&key, Tiers::Both).await {
+            return Ok(Filled::hit(entry, status));
+        }
         if let Some(nf) = &self.not_found {
             if let Some(answer) = nf.get(&spec.instance, spec.frame).await {
                 return Err(answer);
             }
-        }
-        let key = spec.cache_key();
-        if let Some((entry, status)) = self.cache.lookup(&key, Tiers::Both).await {
-            return Ok(Filled::hit(entry, status));
         }
         let filled = match self.flights.join(&key) {
             // Another request's work: this one only waited.
