@@ -44,7 +44,7 @@ struct Inner {
     members: RwLock<Vec<String>>,
     /// `host:port` re-resolved every probe, when membership comes from DNS.
     dns: Option<String>,
-    /// Peers marked down, until when.
+    /// Peers marked down, until when (or until they answer a probe).
     down: Mutex<HashMap<String, Instant>>,
     http: reqwest::Client,
     secret: Secret,
@@ -176,8 +176,11 @@ impl Cluster {
                 let probes = this.others().into_iter().map(|peer| {
                     let this = this.clone();
                     async move {
-                        if let Err(why) = this.health(&peer).await {
-                            this.mark_down(&peer, &why);
+                        match this.health(&peer).await {
+                            Err(why) => this.mark_down(&peer, &why),
+                            // Up again (or up at last: edges started together probe each other
+                            // before all have bound their peer port).
+                            Ok(()) => this.mark_up(&peer),
                         }
                     }
                 });
@@ -187,7 +190,17 @@ impl Cluster {
         });
     }
 
-    /// `peer` failed to answer: ownership moves off it for `cluster.down_ms`.
+    /// `peer` answered a probe: it owns its instances again.
+    fn mark_up(&self, peer: &str) {
+        let Some(inner) = &self.0 else { return };
+        let was_down = inner.down.locked().remove(peer).is_some_and(|until| until > Instant::now());
+        if was_down {
+            tracing::info!(peer, "peer up again");
+        }
+    }
+
+    /// `peer` failed to answer: ownership moves off it for `cluster.down_ms`, or until it
+    /// answers a probe.
     fn mark_down(&self, peer: &str, why: &str) {
         let Some(inner) = &self.0 else { return };
         let until = Instant::now() + inner.down_for;
