@@ -24,7 +24,7 @@ use subtle::ConstantTimeEq;
 
 use crate::config::{Config, Secret};
 use crate::ids::OrthancId;
-use crate::sync::LockExt;
+use crate::sync::{LockExt, RwLockExt};
 
 pub use client::{PeerFailure, PeerImage};
 
@@ -129,14 +129,7 @@ impl Cluster {
     /// Every other edge, up or not (purges try them all).
     pub fn others(&self) -> Vec<String> {
         let Some(inner) = &self.0 else { return Vec::new() };
-        inner
-            .members
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .filter(|m| **m != inner.me)
-            .cloned()
-            .collect()
+        inner.members.read_locked().iter().filter(|m| **m != inner.me).cloned().collect()
     }
 
     /// How long a copy of another edge's image is kept in the memory tier (`None`: not at all).
@@ -152,7 +145,7 @@ impl Cluster {
     /// Peers (this edge included) up and down now, for metrics.
     pub fn peer_counts(&self) -> (u64, u64) {
         let Some(inner) = &self.0 else { return (0, 0) };
-        let members = inner.members.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let members = inner.members.read_locked().clone();
         let down = members.iter().filter(|m| inner.is_down(m)).count() as u64;
         (members.len() as u64 - down, down)
     }
@@ -223,7 +216,7 @@ impl Inner {
 
     /// The owner of `key` among the members that are up.
     fn owner_of(&self, key: &str) -> Option<String> {
-        let members = self.members.read().unwrap_or_else(|e| e.into_inner());
+        let members = self.members.read_locked();
         let down = self.down.locked();
         let now = Instant::now();
         let live = members
@@ -243,7 +236,7 @@ impl Inner {
                 members.push(self.me.clone());
                 members.sort();
                 members.dedup();
-                let mut held = self.members.write().unwrap_or_else(|e| e.into_inner());
+                let mut held = self.members.write_locked();
                 if *held != members {
                     tracing::info!(peers = members.len(), port, "cluster membership changed");
                     *held = members;

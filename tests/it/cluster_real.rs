@@ -84,7 +84,7 @@ async fn get(edge: &TestEdge, path: &str) -> reqwest::Response {
 }
 
 fn x_cache(r: &reqwest::Response) -> String {
-    r.headers().get("x-cache").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
+    header(r, "x-cache").to_owned()
 }
 
 /// Every instance of the manifest.
@@ -187,15 +187,6 @@ async fn progress(edge: &TestEdge, id: &str) -> Value {
     resp.json().await.unwrap()
 }
 
-async fn purge(edge: &TestEdge, study: &str) -> reqwest::Response {
-    client()
-        .delete(format!("{}/cache/studies/{study}", edge.url))
-        .header("X-Api-Key", ADMIN_KEY)
-        .send()
-        .await
-        .unwrap()
-}
-
 #[actix_web::test]
 async fn a_warm_up_or_a_purge_posted_to_one_edge_is_the_clusters() {
     let Some(r) = RealOrthanc::from_env() else { return };
@@ -230,7 +221,7 @@ async fn a_warm_up_or_a_purge_posted_to_one_edge_is_the_clusters() {
     assert_eq!(c.fetches(""), warmed, "reads through the other edges cost Orthanc nothing");
 
     // A purge through edge 1 reaches every edge: the next read anywhere is a miss.
-    let resp = purge(c.edge(1), &study).await;
+    let resp = purge_study(&c.edge(1).url, &study, ADMIN_KEY).await;
     assert_eq!(resp.status(), 200);
     let report: Value = resp.json().await.unwrap();
     assert_eq!(report["edges"].as_array().unwrap().len(), 3, "{report}");
@@ -261,7 +252,7 @@ async fn with_one_edge_dead_the_others_answer_everything_and_a_purge_names_it() 
         }
     }
     assert!(started.elapsed() < Duration::from_secs(30), "a dead peer costs latency once, not per request");
-    let resp = purge(c.edge(0), &study).await;
+    let resp = purge_study(&c.edge(0).url, &study, ADMIN_KEY).await;
     assert_eq!(resp.status(), 502);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["code"], "purge-incomplete", "{body}");

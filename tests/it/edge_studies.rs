@@ -30,16 +30,6 @@ async fn start_warm(edge: &TestEdge, body: Value) -> String {
     resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
 }
 
-/// `DELETE /cache/studies/{study}` with `key`.
-async fn purge(edge: &TestEdge, study: &str, key: &str) -> reqwest::Response {
-    client()
-        .delete(format!("{}/cache/studies/{study}", edge.url))
-        .header("X-Api-Key", key)
-        .send()
-        .await
-        .unwrap()
-}
-
 async fn wait_job(edge: &TestEdge, id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -322,17 +312,17 @@ async fn warm_then_grid_costs_no_render_and_purge_makes_misses() {
     assert_eq!(p2["rate_per_s"], 0.0, "nothing made, no rate: {p2}");
 
     // Purge the study: the next request is a miss; a second purge is a no-op.
-    let first_purge = purge(&edge, &study, ADMIN_KEY).await;
+    let first_purge = purge_study(&edge.url, &study, ADMIN_KEY).await;
     assert_eq!(first_purge.status(), 200);
     let purged: Value = first_purge.json().await.unwrap();
     assert!(purged["entries"].as_u64().unwrap() > 0, "{purged}");
     assert_eq!(purged["instances"].as_u64().unwrap(), instances);
-    let again: Value = purge(&edge, &study, ADMIN_KEY).await.json().await.unwrap();
+    let again: Value = purge_study(&edge.url, &study, ADMIN_KEY).await.json().await.unwrap();
     assert_eq!(again["entries"], 0);
     let first = grid["series"][0]["thumbnail"].as_str().unwrap();
     let t = get(&format!("{}{first}", edge.url), PREVIEW_KEY, CHROME_ACCEPT).await;
     assert_eq!(header(&t, "x-cache"), "miss");
-    assert_eq!(purge(&edge, &study, PREVIEW_KEY).await.status(), 403);
+    assert_eq!(purge_study(&edge.url, &study, PREVIEW_KEY).await.status(), 403);
     edge.stop().await;
     proxy.stop().await;
 }

@@ -20,6 +20,16 @@ pub fn hs(claims: Value) -> String {
     .unwrap()
 }
 
+/// `DELETE /cache/studies/{study}` on the edge at `edge_url`, with API key `key`.
+pub async fn purge_study(edge_url: &str, study: &str, key: &str) -> reqwest::Response {
+    client()
+        .delete(format!("{edge_url}/cache/studies/{study}"))
+        .header("X-Api-Key", key)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// A response header as text ("" when absent or not text).
 pub fn header<'a>(r: &'a reqwest::Response, name: &str) -> &'a str {
     r.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
