@@ -9,10 +9,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/ci/setup-deps.sh
-cargo fmt --check
-scripts/ci/k8s-validate.sh
-cargo clippy --all-targets --features test-hooks -- -D warnings
+# Each stage's wall time on stderr, so a CI run that grows says where (CI must stay under 30 min).
+t0=$SECONDS
+stage() {
+  local start=$SECONDS rc=0
+  "$@" || rc=$?
+  echo "test.sh: [$((SECONDS - start)) s, $((SECONDS - t0)) s in all] $* (rc=$rc)" >&2
+  return "$rc"
+}
+
+stage scripts/ci/setup-deps.sh
+stage cargo fmt --check
+stage scripts/ci/k8s-validate.sh
+stage cargo clippy --all-targets --features test-hooks -- -D warnings
 # The real-Orthanc tests fail rather than skip when run from here.
 export ORTHANC_EDGE_IT_REQUIRED=1
 
@@ -30,13 +39,15 @@ export ORTHANC_EDGE_IT_SMALLFS=$smallfs
 
 # One Orthanc for every suite below; stopped on exit.
 # shellcheck source=scripts/ci/it-orthanc.sh
+orthanc_t0=$SECONDS
 source scripts/ci/it-orthanc.sh
+echo "test.sh: [$((SECONDS - orthanc_t0)) s, $((SECONDS - t0)) s in all] the shared Orthanc" >&2
 status=0
-cargo nextest run --features test-hooks --lib --bins --tests --no-fail-fast -E 'not test(/^faults_real::/)' || status=1
-scripts/ci/test-browser.sh || status=1
-scripts/ci/test-python.sh || status=1
-scripts/ci/corpus.sh || status=1
+stage cargo nextest run --features test-hooks --lib --bins --tests --no-fail-fast -E 'not test(/^faults_real::/)' || status=1
+stage scripts/ci/test-browser.sh || status=1
+stage scripts/ci/test-python.sh || status=1
+stage scripts/ci/corpus.sh || status=1
 # Last: these stop, slow and restart the shared Orthanc.
-cargo nextest run --features test-hooks --test it -E 'test(/^faults_real::/)' --test-threads 1 --no-fail-fast || status=1
-scripts/ci/schemathesis.sh || status=1
+stage cargo nextest run --features test-hooks --test it -E 'test(/^faults_real::/)' --test-threads 1 --no-fail-fast || status=1
+stage scripts/ci/schemathesis.sh || status=1
 exit "$status"

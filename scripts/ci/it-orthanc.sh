@@ -11,7 +11,7 @@
 #         ORTHANC_EDGE_IT_MANIFEST_B (the same for the second patient, when uploaded),
 #         ORTHANC_EDGE_IT_DICOMWEB=1 when Orthanc runs Debian's DICOMweb plugin (orthanc-dicomweb,
 #           loaded when installed: the reference tests/it/dicomweb_real.rs compares the edge with)
-#       and adds an EXIT trap that stops Orthanc, run after any EXIT trap already set.
+#       and adds an EXIT trap that stops Orthanc, run before any EXIT trap already set.
 #       Returns non-zero (with the Orthanc log tail) if anything fails.
 #
 #   scripts/ci/it-orthanc.sh CMD [ARGS...]   # same, runs CMD with those variables, then stops Orthanc
@@ -59,7 +59,8 @@ _it_orthanc_up() {
   if [[ $cur != *_it_orthanc_cleanup* ]]; then
     [[ -n $cur ]] && eval "prev=($cur)"  # trap -- 'CMD' EXIT → prev[2] is CMD
     if [[ ${#prev[@]} -ge 3 && -n ${prev[2]} ]]; then
-      trap -- "${prev[2]}"$'\n''_it_orthanc_cleanup' EXIT
+      # First: the caller's trap may remove the folder that says which Orthanc to stop.
+      trap -- '_it_orthanc_cleanup'$'\n'"${prev[2]}" EXIT
     else
       trap -- '_it_orthanc_cleanup' EXIT
     fi
