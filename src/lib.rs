@@ -85,6 +85,8 @@ pub fn start(state: AppState, listener: TcpListener) -> std::io::Result<actix_we
     .client_disconnect_timeout(Duration::from_secs(1))
     .keep_alive(Duration::from_secs(limits.keep_alive_s))
     .max_connections(limits.max_connections)
+    // A response's last segment goes out at once, not after the client's (delayed) ACK.
+    .tcp_nodelay(true)
     .listen(listener)?
     .run();
     Ok(server)
@@ -120,6 +122,7 @@ pub fn start_peer(state: AppState, listener: TcpListener) -> std::io::Result<act
     .workers(2)
     .disable_signals()
     .shutdown_timeout(1)
+    .tcp_nodelay(true)
     .listen(listener)?
     .run();
     Ok(server)

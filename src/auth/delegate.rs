@@ -296,12 +296,12 @@ impl Delegate {
 /// validated value (`%65…` becomes `e…`, frame `007` becomes `7`): what the validator sees is
 /// what is served. Falls back to the raw path for routes without a pattern.
 fn canonical_path(req: &HttpRequest) -> String {
-    let Some(pattern) = req.match_pattern() else {
+    let Some(&crate::http::RoutePattern(pattern)) = req.app_data() else {
         return req.path().to_owned();
     };
     let info = req.match_info();
     let mut out = String::with_capacity(pattern.len() + 64);
-    let mut rest = pattern.as_str();
+    let mut rest = pattern;
     while let Some(open) = rest.find('{') {
         out.push_str(&rest[..open]);
         let Some(close) = rest[open..].find('}') else {

@@ -52,9 +52,7 @@ impl FromRequest for Principal {
             let auth = req
                 .app_data::<web::Data<Authenticator>>()
                 .ok_or_else(|| AppError::Internal("authenticator not configured".into()))?;
-            let p = auth.authenticate(&req, client_addr(&req)).await?;
-            tracing::Span::current().record("principal", &*p.name);
-            Ok(p)
+            Ok(auth.authenticate(&req, client_addr(&req)).await?)
         })
     }
 }

@@ -25,4 +25,4 @@ pub use error::AppError;
 pub use extract::PreviewRequest;
 pub use middleware::{merge_slashes, request_context};
 pub use peer::{configure_peer, peer_secret};
-pub use routes::{configure, configure_admin, Route, ROUTES};
+pub use routes::{configure, configure_admin, Route, RoutePattern, ROUTES};

@@ -46,7 +46,6 @@ pub fn image_response(
     served: &Served,
     vary: Option<&'static str>,
 ) -> HttpResponse {
-    tracing::Span::current().record("cache", served.status.as_str());
     if let Some(rec) = req.extensions_mut().get_mut::<AccessRecord>() {
         rec.cache = Some(served.status.as_str());
         rec.upstream = served.upstream;

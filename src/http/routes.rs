@@ -86,6 +86,12 @@ pub const ROUTES: &[Route] = &[
     route(GET_HEAD, "/readyz", Serve::Readyz),
 ];
 
+/// The pattern of the route that matched, on every request it serves (resource data), so the
+/// access line, the metrics and delegated decisions need not match the path again:
+/// `HttpRequest::match_pattern` runs the whole route table's regexes once more.
+#[derive(Debug, Clone, Copy)]
+pub struct RoutePattern(pub &'static str);
+
 /// GET and HEAD answered by `handler`.
 fn get_head<F, Args>(resource: Resource, handler: F) -> Resource
 where
@@ -98,7 +104,7 @@ where
 
 /// `r`'s resource: its handlers, and 405 with `Allow: methods` to anything else.
 fn resource(r: &Route) -> Resource {
-    let res = web::resource(r.path);
+    let res = web::resource(r.path).app_data(RoutePattern(r.path));
     let res = match r.serve {
         Serve::Preview => get_head(res, previews::preview),
         Serve::SeriesPreview => get_head(res, studies::series_preview),

@@ -29,7 +29,6 @@ pub async fn from_orthanc(
     quality: Option<u8>,
 ) -> Result<Made, PreviewError> {
     let img = upstream.preview(instance, frame, format, quality).await?;
-    tracing::Span::current().record("upstream_ms", img.elapsed.as_millis() as u64);
     let timings = Timings { upstream: img.elapsed, ..Timings::default() };
     Ok(Made { main: Entry::new(img.format.mime(), img.body), extra: Vec::new(), timings })
 }

@@ -222,7 +222,6 @@ impl Sources {
             }
             Err(e) => return Err(e),
         };
-        tracing::Span::current().record("upstream_ms", timings.upstream.as_millis() as u64);
         let entry = Arc::new(Entry::new(SOURCE_CONTENT_TYPE, packed));
         self.cache.store(&key, entry.clone(), self.tiers(via)).await;
         Ok(Source { entry, pixels: Some(Arc::new(pixels)), timings })
@@ -388,7 +387,6 @@ impl Sources {
         F: FnOnce(&[u8], &DecodeLimits) -> Result<T, DicomError> + Send + 'static,
     {
         let (file, upstream) = self.files.get(&self.upstream, instance, priority).await?;
-        tracing::Span::current().record("upstream_ms", upstream.as_millis() as u64);
         let started = Instant::now();
         let limits = self.limits;
         let decoded = self.pool.run(move || Ok(decode(&file, &limits))).await?;
