@@ -1,33 +1,60 @@
 #!/usr/bin/env bash
-# Load benchmark: orthanc-edge memory hit vs nginx proxy_cache hit vs Orthanc direct, for the PNG
-# preview of the 512x512 CT sample (`ct16`; SAMPLE= for another), all on 127.0.0.1, in one run.
+# Load benchmark (issue 16): orthanc-edge memory hits against nginx proxy_cache hits at several
+# body sizes, and orthanc-edge disk-tier hits, for the PNG previews of the SAMPLES instances (by
+# default about 5 KB, 48 KB and 264 KB), all on 127.0.0.1, in one run; Orthanc direct on request.
 # See BENCHMARKS.md (current figures) and docs/benchmark-history.md (earlier runs).
 #
-#   scripts/bench/load.sh              # prints a Markdown table on stdout, progress on stderr
+#   scripts/bench/load.sh                                  # Markdown on stdout, progress on stderr
+#   EDGE_BIN=/tmp/orthanc-edge scripts/bench/load.sh       # a fixed binary: no cargo build
+#   SAMPLES=ct16 ROUNDS=1 DURATION=2 scripts/bench/load.sh # a quick check of one sample
 #
-# Starts a real Orthanc with the sample DICOM files (scripts/ci/it-orthanc.sh), builds and starts
-# target/release/orthanc-edge, and an nginx (benches/nginx.conf.template) with its own prefix,
-# proxy_cache and hard-coded Basic credentials. Warms both caches with one request, checks that
-# edge, nginx and Orthanc return the same bytes, then runs wrk against each target, interleaved.
-# Everything it starts is stopped on exit (EXIT/INT/TERM trap); its files live in a temp dir.
+# Starts a real Orthanc with the sample DICOM files (scripts/ci/it-orthanc.sh), builds the release
+# binary (unless EDGE_BIN or SKIP_BUILD=1) and starts it twice: "edge", memory tier 256 MiB, serves
+# memory hits; "edge-disk", cache.memory_bytes = 1 (the smallest valid value: no image fits), serves
+# hits from its disk tier (sled, its pages in sled's page cache and the OS's: what a steady disk
+# hit costs, not a cold read). Also an nginx (benches/nginx.conf.template) with its own prefix,
+# proxy_cache and hard-coded Basic credentials. For each sample it warms the three caches, checks
+# that edge (hit-memory), edge-disk (hit-disk), nginx (HIT) and Orthanc return the same bytes, then
+# runs wrk in rounds: each round runs every sample, and for each sample edge-disk, edge, nginx (and
+# Orthanc) back to back. Everything it starts is stopped on exit (EXIT/INT/TERM trap); its files
+# live in a temp dir.
+#
+# An image bigger than the whole memory tier is never put in it (src/cache/memory.rs), so every
+# edge-disk hit is a disk hit. Each edge's cache_lookups counters (admin listener /metrics) are
+# read around every run to show it: column "own-tier hits" is the share of the run's lookups
+# served by the tier the target measures; below 90 % disk hits the disk goal is not judged.
 #
 # Environment (defaults in brackets):
-#   WORKERS (or W) [1]     edge server.workers and nginx worker_processes
-#   DURATION [8]           seconds of each wrk run on the edge and on nginx
-#   ORTHANC_DURATION [4]   seconds of each wrk run on Orthanc direct (it is slow)
+#   SAMPLES [ct16 cr_mono1 cr_large]  sample instances (stems of scripts/dev/gen_dicom.py), space
+#                          separated; PNG previews with Orthanc 1.10: ct16 512x512 CT 4.9 KB (the
+#                          one closest to 3 KB: rgb8 is 1 KB, the others below 300 B), cr_mono1
+#                          640x800 CR 48 KB, cr_large 2048x2500 CR 264 KB (the largest there is:
+#                          no sample gives 800 KB; uploaded only when listed)
+#   SAMPLE                 one sample: the same as SAMPLES=SAMPLE (older usage)
+#   EDGE_BIN               the orthanc-edge binary to run, never built (also read from
+#                          ORTHANC_EDGE_BIN, as the other bench scripts do); unset: the release
+#                          build target/release/orthanc-edge, made here unless SKIP_BUILD=1
+#   SKIP_BUILD [0]         1: use the existing target/release/orthanc-edge, do not run cargo build
+#   WORKERS (or W) [1]     server.workers of both edges and nginx worker_processes
+#   DURATION [8]           seconds of each wrk run on edge, edge-disk and nginx
+#   ROUNDS [3]             rounds, each runs every sample and target once; per sample, the summary
+#                          shows the quietest round (least CPU taken by other processes during its
+#                          edge, nginx and edge-disk runs), the median over rounds and every round
 #   CONNECTIONS [16]       wrk connections (one wrk thread: -t1)
-#   ROUNDS [3]             runs per target, interleaved (edge, nginx, orthanc, edge, ...); the
-#                          summary shows the quietest round (least CPU taken by other processes
-#                          during its edge and nginx runs) and the edge/nginx ratio of every round
+#   ORTHANC [0]            Orthanc direct (slow, uncached renders): 0 never, 1 the first sample
+#                          only, all every sample (cr_large renders ~3/s: give it ORTHANC_DURATION)
+#   ORTHANC_DURATION [4]   seconds of each wrk run on Orthanc direct
 #   PIN [auto]             1: servers on CPU 0, wrk on CPU 1 (taskset); auto: when WORKERS=1 and
 #                          there are at least 2 CPUs; 0: no pinning. Orthanc is never pinned.
-#   SAMPLE [ct16]          the sample instance (a stem of scripts/dev/gen_dicom.py), e.g. cr_large
-#                          (2048x2500; then ORTHANC_DURATION should be longer: ~3 renders/s)
-#   SKIP_BUILD [0]         1: use the existing target/release/orthanc-edge, do not run cargo build
 #   KEEP_TMP [0]           1: keep the temp dir (configs, logs, wrk outputs) for inspection
 # Needs: Orthanc + pydicom/numpy (scripts/ci/setup-deps.sh orthanc python), nginx, wrk, curl,
-# python3, cargo. Total time with the defaults: about 70 seconds after the build.
+# python3, and cargo unless EDGE_BIN or SKIP_BUILD=1. Total time after the build: about
+# ROUNDS x samples x 3 x (DURATION + 0.5) s plus ~25 s of set-up, with the defaults 4 minutes
+# (ORTHANC=1 adds ROUNDS x ORTHANC_DURATION).
 set -euo pipefail
+# EDGE_BIN relative to the caller's directory, before the cd below.
+EDGE_BIN=${EDGE_BIN:-${ORTHANC_EDGE_BIN:-}}
+if [[ -n $EDGE_BIN && $EDGE_BIN != /* ]]; then EDGE_BIN=$PWD/$EDGE_BIN; fi
 cd "$(dirname "$0")/../.."
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh
@@ -41,16 +68,37 @@ ROUNDS=${ROUNDS:-3}
 PIN=${PIN:-auto}
 KEEP_TMP=${KEEP_TMP:-0}
 SKIP_BUILD=${SKIP_BUILD:-0}
-SAMPLE=${SAMPLE:-ct16}
+ORTHANC=${ORTHANC:-0}
 API_KEY=bench-load-key
+EDGE_MEMORY_BYTES=268435456 # edge: every sample stays in memory
+DISK_EDGE_MEMORY_BYTES=1    # edge-disk: the smallest value cache.memory_bytes accepts (nonzero)
+OWN_TIER_MIN=90             # % of own-tier hits below which edge-disk is no disk-tier figure
 
 log() { echo "bench-load.sh: [${SECONDS}s] $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+if [[ -n ${SAMPLES:-} && -n ${SAMPLE:-} && $SAMPLES != "$SAMPLE" ]]; then
+  die "set SAMPLES or SAMPLE (one sample), not both"
+fi
+SAMPLES=${SAMPLES:-${SAMPLE:-ct16 cr_mono1 cr_large}}
+read -r -a samples <<<"$SAMPLES"
+((${#samples[@]} > 0)) || die "SAMPLES is empty"
+declare -A seen_sample=()
+for s in "${samples[@]}"; do
+  [[ $s =~ ^[A-Za-z0-9_]+$ ]] || die "sample names are gen_dicom.py stems ([A-Za-z0-9_]); got '$s'"
+  [[ -z ${seen_sample[$s]:-} ]] || die "sample $s is listed twice in SAMPLES"
+  seen_sample[$s]=1
+done
+
 for v in WORKERS DURATION ORTHANC_DURATION CONNECTIONS ROUNDS; do
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
 done
-for tool in nginx wrk curl python3 cargo cmp; do
+case $ORTHANC in 0 | 1 | all) ;; *) die "ORTHANC must be 0, 1 (first sample) or all" ;; esac
+build=1
+if [[ -n $EDGE_BIN || $SKIP_BUILD == 1 ]]; then build=0; fi
+tools=(nginx wrk curl python3 cmp)
+if ((build)); then tools+=(cargo); fi
+for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || [[ -x /usr/sbin/$tool ]] ||
     die "$tool not found (nginx and wrk: apt-get install nginx wrk; the rest: scripts/ci/setup-deps.sh orthanc python)"
 done
@@ -73,6 +121,7 @@ fi
 # --- processes we start, and the trap that stops them ------------------------------------------
 tmp=
 edge_pid=
+disk_pid=
 nginx_pid=
 wrk_pid=
 
@@ -93,11 +142,13 @@ stop_pid() { # pid name: TERM, up to 10 s, then KILL
 }
 
 cleanup() {
-  # Never fails: under `set -e` a failing step here would skip it-orthanc.sh's cleanup chained after.
+  # Never fails: under `set -e` a failing step here would skip it-orthanc.sh's cleanup chained to it.
   stop_pid "$wrk_pid" wrk
   wrk_pid=
   stop_pid "$edge_pid" orthanc-edge
   edge_pid=
+  stop_pid "$disk_pid" "orthanc-edge (edge-disk)"
+  disk_pid=
   stop_pid "$nginx_pid" nginx
   nginx_pid=
   if [[ -n $tmp && -d $tmp ]]; then
@@ -105,64 +156,75 @@ cleanup() {
   fi
   return 0
 }
-# Set before sourcing it-orthanc.sh: it chains its own cleanup (stop Orthanc) after this one.
+# Set before sourcing it-orthanc.sh: it chains its own cleanup (stop Orthanc) to this one.
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --- build, then Orthanc with the samples ---------------------------------------------------------
-if [[ $SKIP_BUILD == 1 ]]; then
+if [[ -n $EDGE_BIN ]]; then
+  edge_bin=$EDGE_BIN
+  log "EDGE_BIN: running $edge_bin (no build)"
+elif [[ $SKIP_BUILD == 1 ]]; then
+  edge_bin=$root/target/release/orthanc-edge
   log "SKIP_BUILD=1: using the existing release binary"
 else
   log "building the release binary"
   cargo build --release --quiet >&2
+  edge_bin=$root/target/release/orthanc-edge
 fi
-edge_bin=$root/target/release/orthanc-edge
-[[ -x $edge_bin ]] || die "$edge_bin not found after cargo build --release"
+[[ -f $edge_bin && -x $edge_bin ]] || die "$edge_bin is not an executable file"
 
 scripts/ci/setup-deps.sh orthanc python >&2
 
 tmp=$(mktemp -d /tmp/orthanc-edge-bench.XXXXXX)
-# Orthanc's storage, both caches and the logs need little, but a full disk fails in odd ways
-# (truncated nginx answers, empty wrk output): refuse to start below 200 MB.
+# Orthanc's storage (cr_large: 10 MB), the caches and the logs need little, but a full disk fails
+# in odd ways (truncated nginx answers, empty wrk output): refuse to start below 200 MB.
 free_kb=$(df -k --output=avail "$tmp" | tail -n 1 | tr -d ' ')
 ((free_kb >= 200000)) || die "only $((free_kb / 1024)) MB free in /tmp: need 200 MB"
 log "starting Orthanc with the sample DICOM files"
 # it-orthanc.sh puts its files under $WORKDIR when set (and then keeps them): use its own temp dir.
 unset WORKDIR
-if [[ $SAMPLE == cr_large ]]; then export IT_ORTHANC_LARGE=1; fi
+if [[ -n ${seen_sample[cr_large]:-} ]]; then export IT_ORTHANC_LARGE=1; fi
+export IT_ORTHANC_PATIENT_B=0 # the second patient is for the security tests
 # shellcheck source=scripts/ci/it-orthanc.sh
 source scripts/ci/it-orthanc.sh >&2
 [[ -n ${ORTHANC_EDGE_IT_URL:-} && -f ${ORTHANC_EDGE_IT_MANIFEST:-} ]] ||
   die "scripts/ci/it-orthanc.sh did not export ORTHANC_EDGE_IT_URL / ORTHANC_EDGE_IT_MANIFEST"
 orthanc_pid=$(cat "$ORTHANC_EDGE_IT_DIR/orthanc.pid" 2>/dev/null || true)
 
-read -r sample_id sample_w sample_h sample_status sample_modality < <(
-  python3 - "$ORTHANC_EDGE_IT_MANIFEST" "$SAMPLE" <<'EOF'
+declare -A id_of=() w_of=() h_of=() modality_of=() body_of=()
+while read -r stem id w h status modality; do
+  [[ $status == 200 ]] || die "Orthanc answers $status for the $stem preview"
+  id_of[$stem]=$id w_of[$stem]=$w h_of[$stem]=$h modality_of[$stem]=$modality
+done < <(
+  python3 - "$ORTHANC_EDGE_IT_MANIFEST" "${samples[@]}" <<'EOF'
 import json, sys
 instances = json.load(open(sys.argv[1]))["instances"]
-if sys.argv[2] not in instances:
-    sys.exit(f"no sample {sys.argv[2]!r}; the manifest has: {', '.join(sorted(instances))}")
-i = instances[sys.argv[2]]
-print(i["instance"], i["width"], i["height"], i["preview_status"], i.get("modality") or "?")
+for s in sys.argv[2:]:
+    if s not in instances:
+        sys.exit(f"no sample {s!r}; the manifest has: {', '.join(sorted(instances))}")
+    i = instances[s]
+    print(s, i["instance"], i["width"], i["height"], i["preview_status"], i.get("modality") or "?")
 EOF
-) || true
-[[ -n ${sample_id:-} ]] || die "cannot read sample $SAMPLE from $ORTHANC_EDGE_IT_MANIFEST"
-[[ $sample_status == 200 ]] || die "Orthanc answers $sample_status for the $SAMPLE preview"
-path=/instances/$sample_id/preview
+)
+for s in "${samples[@]}"; do
+  [[ -n ${id_of[$s]:-} ]] || die "cannot read sample $s from $ORTHANC_EDGE_IT_MANIFEST"
+done
 orthanc_hostport=${ORTHANC_EDGE_IT_URL#http://}
 orthanc_hostport=${orthanc_hostport%/}
 basic=$(printf '%s:%s' "$ORTHANC_EDGE_IT_USER" "$ORTHANC_EDGE_IT_PASSWORD" | base64 -w0)
 
 space_left() { df -h --output=avail "$tmp" 2>/dev/null | tail -n 1 | tr -d ' '; }
 
-# --- orthanc-edge -----------------------------------------------------------------------------
-edge_port=$(free_port)
+# --- the two orthanc-edge processes -------------------------------------------------------------
 (umask 077 && printf '%s' "$ORTHANC_EDGE_IT_PASSWORD" >"$tmp/orthanc-password")
-cat >"$tmp/edge.toml" <<TOML
+key_hash=$("$edge_bin" hash-key "$API_KEY")
+edge_toml() { # port admin_port cache_dir memory_bytes → config on stdout
+  cat <<TOML
 [server]
-listen = "127.0.0.1:$edge_port"
-admin_listen = "127.0.0.1:0"
+listen = "127.0.0.1:$1"
+admin_listen = "127.0.0.1:$2"
 workers = $WORKERS
 
 [orthanc]
@@ -171,21 +233,32 @@ username = "$ORTHANC_EDGE_IT_USER"
 password_file = "$tmp/orthanc-password"
 
 [cache]
-dir = "$tmp/edge-cache"
-memory_bytes = 268435456
+dir = "$3"
+memory_bytes = $4
 disk_bytes = 1073741824
 
 [[auth.api_keys]]
 name = "bench"
-hash = "$("$edge_bin" hash-key "$API_KEY")"
+hash = "$key_hash"
 scopes = ["preview"]
 
 [log]
 filter = "warn"
 TOML
-log "starting orthanc-edge on 127.0.0.1:$edge_port (workers=$WORKERS)"
+}
+edge_port=$(free_port)
+edge_admin=$(free_port)
+edge_toml "$edge_port" "$edge_admin" "$tmp/edge-cache" "$EDGE_MEMORY_BYTES" >"$tmp/edge.toml"
+log "starting orthanc-edge on 127.0.0.1:$edge_port (workers=$WORKERS, memory tier $EDGE_MEMORY_BYTES bytes)"
 start_edge "$edge_bin" "$tmp/edge.toml" "$edge_port" "$tmp/edge.log" "${server_cpu[@]}" || die "orthanc-edge did not start"
 edge_pid=$EDGE_PID
+disk_port=$(free_port)
+disk_admin=$(free_port)
+edge_toml "$disk_port" "$disk_admin" "$tmp/edge-disk-cache" "$DISK_EDGE_MEMORY_BYTES" >"$tmp/edge-disk.toml"
+log "starting orthanc-edge (edge-disk) on 127.0.0.1:$disk_port (memory tier $DISK_EDGE_MEMORY_BYTES byte)"
+start_edge "$edge_bin" "$tmp/edge-disk.toml" "$disk_port" "$tmp/edge-disk.log" "${server_cpu[@]}" ||
+  die "orthanc-edge (edge-disk) did not start"
+disk_pid=$EDGE_PID
 
 # --- nginx ------------------------------------------------------------------------------------
 nginx_port=$(free_port)
@@ -215,11 +288,7 @@ log "starting nginx on 127.0.0.1:$nginx_port (worker_processes=$WORKERS)"
 nginx_pid=$!
 wait_http "http://127.0.0.1:$nginx_port/" "$nginx_pid" 20 "$prefix/error.log" || die "nginx did not start"
 
-# --- warm both caches, check the bytes ----------------------------------------------------------
-edge_url=http://127.0.0.1:$edge_port$path
-nginx_url=http://127.0.0.1:$nginx_port$path
-orthanc_url=$ORTHANC_EDGE_IT_URL$path
-
+# --- warm the caches, check the bytes -----------------------------------------------------------
 fetch() { # name url out_prefix [curl args...]: body → OUT.body, headers → OUT.head; prints status
   local name=$1 url=$2 out=$3
   shift 3
@@ -232,28 +301,47 @@ header() { # file name → value (case-insensitive, last occurrence)
 }
 expect_200() { [[ $2 == 200 ]] || die "$1 answered $2 (body: $(head -c 300 "$3.body"))"; }
 
+declare -A url_of=()  # "target/sample" → URL
+warm_sample() { # sample: warm edge, edge-disk and nginx; check their bytes against Orthanc's
+  local s=$1 path=/instances/${id_of[$1]}/preview out=$tmp/check-$1 st f i xc
+  url_of[edge/$s]=http://127.0.0.1:$edge_port$path
+  url_of[edge-disk/$s]=http://127.0.0.1:$disk_port$path
+  url_of[nginx/$s]=http://127.0.0.1:$nginx_port$path
+  url_of[orthanc/$s]=$ORTHANC_EDGE_IT_URL$path
+  st=$(fetch orthanc "${url_of[orthanc/$s]}" "$out-orthanc" -H "Authorization: Basic $basic" -H 'Accept-Encoding: identity')
+  expect_200 "orthanc ($s)" "$st" "$out-orthanc"
+  [[ $(head -c 8 "$out-orthanc.body" | od -An -tx1 | tr -d ' \n') == 89504e470d0a1a0a ]] ||
+    die "Orthanc's answer for $s is not a PNG"
+  for i in 1 2; do
+    st=$(fetch edge "${url_of[edge/$s]}" "$out-edge$i" -H "X-Api-Key: $API_KEY")
+    expect_200 "edge ($s)" "$st" "$out-edge$i"
+    st=$(fetch nginx "${url_of[nginx/$s]}" "$out-nginx$i")
+    expect_200 "nginx ($s)" "$st" "$out-nginx$i"
+  done
+  xc=$(header "$out-edge2.head" x-cache)
+  [[ $xc == hit-memory ]] || die "edge second request for $s: X-Cache '$xc', expected hit-memory"
+  xc=$(header "$out-nginx2.head" x-cache)
+  [[ $xc == HIT ]] || die "nginx second request for $s: X-Cache '$xc', expected HIT"
+  st=$(fetch edge-disk "${url_of[edge-disk/$s]}" "$out-disk1" -H "X-Api-Key: $API_KEY")
+  expect_200 "edge-disk ($s)" "$st" "$out-disk1"
+  # The miss stores the image on disk in the background (never in memory: it is larger than the
+  # tier): ask until a request is a disk hit.
+  for ((i = 0; i < 25; i++)); do
+    sleep 0.2
+    st=$(fetch edge-disk "${url_of[edge-disk/$s]}" "$out-disk2" -H "X-Api-Key: $API_KEY")
+    expect_200 "edge-disk ($s)" "$st" "$out-disk2"
+    xc=$(header "$out-disk2.head" x-cache)
+    [[ $xc == hit-disk ]] && break
+  done
+  [[ $xc == hit-disk ]] || die "edge-disk: no hit-disk for $s in 25 requests over 5 s (last X-Cache '$xc')"
+  for f in edge1 edge2 nginx1 nginx2 disk1 disk2; do
+    cmp -s "$out-orthanc.body" "$out-$f.body" || die "$f body for $s differs from Orthanc's"
+  done
+  body_of[$s]=$(wc -c <"$out-orthanc.body")
+  log "$s ${w_of[$s]}x${h_of[$s]} PNG: ${body_of[$s]} bytes, identical from Orthanc, edge (hit-memory), edge-disk (hit-disk) and nginx (HIT)"
+}
 log "warming the caches and comparing bytes"
-s=$(fetch orthanc "$orthanc_url" "$tmp/orthanc" -H "Authorization: Basic $basic" -H 'Accept-Encoding: identity')
-expect_200 orthanc "$s" "$tmp/orthanc"
-s=$(fetch edge "$edge_url" "$tmp/edge1" -H "X-Api-Key: $API_KEY")
-expect_200 edge "$s" "$tmp/edge1"
-s=$(fetch edge "$edge_url" "$tmp/edge2" -H "X-Api-Key: $API_KEY")
-expect_200 edge "$s" "$tmp/edge2"
-[[ $(header "$tmp/edge2.head" x-cache) == hit-memory ]] ||
-  die "edge second request: X-Cache '$(header "$tmp/edge2.head" x-cache)', expected hit-memory"
-s=$(fetch nginx "$nginx_url" "$tmp/nginx1")
-expect_200 nginx "$s" "$tmp/nginx1"
-s=$(fetch nginx "$nginx_url" "$tmp/nginx2")
-expect_200 nginx "$s" "$tmp/nginx2"
-[[ $(header "$tmp/nginx2.head" x-cache) == HIT ]] ||
-  die "nginx second request: X-Cache '$(header "$tmp/nginx2.head" x-cache)', expected HIT"
-for f in edge1 edge2 nginx1 nginx2; do
-  cmp -s "$tmp/orthanc.body" "$tmp/$f.body" || die "$f body differs from Orthanc's"
-done
-[[ $(head -c 8 "$tmp/orthanc.body" | od -An -tx1 | tr -d ' \n') == 89504e470d0a1a0a ]] ||
-  die "Orthanc's answer is not a PNG"
-body_bytes=$(wc -c <"$tmp/orthanc.body")
-log "$SAMPLE ${sample_w}x${sample_h} PNG: $body_bytes bytes, identical from Orthanc, edge and nginx"
+for s in "${samples[@]}"; do warm_sample "$s"; done
 
 # --- wrk ----------------------------------------------------------------------------------------
 clk_tck=$(getconf CLK_TCK)
@@ -285,6 +373,12 @@ child_cpu() { # → $child_cpu_s: user+sys seconds of this shell's finished chil
   }' "$tmp/times")
 }
 
+lookups() { # admin_port → "hit-memory hit-disk miss" of the edge's cache_lookups; "- - -" if unknown
+  { curl -s --max-time 5 "http://127.0.0.1:$1/metrics" 2>/dev/null || true; } | awk -F'"' '
+    /^orthanc_edge_cache_lookups_total\{outcome="/ { split($NF, v, " "); n[$2] = v[2]; seen = 1 }
+    END { if (seen) printf "%d %d %d\n", n["hit-memory"], n["hit-disk"], n["miss"]; else print "- - -" }'
+}
+
 # wrk output → "req/s p50_ms p99_ms requests non2xx socket_errors"
 parse_wrk() {
   awk '
@@ -305,18 +399,29 @@ parse_wrk() {
   ' "$1"
 }
 
-declare -A pid_of=([edge]=$edge_pid [nginx]=$nginx_pid [orthanc]=${orthanc_pid:-})
-declare -A url_of=([edge]=$edge_url [nginx]=$nginx_url [orthanc]=$orthanc_url)
-declare -A dur_of=([edge]=$DURATION [nginx]=$DURATION [orthanc]=$ORTHANC_DURATION)
-results=() # "target round rps p50 p99 requests server_us/req server_cpu% wrk_cpu% other_cpu%"
+declare -A pid_of=([edge]=$edge_pid [edge-disk]=$disk_pid [nginx]=$nginx_pid [orthanc]=${orthanc_pid:-})
+declare -A dur_of=([edge]=$DURATION [edge-disk]=$DURATION [nginx]=$DURATION [orthanc]=$ORTHANC_DURATION)
+declare -A admin_of=([edge]=$edge_admin [edge-disk]=$disk_admin)
+declare -A tier_of=([edge]=hit-memory [edge-disk]=hit-disk) # the X-Cache a target is meant to measure
+# "sample target round rps p50 p99 requests server_us/req server_cpu% wrk_cpu% other_cpu% own_tier%"
+results=()
 
-run_wrk() { # target round
-  local t=$1 r=$2 out=$tmp/wrk-$1-$2.txt hdr=() before after rps p50 p99 reqs non2xx errs cpu
+targets_of() { # sample → the targets run for it, in run order
+  local list=(edge-disk edge nginx)
+  if [[ $ORTHANC == all || ($ORTHANC == 1 && $1 == "${samples[0]}") ]]; then list+=(orthanc); fi
+  echo "${list[@]}"
+}
+
+run_wrk() { # target sample round
+  local t=$1 s=$2 r=$3 out=$tmp/wrk-$2-$1-$3.txt hdr=() before after rps p50 p99 reqs non2xx errs cpu
   local wrk_before wrk_after started elapsed pct wrk_pct busy_before busy_after other_pct
+  local l_before=(- - -) l_after=(- - -) own=-
   case $t in
-    edge) hdr=(-H "X-Api-Key: $API_KEY") ;;
+    edge | edge-disk) hdr=(-H "X-Api-Key: $API_KEY") ;;
     orthanc) hdr=(-H "Authorization: Basic $basic" -H 'Accept-Encoding: identity') ;;
   esac
+  # The edges' lookup counters, outside the measured window (the scrape costs server CPU too).
+  if [[ -n ${admin_of[$t]:-} ]]; then read -r -a l_before <<<"$(lookups "${admin_of[$t]}")"; fi
   before=$(cpu_ticks "${pid_of[$t]}")
   child_cpu
   wrk_before=$child_cpu_s
@@ -324,12 +429,12 @@ run_wrk() { # target round
   started=$(date +%s.%N)
   # In the background and waited for, so that INT/TERM stop the script at once, not after the run.
   timeout $((dur_of[$t] + 30)) "${wrk_cpu[@]}" wrk -t1 -c"$CONNECTIONS" -d"${dur_of[$t]}s" --latency \
-    "${hdr[@]}" "${url_of[$t]}" >"$out" 2>&1 &
+    "${hdr[@]}" "${url_of[$t/$s]}" >"$out" 2>&1 &
   wrk_pid=$!
   if ! wait "$wrk_pid"; then
     wrk_pid=
     cat "$out" >&2
-    die "wrk on $t failed"
+    die "wrk on $t ($s) failed"
   fi
   wrk_pid=
   after=$(cpu_ticks "${pid_of[$t]}")
@@ -337,20 +442,21 @@ run_wrk() { # target round
   busy_after=$(machine_busy)
   child_cpu
   wrk_after=$child_cpu_s
+  if [[ -n ${admin_of[$t]:-} ]]; then read -r -a l_after <<<"$(lookups "${admin_of[$t]}")"; fi
   read -r rps p50 p99 reqs non2xx errs < <(parse_wrk "$out")
   if [[ ! -s $out ]]; then
     # wrk ignores write errors: an empty output with exit status 0 is a full disk.
-    die "wrk on $t wrote no output ($(space_left) free in $tmp)"
+    die "wrk on $t ($s) wrote no output ($(space_left) free in $tmp)"
   fi
-  [[ -n $rps && $rps != 0 ]] || { cat "$out" >&2; die "could not read wrk output for $t"; }
-  ((non2xx == 0)) || { cat "$out" >&2; die "$t: $non2xx non-2xx answers under load"; }
+  [[ -n $rps && $rps != 0 ]] || { cat "$out" >&2; die "could not read wrk output for $t ($s)"; }
+  ((non2xx == 0)) || { cat "$out" >&2; die "$t ($s): $non2xx non-2xx answers under load"; }
   if ((errs > 0)); then
-    log "warning: $t round $r: $errs socket errors (connect/read/write/timeout):"
+    log "warning: $t $s round $r: $errs socket errors (connect/read/write/timeout):"
     cat "$out" >&2
   fi
-  # Server CPU per request, in microseconds (the steadier number on a shared machine).
-  # Server CPU per request, in microseconds, and in % of one core: if the server is well below
-  # 100% while wrk is near 100%, the load generator, not the server, set the request rate.
+  # Server CPU per request, in microseconds (the steadier number on a shared machine), and in % of
+  # one core: if the server is well below 100% while wrk is near 100%, the load generator, not the
+  # server, set the request rate.
   cpu=- pct=-
   if [[ $before != - && $after != - ]]; then
     read -r cpu pct < <(awk -v t=$((after - before)) -v hz="$clk_tck" -v n="$reqs" -v e="$elapsed" \
@@ -360,71 +466,137 @@ run_wrk() { # target round
   # Everything else the machine did meanwhile (kernel network work, other users): the noise.
   other_pct=$(awk -v b=$((busy_after - busy_before)) -v hz="$clk_tck" -v e="$elapsed" -v s="$pct" -v w="$wrk_pct" \
     'BEGIN { o = b / hz / e * 100 - (s == "-" ? 0 : s) - w; printf "%.0f", (o < 0 ? 0 : o) }')
-  log "$(printf '%-8s round %d: %10s req/s  p50 %8.3f ms  p99 %8.3f ms  server %s us/req (%s%% CPU)  wrk %s%%  other %s%%' \
-    "$t" "$r" "$rps" "$p50" "$p99" "$cpu" "$pct" "$wrk_pct" "$other_pct")"
-  results+=("$t $r $rps $p50 $p99 $reqs $cpu $pct $wrk_pct $other_pct")
+  # Share of this run's lookups answered by the tier the target measures (memory or disk).
+  if [[ ${l_before[0]} != - && ${l_after[0]} != - ]]; then
+    own=$(awk -v m=$((l_after[0] - l_before[0])) -v d=$((l_after[1] - l_before[1])) \
+      -v x=$((l_after[2] - l_before[2])) -v tier="${tier_of[$t]}" \
+      'BEGIN { n = m + d + x; if (n > 0) printf "%.1f", (tier == "hit-disk" ? d : m) / n * 100; else print "-" }')
+  fi
+  log "$(printf '%-9s %-9s round %d: %10s req/s  p50 %8.3f ms  p99 %8.3f ms  server %s us/req (%s%% CPU)  wrk %s%%  other %s%%  own tier %s' \
+    "$t" "$s" "$r" "$rps" "$p50" "$p99" "$cpu" "$pct" "$wrk_pct" "$other_pct" "$own$([[ $own == - ]] || echo %)")"
+  results+=("$s $t $r $rps $p50 $p99 $reqs $cpu $pct $wrk_pct $other_pct $own")
 }
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-log "wrk -t1 -c$CONNECTIONS, $ROUNDS round(s): edge and nginx ${DURATION}s, Orthanc ${ORTHANC_DURATION}s (pinning: $PIN)"
+log "wrk -t1 -c$CONNECTIONS, $ROUNDS round(s) x ${#samples[@]} sample(s) (${samples[*]}): edge-disk, edge, nginx ${DURATION}s each$(
+  [[ $ORTHANC == 0 ]] || echo ", Orthanc ${ORTHANC_DURATION}s")$( [[ $PIN == 1 ]] && echo " (pinned)")"
 for ((round = 1; round <= ROUNDS; round++)); do
-  for t in edge nginx orthanc; do run_wrk "$t" "$round"; done
+  for s in "${samples[@]}"; do
+    for t in $(targets_of "$s"); do run_wrk "$t" "$s" "$round"; done
+  done
 done
 
 # --- report -------------------------------------------------------------------------------------
-# On a shared machine the rounds differ mostly by what else ran meanwhile: show the quietest one,
-# and the edge/nginx ratio of each round (edge and nginx run back to back, so a round pairs them).
-quietest=$(printf '%s\n' "${results[@]}" | awk '$1 == "edge" || $1 == "nginx" { o[$2] += $10 }
-  END { for (r = 1; r in o; r++) if (best == "" || o[r] < o[best]) best = r; print best }')
-pick() { printf '%s\n' "${results[@]}" | awk -v t="$1" -v r="$quietest" '$1 == t && $2 == r'; }
-read -r _ _ e_rps e_p50 e_p99 _ e_cpu e_pct e_wrk e_oth <<<"$(pick edge)"
-read -r _ _ n_rps n_p50 n_p99 _ n_cpu n_pct n_wrk n_oth <<<"$(pick nginx)"
-read -r _ _ o_rps o_p50 o_p99 _ o_cpu o_pct o_wrk o_oth <<<"$(pick orthanc)"
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
-per_round=$(printf '%s\n' "${results[@]}" | awk '
-  $1 == "edge"  { e[$2] = $3; ec[$2] = $7; eo[$2] = $10 }
-  $1 == "nginx" { n[$2] = $3; nc[$2] = $7; no[$2] = $10 }
-  END {
-    for (r = 1; r in e; r++) {
-      cpu = (nc[r] > 0 && ec[r] > 0) ? sprintf("%.2f", ec[r] / nc[r]) : "-"
-      printf "| %d | %.2f | %s | %d %% |\n", r, e[r] / n[r], cpu, eo[r] + no[r]
-    }
-  }')
-median_ratio=$(printf '%s\n' "${results[@]}" | awk '$1 == "edge" { e[$2] = $3 } $1 == "nginx" { n[$2] = $3 }
-  END { for (r = 1; r in e; r++) print e[r] / n[r] }' | sort -g |
-  awk '{ v[NR] = $1 } END { printf "%.2f", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }')
+all_results() { printf '%s\n' "${results[@]}"; }
+ratio() { # a b [printf format, %.2f] → a/b; - if either is unknown or b is 0
+  awk -v a="$1" -v b="$2" -v f="${3:-%.2f}" 'BEGIN { if (a != "-" && b != "-" && b > 0) printf f, a / b; else print "-" }'
+}
+median() { # numbers on stdin → their median with 2 decimals; - if none
+  { grep -v '^-$' || true; } | sort -g | awk '{ v[NR] = $1 }
+    END { if (NR == 0) print "-"; else printf "%.2f", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
+}
+kb() { awk -v b="$1" 'BEGIN { printf "%.1f KiB", b / 1024 }'; }
+# On a shared machine the rounds differ mostly by what else ran meanwhile: per sample, the quietest
+# round is the one whose edge, nginx and edge-disk runs (back to back) had the least "other" CPU.
+quietest_of() { # sample → round
+  all_results | awk -v s="$1" '$1 == s && $2 != "orthanc" { o[$3] += $11 }
+    END { for (r = 1; r in o; r++) if (best == "" || o[r] < o[best]) best = r; print best }'
+}
+pick() { all_results | awk -v s="$1" -v t="$2" -v r="$3" '$1 == s && $2 == t && $3 == r'; }
+per_round() { # sample target_a target_b field → "a/b" of that field in each round, one a line
+  all_results | awk -v s="$1" -v ta="$2" -v tb="$3" -v f="$4" '
+    $1 == s && $2 == ta { a[$3] = $f } $1 == s && $2 == tb { b[$3] = $f }
+    END { for (r = 1; r in a; r++) print ((r in b) && a[r] != "-" && b[r] != "-" && b[r] > 0 ? a[r] / b[r] : "-") }'
+}
+label_of() {
+  case $1 in
+    edge) echo "orthanc-edge memory hit" ;;
+    edge-disk) echo "orthanc-edge disk-tier hit" ;;
+    nginx) echo "nginx proxy_cache hit" ;;
+    orthanc) echo "Orthanc direct" ;;
+  esac
+}
+
+main_rows='' summary_rows='' notes=''
+for s in "${samples[@]}"; do
+  q=$(quietest_of "$s")
+  body="$(kb "${body_of[$s]}") (${body_of[$s]} B)"
+  declare -A rps_q=() cpu_q=()
+  for t in edge nginx edge-disk orthanc; do
+    [[ " $(targets_of "$s") " == *" $t "* ]] || continue
+    read -r _ _ _ rps p50 p99 _ cpu pct wrk oth own <<<"$(pick "$s" "$t" "$q")"
+    rps_q[$t]=$rps cpu_q[$t]=$cpu
+    med=$(all_results | awk -v s="$s" -v t="$t" '$1 == s && $2 == t { print $4 }' | median)
+    [[ $own == - ]] || own="$own %"
+    main_rows+="| $s, $body | $(label_of "$t") | $q | $rps | $med | $p50 ms | $p99 ms | $cpu µs | $pct % | $wrk % | $oth % | $own |"$'\n'
+  done
+  # Goals of issue 16: memory hits >= 1.15x nginx for bodies up to 48 KB (here: up to 64 KiB),
+  # >= 0.9x for the large ones (set for ~800 KB); disk hits >= 0.5x memory hits.
+  if ((body_of[$s] <= 65536)); then goal=1.15 goal_text="≥ 1.15× (bodies up to 48 KB)"; else
+    goal=0.90 goal_text="≥ 0.90× (large bodies; set for ~800 KB)"
+  fi
+  rounds_en=$(per_round "$s" edge nginx 4 | awk '{ printf "%s%s", (NR > 1 ? ", " : ""), ($1 == "-" ? "-" : sprintf("%.2f", $1)) }')
+  med_en=$(per_round "$s" edge nginx 4 | median)
+  met=$(awk -v m="$med_en" -v g="$goal" 'BEGIN { print (m == "-" ? "-" : (m >= g ? "**yes**" : "no")) }')
+  summary_rows+="| $s, $body | edge memory / nginx | **$(ratio "${rps_q[edge]}" "${rps_q[nginx]}")** | $med_en | $rounds_en | $goal_text | $met | $(ratio "${cpu_q[edge]}" "${cpu_q[nginx]}") |"$'\n'
+  rounds_de=$(per_round "$s" edge-disk edge 4 | awk '{ printf "%s%s", (NR > 1 ? ", " : ""), ($1 == "-" ? "-" : sprintf("%.2f", $1)) }')
+  med_de=$(per_round "$s" edge-disk edge 4 | median)
+  own_med=$(all_results | awk -v s="$s" '$1 == s && $2 == "edge-disk" { print $12 }' | median)
+  if [[ $own_med == - ]]; then
+    met="- (no cache_lookups metric: disk hits not counted)"
+  elif awk -v o="$own_med" -v m="$OWN_TIER_MIN" 'BEGIN { exit !(o < m) }'; then
+    met="n/a: only $own_med % disk hits"
+    notes+="- $s: only $own_med % (median) of the edge-disk requests were disk hits, the rest memory hits: its row is no disk-tier figure."$'\n'
+  else
+    met=$(awk -v m="$med_de" 'BEGIN { print (m == "-" ? "-" : (m >= 0.5 ? "**yes**" : "no")) }')
+  fi
+  summary_rows+="| $s, $body | edge disk / edge memory | **$(ratio "${rps_q[edge-disk]}" "${rps_q[edge]}")** | $med_de | $rounds_de | ≥ 0.50× | $met | $(ratio "${cpu_q[edge-disk]}" "${cpu_q[edge]}") |"$'\n'
+  if [[ -n ${rps_q[orthanc]:-} ]]; then
+    summary_rows+="| $s, $body | edge memory / Orthanc direct | $(ratio "${rps_q[edge]}" "${rps_q[orthanc]}") | $(per_round "$s" edge orthanc 4 | median) | $(per_round "$s" edge orthanc 4 | awk '{ printf "%s%s", (NR > 1 ? ", " : ""), ($1 == "-" ? "-" : sprintf("%.1f", $1)) }') | - | - | $(ratio "${cpu_q[edge]}" "${cpu_q[orthanc]}" %.4f) |"$'\n'
+  fi
+  unset rps_q cpu_q
+done
+if [[ -n $notes ]]; then
+  notes="Disk-tier caveat: some edge-disk requests were not disk hits (an image smaller than the edge-disk
+memory tier?), so those rows are no disk-tier figure:
+$notes
+"
+fi
+sample_list=$(for s in "${samples[@]}"; do
+  printf '%s %sx%s %s (%s B)\n' "$s" "${w_of[$s]}" "${h_of[$s]}" "${modality_of[$s]}" "${body_of[$s]}"
+done | paste -sd ';' | sed 's/;/; /g')
 
 cat <<MD
 ### Load benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')
 
-\`GET $path\` ($SAMPLE, ${sample_w}x${sample_h} $sample_modality, PNG, $body_bytes bytes); wrk -t1 -c$CONNECTIONS --latency;
-workers=$WORKERS for the edge and nginx; $ROUNDS round(s), interleaved; below, round $quietest (the quietest); edge and nginx
-${DURATION}s per run, Orthanc ${ORTHANC_DURATION}s; CPU pinning: $( [[ $PIN == 1 ]] && echo "servers on CPU 0, wrk on CPU 1" || echo none).
-Load average before the runs: $load_before. $ncpu CPU(s): $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo); $("$nginx_bin" -v 2>&1 | sed 's/^nginx version: //'); Orthanc $(curl -s --max-time 5 -u "$ORTHANC_EDGE_IT_USER:$ORTHANC_EDGE_IT_PASSWORD" "$ORTHANC_EDGE_IT_URL/system" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Version"])' 2>/dev/null || echo '?').
+\`GET /instances/{id}/preview\` (PNG) of ${#samples[@]} sample(s): $sample_list. wrk -t1 -c$CONNECTIONS --latency;
+workers=$WORKERS for both edges and nginx; $ROUNDS round(s), each running every sample, and for each sample edge-disk,
+edge, nginx$( [[ $ORTHANC == 0 ]] || echo ", Orthanc") back to back; ${DURATION}s per run$( [[ $ORTHANC == 0 ]] || echo ", Orthanc ${ORTHANC_DURATION}s"); CPU pinning: $( [[ $PIN == 1 ]] && echo "servers on CPU 0, wrk on CPU 1" || echo none).
+edge: memory tier $EDGE_MEMORY_BYTES bytes; edge-disk: cache.memory_bytes = $DISK_EDGE_MEMORY_BYTES (disk tier: sled, warm pages).
+Binary: $edge_bin. Load average before the runs: $load_before. $ncpu CPU(s): $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo); $("$nginx_bin" -v 2>&1 | sed 's/^nginx version: //'); Orthanc $(curl -s --max-time 5 -u "$ORTHANC_EDGE_IT_USER:$ORTHANC_EDGE_IT_PASSWORD" "$ORTHANC_EDGE_IT_URL/system" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Version"])' 2>/dev/null || echo '?').
 
-| target | req/s | p50 | p99 | server CPU per request | server CPU | wrk CPU | other CPU |
-|---|---:|---:|---:|---:|---:|---:|---:|
-| orthanc-edge memory hit | $e_rps | $e_p50 ms | $e_p99 ms | $e_cpu µs | $e_pct % | $e_wrk % | $e_oth % |
-| nginx proxy_cache hit | $n_rps | $n_p50 ms | $n_p99 ms | $n_cpu µs | $n_pct % | $n_wrk % | $n_oth % |
-| Orthanc direct | $o_rps | $o_p50 ms | $o_p99 ms | $o_cpu µs | $o_pct % | $o_wrk % | $o_oth % |
+Per sample, its quietest round (column "round"), and the median req/s over all rounds:
 
-req/s ratios (round $quietest): **edge/nginx = $(ratio "$e_rps" "$n_rps")**, edge/Orthanc = $(ratio "$e_rps" "$o_rps").
-Server CPU per request, edge/nginx = $(ratio "$e_cpu" "$n_cpu") (below 1: the edge spends less CPU per request).
-Median of the per-round edge/nginx req/s ratios: $median_ratio.
-CPU columns are % of one core over the run (the machine has $((ncpu * 100)) %); "other" is everything else
+| sample, body | target | round | req/s | median req/s | p50 | p99 | server CPU per request | server CPU | wrk CPU | other CPU | own-tier hits |
+|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+${main_rows%$'\n'}
+
+Ratios (req/s unless said): in the quietest round, the median of the per-round ratios (goals judged on it), every round:
+
+| sample, body | ratio | quietest round | median | each round | goal (issue 16) | met | CPU per request ratio (quietest round) |
+|---|---|---:|---:|---|---|---|---:|
+${summary_rows%$'\n'}
+
+${notes}CPU columns are % of one core over the run (the machine has $((ncpu * 100)) %); "other" is everything else
 the machine did meanwhile: kernel network work not charged to a process, and other users of the
 box (noise). A server well below 100 % while wrk is near 100 % means wrk set the pace; when
-others take much CPU the request rates are unreliable and CPU per request is the steadier number.
-
-Each round (edge and nginx run back to back):
-
-| round | edge/nginx req/s | edge/nginx CPU per request | other CPU during both |
-|---:|---:|---:|---:|
-$per_round
+others take much CPU the request rates are unreliable and CPU per request is the steadier number
+(a CPU per request ratio below 1: the first spends less CPU per request). "own-tier hits": share
+of the run's lookups (the edge's cache_lookups counters) served by the tier the row measures.
 
 All runs:
 
-| target | round | req/s | p50 (ms) | p99 (ms) | requests | server µs/req | server CPU % | wrk CPU % | other CPU % |
-|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|
-$(printf '%s\n' "${results[@]}" | awk '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 }')
+| sample | target | round | req/s | p50 (ms) | p99 (ms) | requests | server µs/req | server CPU % | wrk CPU % | other CPU % | own-tier hits % |
+|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+$(all_results | awk '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 }')
 MD

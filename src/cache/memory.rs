@@ -79,6 +79,7 @@ pub struct MemoryCache {
     index: Arc<Mutex<Index>>,
     generations: Arc<AtomicU64>,
     evictions: Arc<AtomicU64>,
+    capacity: u64,
 }
 
 impl MemoryCache {
@@ -100,7 +101,7 @@ impl MemoryCache {
                 }
             })
             .build();
-        Self { inner, index, generations: Arc::default(), evictions }
+        Self { inner, index, generations: Arc::default(), evictions, capacity: capacity_bytes }
     }
 
     pub async fn get(&self, key: &CacheKey) -> Option<Arc<Entry>> {
@@ -117,6 +118,11 @@ impl MemoryCache {
 
     /// Insert an entry that expires `ttl` after this insert (`None`: never).
     pub async fn insert_for(&self, key: CacheKey, entry: Arc<Entry>, ttl: Option<Duration>) {
+        // Bigger than the whole tier: moka would evict it only at its next clean-up and serve it
+        // meanwhile (a tier of 1 byte answered most disk-tier hits from memory).
+        if u64::from(entry.weight()) > self.capacity {
+            return;
+        }
         let generation = self.generations.fetch_add(1, Ordering::Relaxed);
         self.index.locked().record(&key, generation);
         self.inner.insert(key, Slot { entry, generation, ttl }).await;
@@ -226,6 +232,16 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert_eq!(c.indexed_total().await, 1, "the expired key left the index");
+    }
+
+    #[tokio::test]
+    async fn an_entry_bigger_than_the_tier_is_not_held_even_briefly() {
+        let c = MemoryCache::new(4 * 1024);
+        c.insert(key(1, 0, "png"), entry(8_000)).await;
+        assert!(c.get(&key(1, 0, "png")).await.is_none());
+        assert_eq!(c.indexed_total().await, 0);
+        c.insert(key(2, 0, "png"), entry(1_000)).await;
+        assert!(c.get(&key(2, 0, "png")).await.is_some(), "one that fits is held");
     }
 
     #[tokio::test]
