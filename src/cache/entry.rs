@@ -50,6 +50,15 @@ impl Entry {
         Self { content_type: content_type.to_owned(), created, etag, body }
     }
 
+    /// Is `tag` an ETag as [`Entry::new`] makes them (32 hex digits in quotes)?
+    pub fn is_etag(tag: &str) -> bool {
+        let b = tag.as_bytes();
+        b.len() == 34
+            && b[0] == b'"'
+            && b[33] == b'"'
+            && b[1..33].iter().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+    }
+
     /// What holding this entry in the memory tier costs, for its weigher: the body as the
     /// allocator rounds it, plus the fixed cost of an entry (measured ~600 B: moka's node, the
     /// key, the shared `Entry`, its strings). Counting only body bytes let a tier of small
@@ -132,6 +141,10 @@ mod tests {
         let e = Entry::new("image/png", Bytes::from_static(b"\x89PNG\r\n\x1a\nrest"));
         assert_eq!(Entry::decode(&e.encode()).unwrap(), e);
         assert_eq!(e.etag.len(), 34);
+        assert!(Entry::is_etag(&e.etag));
+        for bad in ["", "\"\"", &e.etag[1..], &e.etag.to_uppercase(), &e.etag.replace('"', "'")] {
+            assert!(!Entry::is_etag(bad), "{bad}");
+        }
     }
 
     #[test]

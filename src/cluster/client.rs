@@ -1,6 +1,7 @@
 //! Requests to other edges' peer listeners: every one carries the secret and a deadline, and a
 //! peer that cannot be reached is marked down.
 
+use std::cell::RefCell;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -16,6 +17,46 @@ use super::{Cluster, Inner};
 use crate::cache::Entry;
 use crate::previews::PreviewError;
 use crate::telemetry::metrics;
+
+/// The peer client, one per thread. hyper runs a connection's I/O in a task on the runtime that
+/// opened it; with one pool for the process, a worker's request often went out on a connection
+/// the probes had opened on the main runtime, and every exchange crossed threads twice
+/// (bench-scaleout: that thread did a fifth of the asking edge's work for a hop).
+pub(super) struct Clients {
+    connect: Duration,
+}
+
+thread_local! {
+    /// This thread's clients, by connect deadline (edges in one test process may differ).
+    static CLIENTS: RefCell<Vec<(Duration, reqwest::Client)>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Clients {
+    /// Fails as building a client would (checked once, at start-up).
+    pub(super) fn new(connect: Duration) -> reqwest::Result<Self> {
+        build(connect)?;
+        Ok(Self { connect })
+    }
+
+    fn get(&self) -> Result<reqwest::Client, String> {
+        CLIENTS.with_borrow_mut(|clients| {
+            if let Some((_, c)) = clients.iter().find(|(d, _)| *d == self.connect) {
+                return Ok(c.clone());
+            }
+            let c = build(self.connect).map_err(|e| format!("peer client: {e}"))?;
+            clients.push((self.connect, c.clone()));
+            Ok(c)
+        })
+    }
+}
+
+fn build(connect: Duration) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(connect)
+        .pool_idle_timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+}
 
 /// Why a peer gave no answer to use.
 #[derive(Debug)]
@@ -58,8 +99,8 @@ impl Cluster {
         within: Duration,
     ) -> Result<Answer, PeerFailure> {
         let inner = self.inner()?;
-        let mut req = inner
-            .http
+        let http = inner.http.get().map_err(PeerFailure::Unreachable)?;
+        let mut req = http
             .request(method, format!("{peer}{path}"))
             .header(SECRET_HEADER, inner.secret.expose())
             .timeout(within);
@@ -71,14 +112,25 @@ impl Cluster {
             if resp.content_length().is_some_and(|n| n > inner.max_body) {
                 return Err(format!("answer over {} bytes", inner.max_body));
             }
-            let mut body = BytesMut::new();
+            let headers = std::mem::take(resp.headers_mut());
+            // A body that came in one chunk is kept as it is, not copied.
+            let (mut first, mut rest, mut len) = (None::<Bytes>, BytesMut::new(), 0u64);
             while let Some(chunk) = resp.chunk().await.map_err(|e| describe(&e))? {
-                if (body.len() + chunk.len()) as u64 > inner.max_body {
+                len += chunk.len() as u64;
+                if len > inner.max_body {
                     return Err(format!("answer over {} bytes", inner.max_body));
                 }
-                body.extend_from_slice(&chunk);
+                if first.is_none() && rest.is_empty() {
+                    first = Some(chunk);
+                } else {
+                    if let Some(held) = first.take() {
+                        rest.extend_from_slice(&held);
+                    }
+                    rest.extend_from_slice(&chunk);
+                }
             }
-            Ok(Answer { status: resp.status(), headers: resp.headers().clone(), body: body.freeze() })
+            let body = first.unwrap_or_else(|| rest.freeze());
+            Ok(Answer { status: resp.status(), headers, body })
         };
         match sent.await {
             Ok(answer) if answer.status.is_success() || answer.status.as_u16() == ERROR_STATUS => Ok(answer),
@@ -149,15 +201,19 @@ impl Cluster {
             });
         }
         let header = |name: &str| answer.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let mut entry = Entry::new(header("content-type"), answer.body.clone());
-        // The owner's ETag is the digest of its bytes: anything else arrived damaged.
-        if entry.etag != header("etag") {
+        // The owner made the ETag from these bytes, and hyper read exactly Content-Length of
+        // them: hashing them again here cost more than the rest of the hop for a full preview.
+        let etag = header("etag");
+        if !Entry::is_etag(etag) {
             metrics::peer_request("image", "refused");
-            return Err(PeerFailure::Unreachable("the image does not match its ETag".into()));
+            return Err(PeerFailure::Unreachable(format!("an image without a valid ETag: {etag:?}")));
         }
-        if let Ok(created) = header("x-entry-created").parse() {
-            entry.created = created;
-        }
+        let entry = Entry {
+            content_type: header("content-type").to_owned(),
+            created: header("x-entry-created").parse().unwrap_or(0),
+            etag: etag.to_owned(),
+            body: answer.body.clone(),
+        };
         let owner_hit = header(OWNER_CACHE_HEADER) == "hit";
         let counter = if owner_hit { &inner.owner_hits } else { &inner.owner_misses };
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

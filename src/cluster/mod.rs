@@ -46,7 +46,7 @@ struct Inner {
     dns: Option<String>,
     /// Peers marked down, until when (or until they answer a probe).
     down: Mutex<HashMap<String, Instant>>,
-    http: reqwest::Client,
+    http: client::Clients,
     secret: Secret,
     /// A peer that does not accept a connection (or a probe) within this is down.
     reach_within: Duration,
@@ -86,11 +86,7 @@ impl Cluster {
         members.dedup();
         let reach_within = Duration::from_millis(c.peer_timeout_ms);
         let owner_waits = config.orthanc.timeout_ms.max(config.server.flight_wait_ms);
-        let http = reqwest::Client::builder()
-            .connect_timeout(reach_within)
-            .pool_idle_timeout(Duration::from_secs(30))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+        let http = client::Clients::new(reach_within)?;
         Ok(Self(Some(Arc::new(Inner {
             me,
             members: RwLock::new(members),

@@ -479,9 +479,20 @@ impl PreviewService {
         reach: Reach,
     ) -> Result<Filled, PreviewError> {
         // A hit first: the negative answers matter only to what is not cached (a 404 purges).
+        // When another edge owns the instance, only a copy in memory counts: asking the owner
+        // costs less than a read from this edge's disk (a thread hop), which it seldom has.
         let key = spec.cache_key();
-        if let Some((entry, status)) = self.cache.lookup(&key, Tiers::Both).await {
+        if let Some((entry, status)) = self.cache.lookup(&key, Tiers::MemoryOnly).await {
             return Ok(Filled::hit(entry, status));
+        }
+        let owner = match reach {
+            Reach::Cluster => self.cluster.remote_owner(&spec.instance),
+            Reach::Local => None,
+        };
+        if owner.is_none() {
+            if let Some((entry, status)) = self.cache.lookup(&key, Tiers::Both).await {
+                return Ok(Filled::hit(entry, status));
+            }
         }
         if let Some(nf) = &self.not_found {
             if let Some(answer) = nf.get(&spec.instance, spec.frame).await {
@@ -496,7 +507,7 @@ impl PreviewService {
             Flight::Lead(lead) => {
                 let this = self.clone();
                 let (spec, client, siblings) = (spec.clone(), client.cloned(), siblings.to_vec());
-                lead.run(async move { this.miss(key, spec, priority, client, siblings, reach).await }).await
+                lead.run(async move { this.miss(key, spec, priority, client, siblings, owner).await }).await
             }
         };
         match filled {
@@ -531,7 +542,8 @@ impl PreviewService {
         }
     }
 
-    /// The leader's work, in its own task: source → make → store.
+    /// The leader's work, in its own task: the `owner`'s answer when another edge owns the
+    /// instance, else source → make → store.
     async fn miss(
         self,
         key: CacheKey,
@@ -539,7 +551,7 @@ impl PreviewService {
         priority: Priority,
         client: Option<Arc<str>>,
         siblings: Vec<VariantSpec>,
-        reach: Reach,
+        owner: Option<String>,
     ) -> Result<Filled, PreviewError> {
         // A flight that just landed may have stored it between our lookup and our lead.
         if let Some((entry, status)) = self.cache.lookup(&key, Tiers::MemoryOnly).await {
@@ -547,15 +559,16 @@ impl PreviewService {
         }
         // Another edge owns it: its answer (one request, coalesced there with everyone else's).
         let mut spec = spec;
-        if reach == Reach::Cluster {
-            if let Some(owner) = self.cluster.remote_owner(&spec.instance) {
-                let req = ImageRequest { spec, client: client.as_ref().map(|c| c.to_string()), priority };
-                match self.ask_owner(&owner, &key, &req).await {
-                    Ok(filled) => return Ok(filled),
-                    Err(PeerFailure::Answer(e)) => return Err(e),
-                    // Marked down: serve on our own, as a single edge would.
-                    Err(PeerFailure::Unreachable(_)) => spec = req.spec,
-                }
+        if let Some(owner) = owner {
+            let req = ImageRequest { spec, client: client.as_ref().map(|c| c.to_string()), priority };
+            match self.ask_owner(&owner, &key, &req).await {
+                Ok(filled) => return Ok(filled),
+                Err(PeerFailure::Answer(e)) => return Err(e),
+                // Marked down: serve on our own, as a single edge would, from disk first.
+                Err(PeerFailure::Unreachable(_)) => spec = req.spec,
+            }
+            if let Some((entry, status)) = self.cache.lookup(&key, Tiers::Both).await {
+                return Ok(Filled::hit(entry, status));
             }
         }
         // Charged only here, when neither tier had the image.
