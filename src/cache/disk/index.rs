@@ -116,13 +116,18 @@ impl Index {
         freed.map_err(tx_err)
     }
 
-    /// Move `key` to the young end of the LRU order, as number `seq`.
-    pub(super) fn touch(&self, key: &[u8], seq: u64) -> Result<(), CacheError> {
+    /// Move each key to the young end of the LRU order, as its number `seq` (in one
+    /// transaction; a key written since, with a higher number, stays where it is).
+    pub(super) fn touch(&self, touched: &[(Vec<u8>, u64)]) -> Result<(), CacheError> {
         let r: TxResult<()> = (&self.meta, &self.lru).transaction(|(m, l)| {
-            if let Some((old_seq, size)) = m.get(key)?.and_then(|v| parse_meta(&v)) {
-                l.remove(lru_key(old_seq, key))?;
-                l.insert(lru_key(seq, key), &[][..])?;
-                m.insert(key, &meta_value(seq, size)[..])?;
+            for (key, seq) in touched {
+                if let Some((old_seq, size)) = m.get(key)?.and_then(|v| parse_meta(&v)) {
+                    if old_seq < *seq {
+                        l.remove(lru_key(old_seq, key))?;
+                        l.insert(lru_key(*seq, key), &[][..])?;
+                        m.insert(&key[..], &meta_value(*seq, size)[..])?;
+                    }
+                }
             }
             Ok::<_, ConflictableTransactionError<()>>(())
         });

@@ -10,6 +10,7 @@ mod bodies;
 mod index;
 mod recover;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -21,6 +22,8 @@ use index::Index;
 
 /// Evict down to this share of capacity, so eviction runs in batches, not per insert.
 const LOW_WATERMARK: f64 = 0.9;
+/// Reads whose LRU moves wait for one transaction (see [`DiskCache::touched`]).
+const PENDING_TOUCHES: usize = 1024;
 /// sled's in-memory page cache when not configured (sled's own default is 1 GiB).
 pub const DEFAULT_PAGE_CACHE_BYTES: u64 = 16 << 20;
 
@@ -47,6 +50,11 @@ pub struct DiskCache {
     entries: AtomicU64,
     capacity: u64,
     evicting: Mutex<()>,
+    /// Keys read, with the LRU number of their read, not yet moved in the index: a sled
+    /// transaction per disk hit cost more than the rest of the hit (bench-load: 189 µs CPU for a
+    /// 4.9 KB disk hit). Applied before every eviction (the only reader of the order), on flush,
+    /// and every PENDING_TOUCHES keys; a crash loses only recency, never an entry.
+    touched: Mutex<HashMap<Vec<u8>, u64>>,
     pub stats: DiskStats,
 }
 
@@ -74,6 +82,7 @@ impl DiskCache {
             entries: AtomicU64::new(entries),
             capacity,
             evicting: Mutex::new(()),
+            touched: Mutex::default(),
             stats: DiskStats::default(),
         })
     }
@@ -90,7 +99,7 @@ impl DiskCache {
         };
         match Entry::decode(&raw) {
             Ok(entry) => {
-                self.index.touch(key, self.index.next_seq()?)?;
+                self.touched(key)?;
                 Ok(Some(entry))
             }
             Err(e) => {
@@ -154,11 +163,41 @@ impl DiskCache {
         Ok(freed)
     }
 
+    /// `key` was just read: it moves to the young end of the LRU order (batched).
+    fn touched(&self, key: &[u8]) -> Result<(), CacheError> {
+        let seq = self.index.next_seq()?;
+        let full = {
+            let mut touched = self.touched.locked();
+            match touched.get_mut(key) {
+                Some(s) => *s = seq,
+                None => {
+                    touched.insert(key.to_vec(), seq);
+                }
+            }
+            touched.len() >= PENDING_TOUCHES
+        };
+        if full {
+            self.apply_touches()?;
+        }
+        Ok(())
+    }
+
+    /// Move the keys read since the last time in the LRU order, in one transaction.
+    fn apply_touches(&self) -> Result<(), CacheError> {
+        let touched: Vec<(Vec<u8>, u64)> = std::mem::take(&mut *self.touched.locked()).into_iter().collect();
+        if touched.is_empty() {
+            return Ok(());
+        }
+        self.index.touch(&touched)
+    }
+
     fn evict(&self) -> Result<(), CacheError> {
         // One evictor at a time; others carry on, the running one catches up with them.
         let Some(_guard) = self.evicting.try_locked() else {
             return Ok(());
         };
+        // The order it reads must include the reads so far.
+        self.apply_touches()?;
         let target = (self.capacity as f64 * LOW_WATERMARK) as u64;
         while self.used.load(Ordering::Relaxed) > target {
             let Some((key, lru_row)) = self.index.oldest()? else {
@@ -188,6 +227,7 @@ impl DiskCache {
     /// Write the index to disk now (shutdown; sled also flushes on its own every 200 ms). Bodies
     /// are in the operating system's hands from their rename on.
     pub fn flush(&self) -> Result<(), CacheError> {
+        self.apply_touches()?;
         self.index.flush()
     }
 
@@ -275,6 +315,33 @@ mod tests {
         assert!(c.get(b"k\x01").unwrap().is_none(), "least recently used entry evicted");
         assert!(c.get(b"k\x07").unwrap().is_some(), "newest entry kept");
         assert!(c.stats.evictions.load(Ordering::Relaxed) > 0);
+    }
+
+    #[test]
+    fn reads_move_entries_in_the_lru_order_in_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = DiskCache::open(dir.path(), 64 << 20).unwrap();
+        c.put(b"k0", &entry(100, 0)).unwrap();
+        c.put(b"k1", &entry(100, 1)).unwrap();
+        assert!(c.get(b"k0").unwrap().is_some());
+        let oldest = |c: &DiskCache| c.index.oldest().unwrap().unwrap().0;
+        assert_eq!(oldest(&c), b"k0", "the read is pending, not yet a transaction");
+        c.flush().unwrap();
+        assert_eq!(oldest(&c), b"k1", "flushed: the read entry is the youngest");
+        // A write after a read wins over the read's (older) number.
+        assert!(c.get(b"k1").unwrap().is_some());
+        c.put(b"k0", &entry(100, 2)).unwrap();
+        c.put(b"k1", &entry(100, 3)).unwrap();
+        c.flush().unwrap();
+        assert_eq!(oldest(&c), b"k0");
+        for i in 0..PENDING_TOUCHES as u32 {
+            c.put(&i.to_be_bytes(), &entry(10, 0)).unwrap();
+        }
+        for i in 0..PENDING_TOUCHES as u32 {
+            assert!(c.get(&i.to_be_bytes()).unwrap().is_some());
+        }
+        assert!(c.touched.locked().is_empty(), "applied once PENDING_TOUCHES were read");
+        assert_eq!(oldest(&c), b"k0");
     }
 
     #[test]
