@@ -110,6 +110,12 @@ impl TieredCache {
         if tiers == Tiers::MemoryOnly {
             return None;
         }
+        self.lookup_disk(key).await
+    }
+
+    /// The disk tier alone (promoted to memory when found), for a caller that just missed in
+    /// memory.
+    pub async fn lookup_disk(&self, key: &CacheKey) -> Option<(Arc<Entry>, CacheStatus)> {
         let disk = self.disk.clone();
         let raw_key = key.to_bytes();
         let from_disk =

@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -113,23 +113,16 @@ impl Cluster {
                 return Err(format!("answer over {} bytes", inner.max_body));
             }
             let headers = std::mem::take(resp.headers_mut());
-            // A body that came in one chunk is kept as it is, not copied.
-            let (mut first, mut rest, mut len) = (None::<Bytes>, BytesMut::new(), 0u64);
+            let (mut chunks, mut len) = (Vec::<Bytes>::new(), 0u64);
             while let Some(chunk) = resp.chunk().await.map_err(|e| describe(&e))? {
                 len += chunk.len() as u64;
                 if len > inner.max_body {
                     return Err(format!("answer over {} bytes", inner.max_body));
                 }
-                if first.is_none() && rest.is_empty() {
-                    first = Some(chunk);
-                } else {
-                    if let Some(held) = first.take() {
-                        rest.extend_from_slice(&held);
-                    }
-                    rest.extend_from_slice(&chunk);
-                }
+                chunks.push(chunk);
             }
-            let body = first.unwrap_or_else(|| rest.freeze());
+            // A body that came in one chunk is kept as it is, not copied.
+            let body = if chunks.len() == 1 { chunks.swap_remove(0) } else { Bytes::from(chunks.concat()) };
             Ok(Answer { status: resp.status(), headers, body })
         };
         match sent.await {

@@ -490,7 +490,7 @@ impl PreviewService {
             Reach::Local => None,
         };
         if owner.is_none() {
-            if let Some((entry, status)) = self.cache.lookup(&key, Tiers::Both).await {
+            if let Some((entry, status)) = self.cache.lookup_disk(&key).await {
                 return Ok(Filled::hit(entry, status));
             }
         }
@@ -567,7 +567,7 @@ impl PreviewService {
                 // Marked down: serve on our own, as a single edge would, from disk first.
                 Err(PeerFailure::Unreachable(_)) => spec = req.spec,
             }
-            if let Some((entry, status)) = self.cache.lookup(&key, Tiers::Both).await {
+            if let Some((entry, status)) = self.cache.lookup_disk(&key).await {
                 return Ok(Filled::hit(entry, status));
             }
         }
