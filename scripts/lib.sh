@@ -37,6 +37,15 @@ wait_http() { # [-f] url [pid] [seconds] [log]
   return 1
 }
 
+# Build target/debug/orthanc-edge with the test hooks, as the same cargo targets as scripts/test.sh's
+# nextest run (lib, bins, tests): the dev-dependencies then unify the same features (reqwest
+# `blocking`, image `pnm`, ...), so after that run nothing is recompiled, and the faults stage
+# after this one finds its build intact. `cargo build --bin orthanc-edge` alone resolves other
+# features and rebuilt 36 crates twice (~110 s of CI).
+build_test_bin() { # [cargo flags...]
+  cargo build "$@" --features test-hooks --lib --bins --tests
+}
+
 # Start the edge binary `bin` (optionally under a command prefix, e.g. taskset) with `config`,
 # stdout and stderr to `log`, and wait (30 s at most) until its /healthz on loopback `port`
 # answers. The process id is left in EDGE_PID (the edge is a child of the calling shell).

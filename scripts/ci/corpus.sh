@@ -38,7 +38,7 @@ py=python3
 if [[ -n ${ORTHANC_EDGE_BIN:-} ]]; then
   bin=$ORTHANC_EDGE_BIN
 else
-  cargo build --quiet --features test-hooks --bin orthanc-edge
+  build_test_bin --quiet
   bin=${CARGO_TARGET_DIR:-target}/debug/orthanc-edge
 fi
 

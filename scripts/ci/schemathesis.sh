@@ -23,7 +23,7 @@ if [[ -n ${ORTHANC_EDGE_BIN:-} ]]; then
   bin=$ORTHANC_EDGE_BIN
 else
   # The features of scripts/test.sh's test run: its build is reused, not redone.
-  cargo build --quiet --features test-hooks --bin orthanc-edge
+  build_test_bin --quiet
   bin=${CARGO_TARGET_DIR:-target}/debug/orthanc-edge
 fi
 

@@ -21,7 +21,7 @@ scratch browser
 
 (cd tests/browser && if [[ ! -d node_modules/playwright-core ]]; then npm ci --no-audit --no-fund --silent; fi)
 # The features of scripts/test.sh's test run: its build is reused, not redone.
-cargo build --features test-hooks --bin orthanc-edge
+build_test_bin
 mkdir -p "${SHOT_DIR:-target/test-artifacts}"
 
 edge_port=$(free_port)

@@ -17,7 +17,7 @@ source scripts/lib.sh
 scratch python
 
 # The features of scripts/test.sh's test run: its build is reused, not redone.
-cargo build --quiet --features test-hooks --bin orthanc-edge
+build_test_bin --quiet
 edge_port=$(free_port)
 app_port=$(free_port)
 secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
