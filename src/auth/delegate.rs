@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::Method;
 use actix_web::HttpRequest;
 
 use super::credential::strip_token_param;
@@ -35,10 +36,12 @@ type Key = ([u8; 32], Covers);
 pub struct ForwardedCredential {
     digest: [u8; 32],
     headers: Vec<(HeaderName, HeaderValue)>,
-    /// The request's path rebuilt from its validated parameters (see `canonical_path`).
-    path: String,
-    query: String,
-    method: String,
+    /// The request's path rebuilt from its validated parameters (see `canonical_path`), then
+    /// `?` and its canonical query when it has one: the `X-Original-URI` the validator sees.
+    uri: String,
+    /// Where the path ends in `uri`.
+    path_len: usize,
+    method: Method,
     /// The client's address, for the failed-authentication limiter and as the budget key of a
     /// user the validator does not name.
     pub client: Option<IpAddr>,
@@ -51,17 +54,25 @@ impl std::fmt::Debug for ForwardedCredential {
 }
 
 impl ForwardedCredential {
-    /// A short, non-reversible name for logs.
-    pub fn short_digest(&self) -> String {
+    /// A short, non-reversible name for logs: the digest's first 4 bytes in hex.
+    fn short_digest(&self) -> String {
         self.digest[..4].iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    fn uri(&self) -> String {
-        if self.query.is_empty() {
-            self.path.clone()
-        } else {
-            format!("{}?{}", self.path, self.query)
+    /// The principal's name, `delegated:<short digest>`, made in one allocation (every request).
+    pub fn principal_name(&self) -> Arc<str> {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut name = *b"delegated:00000000";
+        for (i, b) in self.digest[..4].iter().enumerate() {
+            name[10 + 2 * i] = HEX[usize::from(b >> 4)];
+            name[11 + 2 * i] = HEX[usize::from(b & 0xf)];
         }
+        // ASCII by construction.
+        Arc::from(std::str::from_utf8(&name).unwrap_or("delegated"))
+    }
+
+    fn path(&self) -> &str {
+        &self.uri[..self.path_len]
     }
 }
 
@@ -178,12 +189,15 @@ impl Delegate {
         if headers.is_empty() {
             return None;
         }
+        let mut uri = canonical_path(req);
+        let path_len = uri.len();
+        append_canonical_query(&mut uri, req.query_string());
         Some(ForwardedCredential {
             digest: *hasher.finalize().as_bytes(),
             headers,
-            path: canonical_path(req),
-            query: canonical_query(req.query_string()),
-            method: req.method().as_str().to_owned(),
+            uri,
+            path_len,
+            method: req.method().clone(),
             client,
         })
     }
@@ -205,25 +219,29 @@ impl Delegate {
             (Ask::Resource { level, id, .. }, DecisionScope::Resource) => {
                 Covers::Resource(*level, (*id).clone())
             }
-            (Ask::Unresolved { .. }, DecisionScope::Resource) => Covers::Unresolved(p.path.clone()),
+            (Ask::Unresolved { .. }, DecisionScope::Resource) => Covers::Unresolved(p.path().to_owned()),
         };
         let key: Key = (p.digest, covers);
-        let d = i
-            .cache
-            .try_get_with(key, async move {
-                let (level, described) = match ask {
-                    // What Orthanc does not know is not described: no resolved-id headers.
-                    Ask::Resource { level, describe, .. } => match describe.await {
-                        Ok(d) => (level, d),
-                        Err(UpstreamError::NotFound) => (level, Described::default()),
-                        Err(e) => return Err(AuthError::Upstream(e)),
-                    },
-                    Ask::Unresolved { level } => (level, Described::default()),
-                };
-                self.call(p, level, &described).await
-            })
-            .await
-            .map_err(|e: Arc<AuthError>| (*e).clone())?;
+        // A cached answer without building the validator call (what `try_get_with` takes). The
+        // call is boxed: with the validator's request in it, it is kilobytes that would otherwise
+        // sit in every delegated request's future (see `Parents::node`).
+        if let Some(d) = i.cache.get(&key).await {
+            return verdict(d.verdict);
+        }
+        let d = Box::pin(i.cache.try_get_with(key, async move {
+            let (level, described) = match ask {
+                // What Orthanc does not know is not described: no resolved-id headers.
+                Ask::Resource { level, describe, .. } => match describe.await {
+                    Ok(d) => (level, d),
+                    Err(UpstreamError::NotFound) => (level, Described::default()),
+                    Err(e) => return Err(AuthError::Upstream(e)),
+                },
+                Ask::Unresolved { level } => (level, Described::default()),
+            };
+            self.call(p, level, &described).await
+        }))
+        .await
+        .map_err(|e: Arc<AuthError>| (*e).clone())?;
         if matches!(&d.verdict, Verdict::Allow(Allowed { studies: Some(_), .. })) {
             i.cache.insert(wide, d.clone()).await;
         }
@@ -240,7 +258,7 @@ impl Delegate {
         let mut req = i
             .http
             .get(&i.url)
-            .header("X-Original-URI", p.uri())
+            .header("X-Original-URI", p.uri.as_str())
             .header("X-Original-Method", p.method.as_str())
             .header("X-Edge-Level", level.as_str());
         for (level, id, uid) in &described.nodes {
@@ -328,12 +346,21 @@ fn percent(segment: &str) -> String {
     url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
 }
 
-/// The query without the session `token`, re-encoded from its decoded pairs.
-fn canonical_query(qs: &str) -> String {
+/// `?` and the query without the session `token`, re-encoded from its decoded pairs, appended
+/// to `uri`; nothing when that leaves no query.
+fn append_canonical_query(uri: &mut String, qs: &str) {
     let qs = strip_token_param(qs);
-    url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(url::form_urlencoded::parse(qs.as_bytes()))
-        .finish()
+    if qs.is_empty() {
+        return;
+    }
+    let start = uri.len();
+    uri.push('?');
+    let mut ser = url::form_urlencoded::Serializer::for_suffix(std::mem::take(uri), start + 1);
+    ser.extend_pairs(url::form_urlencoded::parse(qs.as_bytes()));
+    *uri = ser.finish();
+    if uri.len() == start + 1 {
+        uri.truncate(start);
+    }
 }
 
 /// A validator-named user: printable ASCII, at most 64 characters; anything else is ignored.
@@ -392,9 +419,30 @@ mod tests {
 
     #[test]
     fn canonical_queries_drop_the_token_and_reencode() {
-        assert_eq!(canonical_query(""), "");
-        assert_eq!(canonical_query("w=64&token=a.b.c"), "w=64");
-        assert_eq!(canonical_query("w=%36%34&preset=a%20b"), "w=64&preset=a+b");
+        let uri = |qs: &str| {
+            let mut u = "/instances/x/preview".to_owned();
+            append_canonical_query(&mut u, qs);
+            u
+        };
+        assert_eq!(uri(""), "/instances/x/preview");
+        assert_eq!(uri("token=a.b.c"), "/instances/x/preview");
+        assert_eq!(uri("w=64&token=a.b.c"), "/instances/x/preview?w=64");
+        assert_eq!(uri("w=%36%34&preset=a%20b"), "/instances/x/preview?w=64&preset=a+b");
+        assert_eq!(uri("&&"), "/instances/x/preview");
+    }
+
+    #[test]
+    fn principal_names_carry_the_digest_prefix() {
+        let p = ForwardedCredential {
+            digest: [0xab; 32],
+            headers: Vec::new(),
+            uri: String::new(),
+            path_len: 0,
+            method: Method::GET,
+            client: None,
+        };
+        assert_eq!(&*p.principal_name(), "delegated:abababab");
+        assert_eq!(format!("delegated:{}", p.short_digest()), &*p.principal_name());
     }
 
     #[test]

@@ -323,7 +323,7 @@ impl Authenticator {
         let d = self.delegate.as_ref()?;
         let presented = d.presented(req, client)?;
         Some(Ok(Principal {
-            name: format!("delegated:{}", presented.short_digest()).into(),
+            name: presented.principal_name(),
             scopes: Arc::from([Scope::Preview]),
             restriction: None,
             link: None,

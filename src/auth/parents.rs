@@ -49,10 +49,17 @@ impl Parents {
     }
 
     /// The parent and UID of one resource (concurrent first lookups share the Orthanc request).
+    ///
+    /// A cached answer is a plain `get`; the shared fetch is boxed: moka's `try_get_with`
+    /// future with Orthanc's request in it is kilobytes, and unboxed it would sit in the future
+    /// of every authorization, moved with it on every request (see `a_preview_future_holds_no_miss_path`).
     async fn node(&self, level: Level, id: &OrthancId) -> Result<Arc<Node>, UpstreamError> {
+        let key = (level, id.clone());
+        if let Some(node) = self.nodes.get(&key).await {
+            return Ok(node);
+        }
         let up = &self.upstream;
-        self.nodes
-            .try_get_with((level, id.clone()), async move { up.node(level, id).await.map(Arc::new) })
+        Box::pin(self.nodes.try_get_with(key, async move { up.node(level, id).await.map(Arc::new) }))
             .await
             .map_err(unshare)
     }
@@ -73,18 +80,21 @@ impl Parents {
     }
 
     /// The Orthanc id of a DICOM UID of the given level (`NotFound` when Orthanc knows none).
+    /// A cached answer is a plain `get`, the shared fetch boxed (as in `node`).
     pub async fn resolve_uid(&self, level: Level, uid: &str) -> Result<OrthancId, UpstreamError> {
+        let key = (level, uid.to_owned());
+        if let Some(id) = self.uids.get(&key).await {
+            return Ok(id);
+        }
         let up = &self.upstream;
-        self.uids
-            .try_get_with((level, uid.to_owned()), async move {
-                let hits = up.lookup(uid).await?;
-                let hit =
-                    hits.iter().find(|h| h.kind == level.orthanc_type()).ok_or(UpstreamError::NotFound)?;
-                OrthancId::parse(&hit.id)
-                    .ok_or_else(|| UpstreamError::BadResponse("Orthanc answered a malformed id".into()))
-            })
-            .await
-            .map_err(unshare)
+        Box::pin(self.uids.try_get_with(key, async move {
+            let hits = up.lookup(uid).await?;
+            let hit = hits.iter().find(|h| h.kind == level.orthanc_type()).ok_or(UpstreamError::NotFound)?;
+            OrthancId::parse(&hit.id)
+                .ok_or_else(|| UpstreamError::BadResponse("Orthanc answered a malformed id".into()))
+        }))
+        .await
+        .map_err(unshare)
     }
 
     /// A DICOMweb path's UIDs resolved, with the lineage the path states checked: the series is in

@@ -119,7 +119,12 @@ where
     /// Run `work` in a task of its own (a caller that gives up does not cancel it for the
     /// followers), hand its result to every follower, and return it (waiting at most the flight
     /// wait). The work runs in the caller's tracing span.
-    pub async fn run<F>(self, work: F) -> Result<T, E>
+    ///
+    /// Not an `async fn`: `work` is spawned when this is called, so it is never part of the
+    /// caller's future. As an argument of an `async fn` it was: the whole miss path (fetch,
+    /// decode, render) sat in the state of every request's future, a hit's included, and was
+    /// copied on each move of it (50 KB per preview request, profiled).
+    pub fn run<F>(self, work: F) -> impl Future<Output = Result<T, E>>
     where
         F: Future<Output = Result<T, E>> + Send + 'static,
     {
@@ -133,7 +138,7 @@ where
             }
             .instrument(tracing::Span::current()),
         );
-        bounded(wait, outcome).await
+        bounded(wait, outcome)
     }
 }
 

@@ -577,6 +577,19 @@ impl PreviewService {
                 .spend(&client)
                 .map_err(|retry_after_s| PreviewError::TooManyMisses { client, retry_after_s })?;
         }
+        // Boxed: this task is spawned for every miss, a hop to the owner included, and the
+        // fetch-decode-render futures would make it tens of KB to allocate and copy each time.
+        Box::pin(self.make_here(key, spec, priority, siblings)).await
+    }
+
+    /// Source → make → store, for a miss this edge serves itself.
+    async fn make_here(
+        &self,
+        key: CacheKey,
+        spec: PreviewSpec,
+        priority: Priority,
+        siblings: Vec<VariantSpec>,
+    ) -> Result<Filled, PreviewError> {
         let PreviewSpec { instance, frame, output } = spec;
         let made = match output {
             Output::Orthanc { format, quality } => {

@@ -61,7 +61,8 @@ impl SessionKeys {
                 return Err(AuthError::Expired);
             }
         }
-        let p = self.verify_uncached(token).await?;
+        // Boxed: with a JWKS refetch in it, it would make every request's future kilobytes larger.
+        let p = Box::pin(self.verify_uncached(token)).await?;
         self.inner.verified.insert(digest, p.clone()).await;
         Ok(p)
     }
