@@ -27,6 +27,7 @@
 #   NICE [0]          niceness of the servers and wrk, e.g. -10 on a machine shared with builds
 #                     (root only for negative values): the table footer shows the load average
 #   KEEP_TMP [0]      1: keep the temp dir (configs, logs, wrk outputs)
+#   ORTHANC_EDGE_BIN  the edge binary to run (no build); unset: target/release, built here
 # Needs: scripts/ci/setup-deps.sh orthanc python bench; cargo. About 2.5 minutes after the build.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -90,9 +91,9 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 
-log "building target/release/orthanc-edge"
-cargo build --release --quiet --bin orthanc-edge
-edge_bin=$root/target/release/orthanc-edge
+if [[ -z ${ORTHANC_EDGE_BIN:-} ]]; then log "building target/release/orthanc-edge"; fi
+bench_edge_bin
+edge_bin=$bin
 
 tmp=$(mktemp -d /tmp/orthanc-edge-bench-auth.XXXXXX)
 log "starting Orthanc with the sample studies"

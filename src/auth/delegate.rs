@@ -314,6 +314,7 @@ impl Delegate {
 /// validated value (`%65…` becomes `e…`, frame `007` becomes `7`): what the validator sees is
 /// what is served. Falls back to the raw path for routes without a pattern.
 fn canonical_path(req: &HttpRequest) -> String {
+    use std::fmt::Write;
     let Some(&crate::http::RoutePattern(pattern)) = req.app_data() else {
         return req.path().to_owned();
     };
@@ -330,10 +331,12 @@ fn canonical_path(req: &HttpRequest) -> String {
         let value = info.get(name).unwrap_or("");
         match name {
             "frame" => match value.parse::<u32>() {
-                Ok(n) => out.push_str(&n.to_string()),
-                Err(_) => out.push_str(&percent(value)),
+                Ok(n) => {
+                    let _ = write!(out, "{n}");
+                }
+                Err(_) => percent(&mut out, value),
             },
-            _ => out.push_str(&percent(value)),
+            _ => percent(&mut out, value),
         }
         rest = &rest[open + close + 1..];
     }
@@ -341,9 +344,10 @@ fn canonical_path(req: &HttpRequest) -> String {
     out
 }
 
-/// A path segment, percent-encoded where it is not an id, UID or number (those pass as they are).
-fn percent(segment: &str) -> String {
-    url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
+/// A path segment appended to `out`, percent-encoded where it is not an id, UID or number (those
+/// pass as they are).
+fn percent(out: &mut String, segment: &str) {
+    out.extend(url::form_urlencoded::byte_serialize(segment.as_bytes()));
 }
 
 /// `?` and the query without the session `token`, re-encoded from its decoded pairs, appended

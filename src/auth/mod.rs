@@ -412,7 +412,7 @@ impl Authenticator {
             };
             client = match (&allowed.user, presented.client) {
                 (Some(user), _) => format!("delegated-user:{user}").into(),
-                (None, Some(ip)) => format!("delegated-addr:{ip}").into(),
+                (None, Some(ip)) => addr_budget_key(ip),
                 (None, None) => client,
             };
             studies = allowed.studies;
@@ -429,12 +429,39 @@ impl Authenticator {
     }
 }
 
+/// `delegated-addr:<ip>`, the miss-budget key of a delegated client its validator does not name.
+/// Requests come from few addresses (often one proxy), so each worker thread keeps the last one
+/// it made instead of formatting an address on every request.
+fn addr_budget_key(ip: IpAddr) -> Arc<str> {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(IpAddr, Arc<str>)>> = const { std::cell::RefCell::new(None) };
+    }
+    LAST.with_borrow_mut(|last| match last {
+        Some((seen, key)) if *seen == ip => key.clone(),
+        _ => {
+            let key: Arc<str> = format!("delegated-addr:{ip}").into();
+            *last = Some((ip, key.clone()));
+            key
+        }
+    })
+}
+
 /// The description future of an `Ask` that has none.
 type NoDescription = std::future::Ready<Result<parents::Described, UpstreamError>>;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn address_budget_keys_name_their_address() {
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(&*addr_budget_key(a), "delegated-addr:192.0.2.1");
+        assert_eq!(&*addr_budget_key(a), "delegated-addr:192.0.2.1");
+        assert_eq!(&*addr_budget_key(b), "delegated-addr:2001:db8::1");
+        assert_eq!(&*addr_budget_key(a), "delegated-addr:192.0.2.1");
+    }
 
     #[test]
     fn scopes_read_in_messages_as_in_config() {
