@@ -2,10 +2,16 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 
-const MAGIC: &[u8; 4] = b"OEC1";
-const SUM_LEN: usize = 32;
+/// The format written: an XXH3-64 checksum, 8 bytes, big endian.
+const MAGIC: &[u8; 4] = b"OEC2";
+const SUM_LEN: usize = 8;
+/// The format written before: a blake3 checksum, 32 bytes; still read, so an upgrade keeps the
+/// disk tier. XXH3 checks a 48 KB entry in ~3 µs where blake3 took ~15 (a fifth of a disk hit);
+/// both catch torn writes and bit rot, and neither stops someone who can write the cache dir.
+const MAGIC_V1: &[u8; 4] = b"OEC1";
+const SUM_LEN_V1: usize = 32;
 /// Memory an entry costs besides its body; see [`Entry::weight`].
 const PER_ENTRY_COST: usize = 640;
 
@@ -67,13 +73,20 @@ impl Entry {
         u32::try_from(allocation_size(self.body.len()) + PER_ENTRY_COST).unwrap_or(u32::MAX)
     }
 
-    /// `MAGIC | created u64 | ct len u8 | ct | etag len u8 | etag | body len u32 | body | blake3(all before)`.
+    /// `MAGIC | created u64 | ct len u8 | ct | etag len u8 | etag | body len u32 | body | xxh3-64(all before)`.
     pub fn encode(&self) -> Vec<u8> {
+        let mut buf = self.encode_unsummed(MAGIC, SUM_LEN);
+        let sum = twox_hash::XxHash3_64::oneshot(&buf);
+        buf.put_u64(sum);
+        buf
+    }
+
+    /// Everything before the checksum, in a buffer with room for a `sum_len`-byte checksum.
+    fn encode_unsummed(&self, magic: &[u8; 4], sum_len: usize) -> Vec<u8> {
         let ct = &self.content_type.as_bytes()[..self.content_type.len().min(255)];
         let etag = &self.etag.as_bytes()[..self.etag.len().min(255)];
-        let mut buf =
-            BytesMut::with_capacity(4 + 8 + 2 + ct.len() + etag.len() + 4 + self.body.len() + SUM_LEN);
-        buf.put_slice(MAGIC);
+        let mut buf = Vec::with_capacity(4 + 8 + 2 + ct.len() + etag.len() + 4 + self.body.len() + sum_len);
+        buf.put_slice(magic);
         buf.put_u64(self.created);
         buf.put_u8(ct.len() as u8);
         buf.put_slice(ct);
@@ -81,22 +94,28 @@ impl Entry {
         buf.put_slice(etag);
         buf.put_u32(self.body.len() as u32);
         buf.put_slice(&self.body);
-        let sum = blake3::hash(&buf);
-        buf.put_slice(sum.as_bytes());
-        buf.to_vec()
+        buf
     }
 
     /// Decode and verify; anything short of a perfect match is an error, never a partial entry.
-    pub fn decode(raw: &[u8]) -> Result<Self, EntryError> {
-        if raw.len() < 4 + 8 + 1 + 1 + 4 + SUM_LEN {
+    /// The body is a view of `raw` (no copy: a 264 KB disk hit copied it once more here).
+    pub fn decode(raw: Bytes) -> Result<Self, EntryError> {
+        let sum_len = match raw.get(..4) {
+            Some(m) if m == MAGIC => SUM_LEN,
+            Some(m) if m == MAGIC_V1 => SUM_LEN_V1,
+            Some(_) => return Err(EntryError::BadMagic),
+            None => return Err(EntryError::Truncated),
+        };
+        if raw.len() < 4 + 8 + 1 + 1 + 4 + sum_len {
             return Err(EntryError::Truncated);
         }
-        let (data, sum) = raw.split_at(raw.len() - SUM_LEN);
-        if !raw.starts_with(MAGIC) {
-            return Err(EntryError::BadMagic);
-        }
-        if blake3::hash(data) != blake3::Hash::from_bytes(sum.try_into().map_err(|_| EntryError::Truncated)?)
-        {
+        let (data, sum) = raw.split_at(raw.len() - sum_len);
+        let sound = if sum_len == SUM_LEN {
+            sum.try_into().ok().map(u64::from_be_bytes) == Some(twox_hash::XxHash3_64::oneshot(data))
+        } else {
+            blake3::hash(data).as_bytes()[..] == *sum
+        };
+        if !sound {
             return Err(EntryError::Checksum);
         }
         let mut r = Reader { data, pos: 4 };
@@ -106,10 +125,12 @@ impl Entry {
         let etag_len = r.take(1)?[0] as usize;
         let etag = r.text(etag_len)?;
         let body_len = u32::from_be_bytes(r.take(4)?.try_into().map_err(|_| EntryError::Truncated)?) as usize;
-        let body = Bytes::copy_from_slice(r.take(body_len)?);
+        let start = r.pos;
+        r.take(body_len)?;
         if r.pos != data.len() {
             return Err(EntryError::Truncated);
         }
+        let body = raw.slice(start..r.pos);
         Ok(Self { content_type, created, etag, body })
     }
 }
@@ -139,12 +160,39 @@ mod tests {
     #[test]
     fn round_trip() {
         let e = Entry::new("image/png", Bytes::from_static(b"\x89PNG\r\n\x1a\nrest"));
-        assert_eq!(Entry::decode(&e.encode()).unwrap(), e);
+        assert_eq!(Entry::decode(e.encode().into()).unwrap(), e);
         assert_eq!(e.etag.len(), 34);
         assert!(Entry::is_etag(&e.etag));
         for bad in ["", "\"\"", &e.etag[1..], &e.etag.to_uppercase(), &e.etag.replace('"', "'")] {
             assert!(!Entry::is_etag(bad), "{bad}");
         }
+    }
+
+    /// What the edge wrote before the XXH3 format (blake3 checksum).
+    fn encode_v1(e: &Entry) -> Vec<u8> {
+        let mut buf = e.encode_unsummed(MAGIC_V1, SUM_LEN_V1);
+        let sum = blake3::hash(&buf);
+        buf.put_slice(sum.as_bytes());
+        buf
+    }
+
+    #[test]
+    fn entries_of_the_blake3_format_are_still_read_and_checked() {
+        let e = Entry::new("image/png", Bytes::from(vec![3u8; 5000]));
+        let v1 = encode_v1(&e);
+        assert_eq!(&v1[..4], b"OEC1");
+        assert_eq!(v1.len(), e.encode().len() + SUM_LEN_V1 - SUM_LEN);
+        assert_eq!(Entry::decode(v1.clone().into()).unwrap(), e);
+        for i in [0, 4, 20, v1.len() / 2, v1.len() - 1] {
+            let mut bad = v1.clone();
+            bad[i] ^= 0x01;
+            assert!(Entry::decode(bad.into()).is_err(), "flip at {i} not caught");
+        }
+        assert_eq!(
+            Entry::decode(Bytes::from_static(b"OEC9xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx")),
+            Err(EntryError::BadMagic)
+        );
+        assert_eq!(Entry::decode(Bytes::from_static(b"OE")), Err(EntryError::Truncated));
     }
 
     #[test]
@@ -154,10 +202,13 @@ mod tests {
         for i in 0..raw.len() {
             let mut bad = raw.clone();
             bad[i] ^= 0x20;
-            assert!(Entry::decode(&bad).is_err(), "flip at {i} not caught");
+            assert!(Entry::decode(bad.into()).is_err(), "flip at {i} not caught");
         }
         for n in 0..raw.len() {
-            assert!(Entry::decode(&raw[..n]).is_err(), "truncation to {n} not caught");
+            assert!(
+                Entry::decode(Bytes::copy_from_slice(&raw[..n])).is_err(),
+                "truncation to {n} not caught"
+            );
         }
     }
 

@@ -97,7 +97,7 @@ impl DiskCache {
             self.remove(key)?;
             return Ok(None);
         };
-        match Entry::decode(&raw) {
+        match Entry::decode(raw.into()) {
             Ok(entry) => {
                 self.touched(key)?;
                 Ok(Some(entry))

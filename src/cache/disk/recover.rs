@@ -41,7 +41,7 @@ impl DiskCache {
         let mut known = HashSet::new();
         for key in self.index.keys() {
             let key = key?;
-            if self.bodies.read(&key).ok().flatten().is_some_and(|raw| Entry::decode(&raw).is_ok()) {
+            if self.bodies.read(&key).ok().flatten().is_some_and(|raw| Entry::decode(raw.into()).is_ok()) {
                 good += 1;
                 self.stats.verified.fetch_add(1, Ordering::Relaxed);
                 known.insert(blake3::hash(&key));
