@@ -44,6 +44,16 @@ impl From<OrthancId> for String {
     }
 }
 
+/// Append `bytes` to `out` as lowercase hex (request ids, log names of digests): no `format!`
+/// per byte on the paths that make one per request.
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+}
+
 /// Is this a DICOM UID (digits and dots, at most 64 characters, no empty component)?
 pub fn valid_uid(uid: &str) -> bool {
     !uid.is_empty()

@@ -56,19 +56,17 @@ impl std::fmt::Debug for ForwardedCredential {
 impl ForwardedCredential {
     /// A short, non-reversible name for logs: the digest's first 4 bytes in hex.
     fn short_digest(&self) -> String {
-        self.digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+        let mut hex = String::with_capacity(8);
+        crate::ids::push_hex(&mut hex, &self.digest[..4]);
+        hex
     }
 
-    /// The principal's name, `delegated:<short digest>`, made in one allocation (every request).
+    /// The principal's name, `delegated:<short digest>` (made on every delegated request).
     pub fn principal_name(&self) -> Arc<str> {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut name = *b"delegated:00000000";
-        for (i, b) in self.digest[..4].iter().enumerate() {
-            name[10 + 2 * i] = HEX[usize::from(b >> 4)];
-            name[11 + 2 * i] = HEX[usize::from(b & 0xf)];
-        }
-        // ASCII by construction.
-        Arc::from(std::str::from_utf8(&name).unwrap_or("delegated"))
+        let mut name = String::with_capacity(18);
+        name.push_str("delegated:");
+        crate::ids::push_hex(&mut name, &self.digest[..4]);
+        name.into()
     }
 
     fn path(&self) -> &str {

@@ -49,13 +49,9 @@ fn new_request_id() -> String {
     use std::sync::LazyLock;
     static PREFIX: LazyLock<u64> = LazyLock::new(|| uuid::Uuid::new_v4().as_u64_pair().0);
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut id = String::with_capacity(32);
-    for v in [*PREFIX, NEXT.fetch_add(1, Ordering::Relaxed)] {
-        for shift in (0..16).rev() {
-            id.push(char::from(HEX[((v >> (4 * shift)) & 0xf) as usize]));
-        }
-    }
+    crate::ids::push_hex(&mut id, &PREFIX.to_be_bytes());
+    crate::ids::push_hex(&mut id, &NEXT.fetch_add(1, Ordering::Relaxed).to_be_bytes());
     id
 }
 
