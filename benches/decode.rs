@@ -10,10 +10,16 @@
 use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use orthanc_edge::dicom::{render_frame, Limits};
+use orthanc_edge::dicom::{render_frame_at, Limits};
 use orthanc_edge::model::{ImageFormat, Rendering};
-use orthanc_edge::transform::render_all;
+use orthanc_edge::transform::render_all_at;
+use orthanc_edge::transform::resize::max_reduction;
 use orthanc_edge::transform::spec::{Fit, VariantSpec};
+
+/// The edge's own allocator (jemalloc, `src/main.rs`): the frame buffers of one decode are
+/// reused by the next, as in the server, not mapped and faulted in again each time.
+#[global_allocator]
+static ALLOC: orthanc_edge::alloc::Guarded = orthanc_edge::alloc::Guarded;
 
 /// The peers' output: fit inside 256×256, JPEG quality 90 (Orthanc's `/rendered` default).
 const SPEC: VariantSpec =
@@ -28,11 +34,13 @@ fn input(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// The instance's own window, as Orthanc's `/rendered` and the pydicom pipeline apply it.
+/// The instance's own window, as Orthanc's `/rendered` and the pydicom pipeline apply it; a
+/// JPEG 2000 frame decoded at the resolution level the output needs, as the edge does on a miss.
 fn edge(file: &[u8], limits: &Limits) -> Vec<u8> {
     let rendering = Rendering::Rendered { window: None };
-    let pixels = render_frame(file, 0, &rendering, limits).expect("decode");
-    render_all(&pixels, &[SPEC], false).pop().expect("one variant").expect("encode")
+    let reduce = |w, h| max_reduction(w, h, &[SPEC], false);
+    let r = render_frame_at(file, 0, &rendering, limits, reduce).expect("decode");
+    render_all_at(&r.pixels, r.full, &[SPEC], false).pop().expect("one variant").expect("encode")
 }
 
 fn bench(c: &mut Criterion) {

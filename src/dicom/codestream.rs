@@ -128,6 +128,40 @@ fn j2k(b: &[u8]) -> Result<Declared, DicomError> {
     Ok(Declared { width, height, components, precision, dct_extended: false, color_marker: false })
 }
 
+/// The fewest wavelet decomposition levels the main header gives any component (its COD and
+/// COC segments): how many resolution levels below full a decoder can be asked to stop at.
+/// `None` when the stream is not a JPEG 2000 codestream or its header is unreadable.
+pub(super) fn j2k_levels(b: &[u8]) -> Option<u32> {
+    let b = &b[j2k_start(b)?..];
+    let components = be16(b, 4 + 36)?;
+    let mut at = 2; // after SOC
+    let mut levels: Option<u32> = None;
+    // Marker segments until the first tile-part (SOT): each is FF xx, then its length.
+    while b.get(at) == Some(&0xFF) {
+        let marker = *b.get(at + 1)?;
+        if marker == 0x90 {
+            break;
+        }
+        let len = be16(b, at + 2)? as usize;
+        let payload = at + 4;
+        let found = match marker {
+            // COD: Scod, progression order, layers (2), MCT, then the levels.
+            0x52 => Some(*b.get(payload + 5)?),
+            // COC: the component (1 byte, 2 with over 256 components), Scoc, then the levels.
+            0x53 => Some(*b.get(payload + if components < 257 { 2 } else { 3 })?),
+            _ => None,
+        };
+        if let Some(found) = found {
+            levels = Some(levels.map_or(u32::from(found), |l| l.min(u32::from(found))));
+        }
+        if len < 2 {
+            return None;
+        }
+        at += 2 + len;
+    }
+    levels
+}
+
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;

@@ -22,7 +22,7 @@ use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 use super::header::{ImageInfo, Photometric};
 use super::parse::Parsed;
 use super::DicomError;
-use super::{codestream, jpeg, rle};
+use super::{codestream, j2k, jpeg, rle};
 
 /// Decoded samples of one frame, row-major, interleaved.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,8 +55,15 @@ fn short() -> DicomError {
     DicomError::Corrupt("the pixel data is shorter than its header says".into())
 }
 
-/// Decode frame `frame` (already checked to exist and to fit the limits).
-pub(super) fn frame(parsed: &Parsed, info: &ImageInfo, frame: u32) -> Result<Decoded, DicomError> {
+/// Decode frame `frame` (already checked to exist and to fit the limits). A JPEG 2000 frame is
+/// decoded at up to `reduce` resolution levels below full (see [`j2k`]), so `Decoded` may be
+/// smaller than the header says; every other frame is decoded at full resolution.
+pub(super) fn frame(
+    parsed: &Parsed,
+    info: &ImageInfo,
+    frame: u32,
+    reduce: u32,
+) -> Result<Decoded, DicomError> {
     let ds = parsed.dataset();
     let samples = if info.float {
         float(ds, info, frame)?
@@ -92,6 +99,8 @@ pub(super) fn frame(parsed: &Parsed, info: &ImageInfo, frame: u32) -> Result<Dec
                             .ok_or_else(|| DicomError::Corrupt("JPEG in a bare data set".into()))?;
                         let data = jpeg::decode(file, info, frame)?;
                         interpret(ds, &as_rgb(info), &data, Origin::Codec)?
+                    } else if j2k::handles(&parsed.ts) {
+                        return jpeg2000(parsed, info, frame, reduce);
                     } else {
                         encapsulated(parsed, info, frame)?
                     }
@@ -142,6 +151,17 @@ fn native(ds: &InMemDicomObject, info: &ImageInfo, bytes: &[u8], frame: u32) -> 
 enum Origin {
     Native,
     Codec,
+}
+
+/// A JPEG 2000 frame, at up to `reduce` levels below full resolution.
+fn jpeg2000(parsed: &Parsed, info: &ImageInfo, frame: u32, reduce: u32) -> Result<Decoded, DicomError> {
+    let file = parsed.file().ok_or_else(|| DicomError::Corrupt("JPEG 2000 in a bare data set".into()))?;
+    let dims = (info.width, info.height);
+    let j2k::Frame { width, height, data } =
+        j2k::decode(file, frame, dims, info.samples, info.bytes_per_sample(), reduce)?;
+    let at_level = ImageInfo { width, height, ..as_rgb(info) };
+    let samples = interpret(parsed.dataset(), &at_level, &data, Origin::Codec)?;
+    Ok(Decoded { width, height, samples })
 }
 
 /// Compressed pixel data: dicom-pixeldata's codec for the transfer syntax, one frame.
@@ -228,6 +248,18 @@ fn gray(info: &ImageInfo, data: &[u8], origin: Origin) -> Result<Samples, DicomE
     // The little-endian words, read in one tight loop per width (not a width test per sample).
     let short = || DicomError::Corrupt("pixel data shorter than the image".into());
     let data = data.get(..n * bytes).ok_or_else(short)?;
+    if info.bits_allocated == 16 {
+        // 16 bits allocated (most CT, CR, MR): straight to the samples, no wider copy between.
+        let words = data.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]) >> shift);
+        return Ok(match info.signed {
+            // Orthanc's fast path: no mask above the stored bits (8 stored bits in 16 it gets wrong).
+            false if stored == 8 => Samples::Gray16(words.map(|v| v & 0xFF).collect()),
+            false => Samples::Gray16(words.collect()),
+            // Orthanc's fast path when nothing is shifted: the raw 16 bits, no sign extension.
+            true if shift == 0 => Samples::SignedGray16(words.map(|v| v as i16).collect()),
+            true => Samples::SignedGray16(words.map(|v| sign_extend(u32::from(v), stored) as i16).collect()),
+        });
+    }
     let words: Vec<u32> = match bytes {
         1 => data.iter().map(|&b| u32::from(b)).collect(),
         2 => data.chunks_exact(2).map(|c| u32::from(u16::from_le_bytes([c[0], c[1]]))).collect(),
@@ -237,12 +269,6 @@ fn gray(info: &ImageInfo, data: &[u8], origin: Origin) -> Result<Samples, DicomE
     Ok(match (info.bits_allocated, info.signed) {
         (8, false) => Samples::Gray8(raw.map(|v| (v & mask(stored)) as u8).collect()),
         (8, true) => Samples::SignedGray16(raw.map(|v| sign_extend(v, stored) as i16).collect()),
-        // Orthanc's fast path: no mask above the stored bits (8 stored bits in 16 it gets wrong).
-        (16, false) if stored == 8 => Samples::Gray16(raw.map(|v| (v & 0xFF) as u16).collect()),
-        (16, false) => Samples::Gray16(raw.map(|v| v as u16).collect()),
-        // Orthanc's fast path when nothing is shifted: the raw 16 bits, no sign extension.
-        (16, true) if shift == 0 => Samples::SignedGray16(raw.map(|v| v as u16 as i16).collect()),
-        (16, true) => Samples::SignedGray16(raw.map(|v| sign_extend(v, stored) as i16).collect()),
         (32, false) => Samples::Gray32(raw.map(|v| v & mask(stored)).collect()),
         (32, true) => Samples::SignedGray32(raw.map(|v| sign_extend(v, stored)).collect()),
         (bits, _) => return Err(DicomError::Unsupported(format!("{bits}-bit grayscale"))),

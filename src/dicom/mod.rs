@@ -4,13 +4,15 @@
 //! element claims more bytes than the file has), refuse what has no pixels
 //! ([`kind`]), read the image header the way Orthanc does ([`header`]), check the limits before
 //! anything is allocated (and the codestream against the header, [`codestream`]), decode the
-//! frame's samples ([`decode`]: [`rle`], [`jpeg`], dicom-rs for JPEG 2000), then render them as
-//! Orthanc's `/preview` or `/rendered` do ([`orthanc`]). A panic anywhere in dicom-rs or a codec
-//! is caught and reported as [`DicomError::Corrupt`].
+//! frame's samples ([`decode`]: [`rle`], [`jpeg`], [`j2k`]; JPEG 2000 at the resolution level
+//! the caller needs, [`render_frame_at`]), then render them as Orthanc's `/preview` or
+//! `/rendered` do ([`orthanc`]). A panic anywhere in dicom-rs or a codec is caught and reported
+//! as [`DicomError::Corrupt`].
 
 mod codestream;
 mod decode;
 mod header;
+mod j2k;
 mod jpeg;
 mod kind;
 mod lengths;
@@ -89,15 +91,42 @@ pub fn render_frame(
     rendering: &Rendering,
     limits: &Limits,
 ) -> Result<Pixels, DicomError> {
+    render_frame_at(file, frame, rendering, limits, |_, _| 0).map(|r| r.pixels)
+}
+
+/// A frame rendered at the resolution its caller needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrameImage {
+    pub pixels: Pixels,
+    /// The frame's full size: larger than the pixels' when a JPEG 2000 frame was decoded at
+    /// one of its lower resolution levels.
+    pub full: (u32, u32),
+}
+
+/// [`render_frame`], where the caller can use a smaller image: `reduce(w, h)` is how many times
+/// a `w`×`h` frame may be halved (each side rounded up) and still have every pixel the caller
+/// needs. A JPEG 2000 frame is then decoded at that level, as far as its codestream goes;
+/// other frames are always decoded at full size.
+pub fn render_frame_at(
+    file: &[u8],
+    frame: u32,
+    rendering: &Rendering,
+    limits: &Limits,
+    reduce: impl FnOnce(u32, u32) -> u32,
+) -> Result<FrameImage, DicomError> {
     guarded(|| {
-        let (parsed, info, decoded) = decode_frame(file, frame, limits)?;
+        let dicomweb = matches!(rendering, Rendering::Dicomweb { .. });
+        // The DICOMweb pipeline crops and windows at full resolution.
+        let reduce = |w, h| if dicomweb { 0 } else { reduce(w, h) };
+        let (parsed, info, decoded) = decode_frame(file, frame, limits, reduce)?;
         let ds = parsed.dataset();
-        Ok(match rendering {
+        let pixels = match rendering {
             Rendering::Dicomweb { window, region } => {
                 Frame::new(ds, &info, frame, decoded).render(*window, *region)
             }
             _ => orthanc::render(&decoded, &header::Display::read(ds, &info, frame), rendering),
-        })
+        };
+        Ok(FrameImage { pixels, full: (info.width, info.height) })
     })
 }
 
@@ -105,7 +134,7 @@ pub fn render_frame(
 /// pipeline needs to render it in any window ([`Frame::render`]).
 pub fn read_frame(file: &[u8], frame: u32, limits: &Limits) -> Result<Frame, DicomError> {
     guarded(|| {
-        let (parsed, info, decoded) = decode_frame(file, frame, limits)?;
+        let (parsed, info, decoded) = decode_frame(file, frame, limits, |_, _| 0)?;
         Ok(Frame::new(parsed.dataset(), &info, frame, decoded))
     })
 }
@@ -116,17 +145,19 @@ fn guarded<T>(f: impl FnOnce() -> Result<T, DicomError>) -> Result<T, DicomError
         .unwrap_or_else(|_| Err(DicomError::Corrupt("the decoder failed on this data".into())))
 }
 
-/// Parse, refuse what has no pixels, read and check the header, decode the frame.
+/// Parse, refuse what has no pixels, read and check the header, decode the frame (at the level
+/// `reduce` allows, see [`render_frame_at`]).
 fn decode_frame(
     file: &[u8],
     frame: u32,
     limits: &Limits,
+    reduce: impl FnOnce(u32, u32) -> u32,
 ) -> Result<(parse::Parsed, header::ImageInfo, decode::Decoded), DicomError> {
     let parsed = parse::parse(file, limits)?;
     kind::ensure_pixels(&parsed)?;
     let info = header::ImageInfo::read(parsed.dataset())?;
     info.check(frame, limits)?;
-    let decoded = decode::frame(&parsed, &info, frame)?;
+    let decoded = decode::frame(&parsed, &info, frame, reduce(info.width, info.height))?;
     Ok((parsed, info, decoded))
 }
 

@@ -325,6 +325,53 @@ fn jpeg2000_lossless_decodes_exactly() {
     assert_eq!((p.channels, p.data), (3, expected));
 }
 
+/// A JPEG 2000 frame decoded at a lower resolution level is the whole picture, each side halved
+/// per level (rounded up), close to the full decode averaged over the same blocks; no level is
+/// deeper than the codestream has, and every other codec ignores the request.
+#[test]
+fn jpeg2000_decodes_at_lower_resolution_levels() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/dicom");
+    let file = std::fs::read(format!("{dir}/j2k_gradient16.dcm")).unwrap();
+    let (w, h) = (256usize, 200usize);
+    let fragment = &file[file.windows(4).position(|b| b == [0xFF, 0x4F, 0xFF, 0x51]).unwrap()..];
+    let levels = codestream::j2k_levels(fragment).unwrap();
+    assert_eq!(levels, 5, "the encoder's default");
+    for r in [PREVIEW, RENDERED] {
+        let full = render(&file, 0, r).unwrap();
+        for k in 1..=levels + 2 {
+            let got = render_frame_at(&file, 0, &r, &LIMITS, |fw, fh| {
+                assert_eq!((fw, fh), (w as u32, h as u32));
+                k
+            })
+            .unwrap();
+            let k = k.min(levels) as usize;
+            let step = 1 << k;
+            assert_eq!(got.full, (w as u32, h as u32));
+            assert_eq!(
+                (got.pixels.width as usize, got.pixels.height as usize),
+                (w.div_ceil(step), h.div_ceil(step))
+            );
+            // Each pixel against the full decode at its block's top-left pixel: a level's
+            // samples sit there (JPEG 2000 keeps the even samples at each level), and on a ramp
+            // the 5/3 wavelet's low-pass keeps them, but at the far edges.
+            let mut diff = 0.0;
+            for (i, &v) in got.pixels.data.iter().enumerate() {
+                let (x, y) = (i % got.pixels.width as usize * step, i / got.pixels.width as usize * step);
+                diff += (f64::from(v) - f64::from(full.data[y * w + x])).abs();
+            }
+            let mean = diff / got.pixels.data.len() as f64;
+            // (The preview's full-range stretch is over the level's own range.)
+            if r == RENDERED {
+                assert!(mean < 1.0, "level {k}: mean difference {mean:.2} grey levels");
+            }
+        }
+    }
+    // Native data has no levels: always full size.
+    let native = gray16(4, 4, false, (0..16).collect(), vec![]);
+    let got = render_frame_at(&native, 0, &PREVIEW, &LIMITS, |_, _| 2).unwrap();
+    assert_eq!((got.pixels.width, got.pixels.height, got.full), (4, 4, (4, 4)));
+}
+
 /// JPEG baseline, grey and colour (JFIF, YCbCr), decodes close to what was encoded.
 #[test]
 fn jpeg_baseline_decodes() {

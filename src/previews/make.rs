@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::source::Source;
+use super::source::{Source, SourcePixels};
 use super::{PreviewError, Timings};
 use crate::cache::{CacheKey, Entry};
 use crate::ids::OrthancId;
@@ -42,18 +42,22 @@ pub async fn render(
     siblings: Vec<(VariantSpec, CacheKey)>,
     allow_upscale: bool,
 ) -> Result<Made, PreviewError> {
-    let Source { entry, pixels, timings } = source;
+    let Source { pixels, timings } = source;
     let main_mime = variant.format.mime();
     let started = Instant::now();
     let (main, extra) = pool
         .run(move || {
-            let pixels = match pixels {
-                Some(p) => p,
-                None => Arc::new(Pixels::decompress(&entry.body)?),
+            let (pixels, full) = match pixels {
+                SourcePixels::Made { pixels, full } => (pixels, full),
+                SourcePixels::Cached(entry) => {
+                    let pixels = Pixels::decompress(&entry.body)?;
+                    let full = (pixels.width, pixels.height);
+                    (Arc::new(pixels), full)
+                }
             };
             let specs: Vec<VariantSpec> =
                 std::iter::once(variant).chain(siblings.iter().map(|(v, _)| v.clone())).collect();
-            let mut outs = transform::render_all(&pixels, &specs, allow_upscale).into_iter();
+            let mut outs = transform::render_all_at(&pixels, full, &specs, allow_upscale).into_iter();
             let main = outs.next().unwrap_or_else(|| Err(TransformError::Encode("no output".into())))?;
             // A sibling that fails is simply not stored: its own request will report why.
             let extra: Vec<(CacheKey, Entry)> = siblings

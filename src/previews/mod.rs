@@ -31,7 +31,7 @@ pub use key::{Output, PreviewSpec};
 use make::Made;
 use negative::NegativeCache;
 use placeholder::Placeholders;
-use source::Sources;
+use source::{Outputs, Sources};
 
 /// Orthanc's JPEG quality when `/preview` is asked for JPEG without `quality` (its `JpegWriter`).
 const ORTHANC_JPEG_QUALITY: u8 = 90;
@@ -596,8 +596,11 @@ impl PreviewService {
                 self.native(&instance, frame, format, quality, priority).await?
             }
             Output::Edge { rendering, variant } => {
-                let source = self.sources.get(&instance, frame, &rendering, priority).await?;
                 let siblings = self.uncached(&instance, frame, &rendering, siblings).await;
+                let specs =
+                    std::iter::once(&variant).chain(siblings.iter().map(|(v, _)| v)).cloned().collect();
+                let outputs = Outputs { specs, allow_upscale: self.allow_upscale };
+                let source = self.sources.get(&instance, frame, &rendering, priority, outputs).await?;
                 make::render(&self.pool, source, variant, siblings, self.allow_upscale).await?
             }
         };
@@ -629,7 +632,9 @@ impl PreviewService {
         priority: Priority,
     ) -> Result<Made, PreviewError> {
         let source = match self.render_mode {
-            RenderMode::Edge => self.sources.get(instance, frame, &Rendering::Preview, priority).await?,
+            RenderMode::Edge => {
+                self.sources.get(instance, frame, &Rendering::Preview, priority, Outputs::full_size()).await?
+            }
             RenderMode::Fallback | RenderMode::Orthanc => {
                 match make::from_orthanc(&self.upstream, instance, frame, format, quality).await {
                     Err(PreviewError::Upstream(UpstreamError::Unsupported)) => {

@@ -4,6 +4,10 @@
 //! Both ways end in the same 8-bit `Pixels` (the edge renders as Orthanc does), kept under the same
 //! key, so whatever produced a `Source`, everything after it is the same.
 //!
+//! A source decoded here for small variants only (thumbnails of a JPEG 2000 frame, decoded at one
+//! of its lower resolution levels: [`Outputs`]) serves the request that made it and is not kept:
+//! the variants made from it are.
+//!
 //! DICOMweb renderings (`Rendering::Dicomweb`) are made at the edge from the frame's decoded
 //! samples ([`dicom::Frame`]), cached once per frame where sources are kept; each window's or
 //! region's 8-bit source is kept in memory only, so a new window costs one pipeline pass and an
@@ -22,19 +26,58 @@ use crate::config::RenderMode;
 use crate::dicom::{self, DicomError, Frame, Limits as DecodeLimits};
 use crate::ids::OrthancId;
 use crate::model::Rendering;
-use crate::transform::{Pixels, TransformPool, SOURCE_CONTENT_TYPE};
+use crate::transform::{resize, Pixels, TransformPool, VariantSpec, SOURCE_CONTENT_TYPE};
 use crate::upstream::{OrthancClient, Priority, UpstreamError};
 
-/// One frame's source pixels, as cached, and what getting them cost this request.
+/// One frame's source pixels, as cached or just made, and what getting them cost this request.
 #[derive(Debug, Clone)]
 pub struct Source {
-    /// The compressed pixels (`SOURCE_CONTENT_TYPE`), as the cache keeps them.
-    pub entry: Arc<Entry>,
-    /// The decoded pixels when they were made just now; `None` for a cached source (decompressed
-    /// where it is used, on the CPU pool).
-    pub pixels: Option<Arc<Pixels>>,
+    pub pixels: SourcePixels,
     /// Time spent on Orthanc and on decoding; zero when cached or made by another request.
     pub timings: Timings,
+}
+
+#[derive(Debug, Clone)]
+pub enum SourcePixels {
+    /// The compressed pixels (`SOURCE_CONTENT_TYPE`) as the cache keeps them, at full size
+    /// (decompressed where they are used, on the CPU pool).
+    Cached(Arc<Entry>),
+    /// Made just now: the frame's `full` size, and its pixels at that size or, for a JPEG 2000
+    /// frame decoded at a lower level, smaller.
+    Made { pixels: Arc<Pixels>, full: (u32, u32) },
+}
+
+/// The variants a source is for: how small a JPEG 2000 frame may be decoded.
+#[derive(Debug, Clone)]
+pub struct Outputs {
+    pub specs: Vec<VariantSpec>,
+    pub allow_upscale: bool,
+}
+
+impl Outputs {
+    /// Variants that need every pixel of the frame.
+    pub fn full_size() -> Self {
+        Self { specs: Vec::new(), allow_upscale: false }
+    }
+
+    /// How many times a `w`×`h` frame can be halved for these variants.
+    fn reduction(&self, w: u32, h: u32) -> u32 {
+        if self.specs.is_empty() {
+            return 0;
+        }
+        resize::max_reduction(w, h, &self.specs, self.allow_upscale)
+    }
+
+    /// Are pixels made for other variants (another request's flight) enough for these?
+    fn served_by(&self, source: &Source) -> bool {
+        match &source.pixels {
+            SourcePixels::Cached(_) => true,
+            SourcePixels::Made { pixels, full } => {
+                let k = self.reduction(full.0, full.1);
+                pixels.width >= full.0.div_ceil(1 << k) && pixels.height >= full.1.div_ceil(1 << k)
+            }
+        }
+    }
 }
 
 /// Content type of the entry kept under a source key for an instance without pixel data: its
@@ -62,7 +105,7 @@ impl Source {
         if entry.content_type != SOURCE_CONTENT_TYPE {
             return Err(PreviewError::Internal("source key holds a non-source entry".into()));
         }
-        Ok(Self { entry, pixels: None, timings: Timings::default() })
+        Ok(Self { pixels: SourcePixels::Cached(entry), timings: Timings::default() })
     }
 }
 
@@ -86,6 +129,20 @@ impl From<RenderMode> for Via {
             RenderMode::Edge => Via::File,
             RenderMode::Fallback => Via::OrthancThenFile,
         }
+    }
+}
+
+/// A source just made, before it is stored: `packed` (compressed) when it is the full frame.
+struct NewSource {
+    pixels: Pixels,
+    full: (u32, u32),
+    packed: Option<Bytes>,
+    timings: Timings,
+}
+
+impl NewSource {
+    fn full(pixels: Pixels, packed: Bytes, timings: Timings) -> Self {
+        Self { full: (pixels.width, pixels.height), pixels, packed: Some(packed), timings }
     }
 }
 
@@ -117,21 +174,22 @@ impl Sources {
         self.files.forget(instance).await;
     }
 
-    /// The source of one frame in one rendering, made as `render.mode` says; a DICOMweb
-    /// rendering at the edge unless the mode is `orthanc` (Orthanc's `/rendered` then).
+    /// The source of one frame in one rendering for `outputs`, made as `render.mode` says; a
+    /// DICOMweb rendering at the edge unless the mode is `orthanc` (Orthanc's `/rendered` then).
     pub async fn get(
         &self,
         instance: &OrthancId,
         frame: u32,
         rendering: &Rendering,
         priority: Priority,
+        outputs: Outputs,
     ) -> Result<Source, PreviewError> {
         let via = match (rendering, self.mode) {
             (Rendering::Dicomweb { .. }, RenderMode::Orthanc) => Via::Orthanc,
             (Rendering::Dicomweb { .. }, _) => Via::Frame,
             (_, mode) => mode.into(),
         };
-        self.get_via(instance, frame, rendering, priority, via).await
+        self.get_via(instance, frame, rendering, priority, via, outputs).await
     }
 
     /// Where the source made `via` is kept: a window's source is cheap to make again from the
@@ -156,7 +214,7 @@ impl Sources {
             return Err(UpstreamError::Unsupported.into());
         }
         crate::telemetry::metrics::render_fallback();
-        self.get_via(instance, frame, rendering, priority, Via::File).await
+        self.get_via(instance, frame, rendering, priority, Via::File, Outputs::full_size()).await
     }
 
     async fn get_via(
@@ -166,6 +224,7 @@ impl Sources {
         rendering: &Rendering,
         priority: Priority,
         via: Via,
+        outputs: Outputs,
     ) -> Result<Source, PreviewError> {
         let key = source_key(instance, frame, rendering);
         if let Some((entry, _)) = self.cache.lookup(&key, self.tiers(via)).await {
@@ -173,19 +232,24 @@ impl Sources {
         }
         match self.flights.join(&key) {
             Flight::Follow(f) => {
-                // The work was another request's: this one only waited.
+                // The work was another request's: this one only waited, unless that request
+                // decoded a JPEG 2000 frame too small for this one's variants.
                 let source = f.wait().await?;
-                Ok(Source { timings: Timings::default(), ..source })
+                if outputs.served_by(&source) {
+                    return Ok(Source { timings: Timings::default(), ..source });
+                }
+                self.make(key, instance, frame, rendering, priority, via, outputs).await
             }
             Flight::Lead(lead) => {
                 let (this, id, r) = (self.clone(), instance.clone(), *rendering);
-                lead.run(async move { this.make(key, &id, frame, &r, priority, via).await }).await
+                lead.run(async move { this.make(key, &id, frame, &r, priority, via, outputs).await }).await
             }
         }
     }
 
     /// Make the source (Orthanc's PAM, or the stored file decoded here), compress it on the pool,
-    /// and store it.
+    /// and store it; a source decoded below full size for `outputs` is neither.
+    #[allow(clippy::too_many_arguments)]
     async fn make(
         &self,
         key: CacheKey,
@@ -194,6 +258,7 @@ impl Sources {
         rendering: &Rendering,
         priority: Priority,
         via: Via,
+        outputs: Outputs,
     ) -> Result<Source, PreviewError> {
         // A flight that just landed may have stored it between our lookup and our lead.
         if let Some((entry, _)) = self.cache.lookup(&key, Tiers::MemoryOnly).await {
@@ -201,19 +266,19 @@ impl Sources {
         }
         let made = match via {
             Via::Orthanc => self.rendered_by_orthanc(instance, frame, rendering, priority).await,
-            Via::File => self.decoded_here(instance, frame, rendering, priority).await,
+            Via::File => self.decoded_here(instance, frame, rendering, priority, outputs).await,
             Via::Frame => self.windowed(instance, frame, rendering, priority).await,
             Via::OrthancThenFile => {
                 match self.rendered_by_orthanc(instance, frame, rendering, priority).await {
                     Err(PreviewError::Upstream(UpstreamError::Unsupported)) => {
                         crate::telemetry::metrics::render_fallback();
-                        self.decoded_here(instance, frame, rendering, priority).await
+                        self.decoded_here(instance, frame, rendering, priority, outputs).await
                     }
                     other => other,
                 }
             }
         };
-        let (pixels, packed, timings) = match made {
+        let NewSource { pixels, full, packed, timings } = match made {
             Ok(made) => made,
             Err(e @ PreviewError::Dicom(DicomError::NoPixelData { kind })) => {
                 // For good: a report never grows pixels (a new file is a new instance).
@@ -222,9 +287,10 @@ impl Sources {
             }
             Err(e) => return Err(e),
         };
-        let entry = Arc::new(Entry::new(SOURCE_CONTENT_TYPE, packed));
-        self.cache.store(&key, entry.clone(), self.tiers(via)).await;
-        Ok(Source { entry, pixels: Some(Arc::new(pixels)), timings })
+        if let Some(packed) = packed {
+            self.cache.store(&key, Arc::new(Entry::new(SOURCE_CONTENT_TYPE, packed)), self.tiers(via)).await;
+        }
+        Ok(Source { pixels: SourcePixels::Made { pixels: Arc::new(pixels), full }, timings })
     }
 
     /// Orthanc's PAM rendering of the frame, parsed and compressed on the pool.
@@ -234,7 +300,7 @@ impl Sources {
         frame: u32,
         rendering: &Rendering,
         priority: Priority,
-    ) -> Result<(Pixels, Bytes, Timings), PreviewError> {
+    ) -> Result<NewSource, PreviewError> {
         let (pam, upstream) = self.upstream.pixels(instance, frame, rendering, priority).await?;
         let started = Instant::now();
         let max_pixels = self.limits.max_pixels;
@@ -246,28 +312,33 @@ impl Sources {
                 Ok((pixels, packed))
             })
             .await?;
-        Ok((pixels, packed, Timings { upstream, transform: started.elapsed() }))
+        Ok(NewSource::full(pixels, packed, Timings { upstream, transform: started.elapsed() }))
     }
 
-    /// The stored file, decoded and rendered here as Orthanc would, on the pool.
+    /// The stored file, decoded and rendered here as Orthanc would, on the pool: a JPEG 2000
+    /// frame at the lowest resolution `outputs` can use.
     async fn decoded_here(
         &self,
         instance: &OrthancId,
         frame: u32,
         rendering: &Rendering,
         priority: Priority,
-    ) -> Result<(Pixels, Bytes, Timings), PreviewError> {
+        outputs: Outputs,
+    ) -> Result<NewSource, PreviewError> {
         let rendering = *rendering;
         let decoded = self
             .decode_file(instance, priority, move |file, limits| {
-                dicom::render_frame(file, frame, &rendering, limits).map(|pixels| {
-                    let packed = pixels.compress();
-                    (pixels, packed)
+                let reduce = |w, h| outputs.reduction(w, h);
+                dicom::render_frame_at(file, frame, &rendering, limits, reduce).map(|r| {
+                    // Kept only at full size: a smaller one serves these variants alone.
+                    let whole = (r.pixels.width, r.pixels.height) == r.full;
+                    let packed = whole.then(|| r.pixels.compress());
+                    ((r, packed), if whole { "ok" } else { "reduced" })
                 })
             })
             .await;
         match decoded {
-            Ok(((pixels, packed), timings)) => Ok((pixels, packed, timings)),
+            Ok(((r, packed), timings)) => Ok(NewSource { pixels: r.pixels, full: r.full, packed, timings }),
             // Orthanc has the instance (it just answered for its image) but not its file: a
             // storage without files or a fake. What it said about the image stands.
             Err(PreviewError::Upstream(UpstreamError::NotFound)) if self.mode == RenderMode::Fallback => {
@@ -284,7 +355,7 @@ impl Sources {
         frame: u32,
         rendering: &Rendering,
         priority: Priority,
-    ) -> Result<(Pixels, Bytes, Timings), PreviewError> {
+    ) -> Result<NewSource, PreviewError> {
         let Rendering::Dicomweb { window, region } = *rendering else {
             return Err(PreviewError::Internal("a windowed source of a non-DICOMweb rendering".into()));
         };
@@ -298,7 +369,11 @@ impl Sources {
                 Ok((pixels, packed))
             })
             .await?;
-        Ok((pixels, packed, Timings { transform: timings.transform + started.elapsed(), ..timings }))
+        Ok(NewSource::full(
+            pixels,
+            packed,
+            Timings { transform: timings.transform + started.elapsed(), ..timings },
+        ))
     }
 
     /// A frame's decoded samples: cached (where sources are kept), else the stored file decoded
@@ -357,7 +432,7 @@ impl Sources {
             .decode_file(instance, priority, move |file, limits| {
                 dicom::read_frame(file, frame, limits).map(|f| {
                     let body = f.to_bytes();
-                    (f, body)
+                    ((f, body), "ok")
                 })
             })
             .await;
@@ -375,7 +450,9 @@ impl Sources {
         }
     }
 
-    /// `GET /instances/{id}/file`, then `decode` on the pool; counted in `edge_decode`.
+    /// `GET /instances/{id}/file`, then `decode` on the pool; counted in `edge_decode` by the
+    /// outcome `decode` names (`ok`, or `reduced` for a JPEG 2000 frame decoded at a lower
+    /// level) or by the error's code.
     async fn decode_file<T, F>(
         &self,
         instance: &OrthancId,
@@ -384,20 +461,20 @@ impl Sources {
     ) -> Result<(T, Timings), PreviewError>
     where
         T: Send + 'static,
-        F: FnOnce(&[u8], &DecodeLimits) -> Result<T, DicomError> + Send + 'static,
+        F: FnOnce(&[u8], &DecodeLimits) -> Result<(T, &'static str), DicomError> + Send + 'static,
     {
         let (file, upstream) = self.files.get(&self.upstream, instance, priority).await?;
         let started = Instant::now();
         let limits = self.limits;
         let decoded = self.pool.run(move || Ok(decode(&file, &limits))).await?;
         crate::telemetry::metrics::edge_decode(match &decoded {
-            Ok(_) => "ok",
+            Ok((_, outcome)) => outcome,
             Err(e) => e.code(),
         });
         if decoded.is_err() {
             // Nothing more to read from it; a corrected file comes with a purge anyway.
             self.files.forget(instance).await;
         }
-        Ok((decoded?, Timings { upstream, transform: started.elapsed() }))
+        Ok((decoded?.0, Timings { upstream, transform: started.elapsed() }))
     }
 }

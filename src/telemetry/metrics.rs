@@ -175,7 +175,7 @@ impl Metrics {
         );
         r.register(
             "edge_decodes",
-            "Frames the edge decoded from their stored DICOM file (render.mode), by outcome (ok or the error code)",
+            "Frames the edge decoded from their stored DICOM file (render.mode), by outcome (ok, reduced: a JPEG 2000 frame decoded at the lower resolution level its thumbnails need, or the error code)",
             m.edge_decodes.clone(),
         );
         r.register(

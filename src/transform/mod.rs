@@ -44,12 +44,38 @@ pub fn render_all(
     specs: &[VariantSpec],
     allow_upscale: bool,
 ) -> Vec<Result<Vec<u8>, TransformError>> {
+    render_all_at(pixels, (pixels.width, pixels.height), specs, allow_upscale)
+}
+
+/// [`render_all`] from `pixels` that are a resolution level of a `full`-size frame (a JPEG 2000
+/// frame decoded below full size, see [`resize::max_reduction`]): each output is the one the
+/// full frame gives, in size and in where its pixels sit.
+pub fn render_all_at(
+    pixels: &Pixels,
+    full: (u32, u32),
+    specs: &[VariantSpec],
+    allow_upscale: bool,
+) -> Vec<Result<Vec<u8>, TransformError>> {
+    let Some(level) = resize::level(full, (pixels.width, pixels.height)) else {
+        let e = TransformError::BadSource(format!(
+            "{}x{} is no level of {}x{}",
+            pixels.width, pixels.height, full.0, full.1
+        ));
+        return specs.iter().map(|_| Err(e.clone())).collect();
+    };
+    let padded;
+    let pixels = if level == 0 {
+        pixels
+    } else {
+        padded = resize::padded(pixels);
+        &padded
+    };
     let mut resized: Vec<(resize::Geometry, Result<std::borrow::Cow<'_, Pixels>, TransformError>)> =
         Vec::new();
     specs
         .iter()
         .map(|spec| {
-            let g = resize::geometry(pixels.width, pixels.height, spec, allow_upscale);
+            let g = resize::geometry(full.0, full.1, spec, allow_upscale).at_level(level);
             let i = match resized.iter().position(|(done, _)| *done == g) {
                 Some(i) => i,
                 None => {

@@ -68,6 +68,65 @@ pub fn geometry(sw: u32, sh: u32, spec: &VariantSpec, allow_upscale: bool) -> Ge
     }
 }
 
+impl Geometry {
+    /// The same output from resolution level `k` of the source: the source halved `k` times,
+    /// each side rounded up, its samples at every 2^k-th pixel of the full source (JPEG 2000's
+    /// sampling phase), padded by one column and row ([`padded`]). The output size is kept.
+    pub fn at_level(self, k: u32) -> Geometry {
+        if k == 0 {
+            return self;
+        }
+        let s = f64::from(1u32 << k);
+        // Full-source coordinate x is level coordinate (x - 0.5) / s + 0.5 (pixel centres).
+        let at = |x: f64| (x - 0.5) / s + 0.5;
+        let (l, t, w, h) = self.crop;
+        Geometry { crop: (at(l), at(t), w / s, h / s), ..self }
+    }
+}
+
+/// The resolution level `actual` is of a `full`-size source: `k` with each side of `full`
+/// halved `k` times (rounded up) equal to `actual`'s; `None` if none is.
+pub fn level(full: (u32, u32), actual: (u32, u32)) -> Option<u32> {
+    (0..=MAX_REDUCTION).find(|&k| (full.0.div_ceil(1 << k), full.1.div_ceil(1 << k)) == actual)
+}
+
+/// `src` with its last column and row repeated once: a level's picture reaches half a pixel
+/// past its last sample (see [`Geometry::at_level`]).
+pub fn padded(src: &Pixels) -> Pixels {
+    let (w, h, c) = (src.width as usize, src.height as usize, usize::from(src.channels));
+    let row = w * c;
+    let mut data = Vec::with_capacity((w + 1) * (h + 1) * c);
+    for y in 0..=h {
+        let line = &src.data[y.min(h - 1) * row..][..row];
+        data.extend_from_slice(line);
+        data.extend_from_slice(&line[row - c..]);
+    }
+    Pixels { width: src.width + 1, height: src.height + 1, channels: src.channels, data }
+}
+
+/// How many times a `sw`×`sh` source can be halved (each side rounded up) and still have at
+/// least one source pixel per output pixel, for every spec: the resolution level a JPEG 2000
+/// source needs to be decoded at, at most [`MAX_REDUCTION`].
+pub fn max_reduction(sw: u32, sh: u32, specs: &[VariantSpec], allow_upscale: bool) -> u32 {
+    specs
+        .iter()
+        .map(|spec| {
+            let g = geometry(sw, sh, spec, allow_upscale);
+            let ratio = (g.crop.2 / f64::from(g.out_w)).min(g.crop.3 / f64::from(g.out_h));
+            // floor(log2(ratio)), 0 below 2.
+            if ratio >= 2.0 {
+                (ratio.log2().floor() as u32).min(MAX_REDUCTION)
+            } else {
+                0
+            }
+        })
+        .min()
+        .unwrap_or(0)
+}
+
+/// Deepest reduction asked for: 1/32 of each side (a codestream's default 5 levels).
+pub const MAX_REDUCTION: u32 = 5;
+
 /// Resample `src` to `g`. Borrows the source when nothing changes.
 pub fn resize<'a>(src: &'a Pixels, g: &Geometry) -> Result<Cow<'a, Pixels>, TransformError> {
     let untouched = g.out_w == src.width
@@ -117,6 +176,32 @@ mod tests {
         // Box bigger than the source: same aspect, at source resolution.
         let g = geometry(300, 200, &spec(Some(800), Some(400), Fit::Cover), false);
         assert_eq!((g.out_w, g.out_h), (300, 150));
+    }
+
+    #[test]
+    fn reduction_keeps_a_source_pixel_per_output_pixel() {
+        let thumb = spec(Some(256), Some(256), Fit::Contain);
+        // 2048x2500 into 256: 210x256; a 1/8 image (256x313) still covers it, 1/16 does not.
+        assert_eq!(max_reduction(2048, 2500, std::slice::from_ref(&thumb), false), 3);
+        assert_eq!(max_reduction(512, 512, std::slice::from_ref(&thumb), false), 1);
+        assert_eq!(max_reduction(300, 300, std::slice::from_ref(&thumb), false), 0);
+        // The full-size sibling decides.
+        let full = spec(None, None, Fit::Contain);
+        assert_eq!(max_reduction(2048, 2500, &[thumb.clone(), full], false), 0);
+        // Cover crops: the shorter side decides.
+        let square = spec(Some(128), Some(128), Fit::Cover);
+        assert_eq!(max_reduction(2048, 512, std::slice::from_ref(&square), false), 2);
+        assert_eq!(max_reduction(100_000, 100_000, std::slice::from_ref(&square), false), MAX_REDUCTION);
+        assert_eq!(max_reduction(2048, 2500, &[], false), 0);
+        // The same output from level 2 (a quarter of each side): pixel centres line up.
+        let g = geometry(2048, 2500, &thumb, false);
+        let q = g.at_level(2);
+        assert_eq!((q.out_w, q.out_h, q.crop), (g.out_w, g.out_h, (0.375, 0.375, 512.0, 625.0)));
+        assert_eq!(level((2048, 2500), (256, 313)), Some(3));
+        assert_eq!(level((2048, 2500), (2048, 2500)), Some(0));
+        assert_eq!(level((2048, 2500), (250, 313)), None);
+        let p = padded(&Pixels { width: 2, height: 1, channels: 1, data: vec![1, 2] });
+        assert_eq!((p.width, p.height, p.data), (3, 2, vec![1, 2, 2, 1, 2, 2]));
     }
 
     #[test]

@@ -116,6 +116,48 @@ async fn fallback_renders_what_orthanc_refuses_and_orthanc_mode_keeps_the_415() 
     proxy.stop().await;
 }
 
+/// Decodes counted by outcome on this edge's metrics (`ok`, `reduced`, or an error code).
+async fn decodes(edge: &TestEdge, outcome: &str) -> u64 {
+    let text =
+        client().get(format!("{}/metrics", edge.admin_url)).send().await.unwrap().text().await.unwrap();
+    let series = format!("orthanc_edge_edge_decodes_total{{outcome=\"{outcome}\"}} ");
+    text.lines().find_map(|l| l.strip_prefix(&series)).map_or(0, |v| v.trim().parse().unwrap())
+}
+
+/// A thumbnail of a JPEG 2000 frame decodes only the resolution level it needs (level 2 of the
+/// 128x128 sample for 32 px), is the size the full decode gives it with nearly its pixels, and
+/// that small source is not kept: the full preview then decodes the whole frame.
+#[actix_web::test]
+async fn a_jpeg2000_thumbnail_decodes_only_the_level_it_needs() {
+    let Some(r) = RealOrthanc::from_env() else { return };
+    let j2k = r.instance("j2k", "instance");
+    let thumb = |edge: &TestEdge| format!("{}/instances/{j2k}/preview?w=32&format=png", edge.url);
+    let full = |edge: &TestEdge| format!("{}/instances/{j2k}/preview", edge.url);
+
+    let edge = r.edge(&r.url).env("ORTHANC_EDGE__RENDER__MODE", "edge").start().await;
+    let small = get(&thumb(&edge), "image/png").await;
+    assert_eq!(small.status(), 200);
+    let (w, h, reduced) = pixels(&small.bytes().await.unwrap());
+    assert_eq!((w, h), (32, 32));
+    // (The counters are the test process's: both edges count in them.)
+    assert_eq!((decodes(&edge, "reduced").await, decodes(&edge, "ok").await), (1, 0));
+    assert_eq!(get(&full(&edge), "image/png").await.status(), 200);
+    assert_eq!(decodes(&edge, "ok").await, 1, "the full preview needed the whole frame");
+    edge.stop().await;
+
+    // The same thumbnail from the full decode (its source cached by the full preview first).
+    let edge = r.edge(&r.url).env("ORTHANC_EDGE__RENDER__MODE", "edge").start().await;
+    assert_eq!(get(&full(&edge), "image/png").await.status(), 200);
+    let (w2, h2, whole) = pixels(&get(&thumb(&edge), "image/png").await.bytes().await.unwrap());
+    assert_eq!((w2, h2), (w, h));
+    assert_eq!((decodes(&edge, "reduced").await, decodes(&edge, "ok").await), (1, 2), "one full decode");
+    let mean =
+        reduced.iter().zip(&whole).map(|(a, b)| f64::from(a.abs_diff(*b))).sum::<f64>() / whole.len() as f64;
+    // 2.5 measured: the wavelet's low-pass then Lanczos from 2x, against Lanczos from 4x.
+    assert!(mean < 3.0, "mean difference {mean:.2} grey levels");
+    edge.stop().await;
+}
+
 /// Orthanc's own /rendered parameters (pyorthanc's `get_instances_id_rendered(params=...)`):
 /// `width`/`height` fit inside as Orthanc's do, and are the cache entry of the same `w`/`h`;
 /// `returnUnsupportedImage` is an image where Orthanc would answer 415.
