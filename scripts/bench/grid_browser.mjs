@@ -71,15 +71,17 @@ async function measure(label, url, out, key) {
   }
 }
 
-// The representative instance of each series, in the edge's order, on the edge's grid layout; the
-// images are Orthanc's own /preview, through the nginx that serves the page.
+// The representative instance of each series, in the edge's order, on the edge's grid layout and
+// loaded as the edge's page loads them (the first EAGER at once, the rest lazily); the images are
+// Orthanc's own /preview, through the nginx that serves the page.
+const EAGER = 64; // the edge's grid.prefetch default
 async function page(edge, study, key, out) {
   const r = await fetch(`${edge}/studies/${study}/grid.json`, { headers: { "X-Api-Key": key } });
   if (r.status !== 200) throw new Error(`grid JSON: HTTP ${r.status}`);
   const imgs = (await r.json()).series
     .filter((s) => s.representative)
-    .map((s) => `<figure><img src="/instances/${s.representative}/preview" alt="series" loading="lazy" ` +
-      `decoding="async" width="128" height="128"></figure>`);
+    .map((s, i) => `<figure><img src="/instances/${s.representative}/preview" alt="series" ` +
+      `loading="${i < EAGER ? "eager" : "lazy"}" decoding="async" width="128" height="128"></figure>`);
   writeFileSync(out, `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Orthanc previews</title>
 <style>body{font-family:system-ui,sans-serif;margin:1rem;background:#111;color:#eee}
 main{display:grid;grid-template-columns:repeat(auto-fill,minmax(128px,1fr));gap:.75rem}

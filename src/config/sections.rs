@@ -95,6 +95,8 @@ pub struct RenderConfig {
 #[serde(deny_unknown_fields)]
 pub struct GridConfig {
     pub thumbnail_preset: String,
+    /// Thumbnails of its first series the grid page starts making as it answers (0: none).
+    pub prefetch: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -133,10 +133,23 @@ fn parse(req: &HttpRequest, state: &AppState) -> Result<PreviewRequest, AppError
     let allowed: &[&str] = if rendered { &RENDERED_PARAMS } else { &PREVIEW_PARAMS };
     let query = parse_query(req.query_string(), allowed)?;
     let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    native_request(state, instance, frame, rendered, &query, accept)
+}
+
+/// What an image route (`/preview`, `/rendered`, `/series/{id}/preview`) makes of its decoded
+/// `query` and `accept`; also how the grid page plans the thumbnails it links to.
+pub fn native_request(
+    state: &AppState,
+    instance: OrthancId,
+    frame: u32,
+    rendered: bool,
+    query: &[(String, String)],
+    accept: &str,
+) -> Result<PreviewRequest, AppError> {
     let default_format = negotiate(accept);
-    let ask = Ask::Native { query: &query, rendered, default_format, accept };
+    let ask = Ask::Native { query, rendered, default_format, accept };
     let (output, negotiated) = output(spec::plan(&ask, &rules(state))?);
-    let unsupported_tile = get(&query, UNSUPPORTED_IMAGE).is_some();
+    let unsupported_tile = get(query, UNSUPPORTED_IMAGE).is_some();
     Ok(PreviewRequest { spec: PreviewSpec { instance, frame, output }, negotiated, unsupported_tile })
 }
 

@@ -1,14 +1,17 @@
 //! Study grids and series thumbnails: grid JSON, a small HTML grid page, `/series/{id}/preview`.
 
+use std::sync::Arc;
+
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
 use super::conditional::{respond, Cacheable};
 use super::error::AppError;
-use super::extract::{parse_query, path_id, Caller};
+use super::extract::{native_request, parse_query, path_id, Caller};
 use super::PreviewRequest;
 use crate::auth::{Principal, Resource, Scope};
+use crate::ids::OrthancId;
 use crate::state::AppState;
 use crate::studies::Thumbnails;
 use crate::upstream::catalog::{SeriesCard, StudyGrid};
@@ -41,15 +44,16 @@ struct GridBody<'a> {
     series: Vec<GridSeries<'a>>,
 }
 
+/// The study's grid, and whom misses made for it are charged to.
 async fn load_grid(
     req: &HttpRequest,
     principal: &Principal,
     state: &AppState,
-) -> Result<std::sync::Arc<StudyGrid>, AppError> {
+) -> Result<(Arc<StudyGrid>, Arc<str>), AppError> {
     let study = path_id(req, "id")?;
     parse_query(req.query_string(), &[])?;
-    state.auth.authorize(principal, Scope::Preview, Resource::Study(&study)).await?;
-    Ok(state.studies.grid(&study).await?)
+    let grant = state.auth.authorize(principal, Scope::Preview, Resource::Study(&study)).await?;
+    Ok((state.studies.grid(&study).await?, grant.client))
 }
 
 /// `GET /studies/{id}/grid.json`: per series its id, tags, counts, representative and thumbnail URL.
@@ -58,7 +62,7 @@ pub async fn study_series(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
-    let grid = load_grid(&req, &principal, &state).await?;
+    let (grid, _) = load_grid(&req, &principal, &state).await?;
     let thumbs = Thumbnails::new(&state.config.grid.thumbnail_preset, &principal, state.auth.minter());
     let body = GridBody {
         study: &grid.study,
@@ -76,16 +80,39 @@ pub async fn study_grid_page(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
-    let grid = load_grid(&req, &principal, &state).await?;
+    let (grid, client) = load_grid(&req, &principal, &state).await?;
+    let eager = prefetch(&req, &state, &grid, client);
     let size = state.presets.get(&state.config.grid.thumbnail_preset).and_then(|p| p.w).unwrap_or(128);
     let thumbs = Thumbnails::new(&state.config.grid.thumbnail_preset, &principal, state.auth.minter());
-    let html = render_grid(&grid, |card| thumbs.url(card), size);
+    let html = render_grid(&grid, |card| thumbs.url(card), size, eager);
     let mut resp = revalidated(&req, &state, html.into_bytes(), "text/html; charset=utf-8");
     resp.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
         header::HeaderValue::from_static("default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"),
     );
     Ok(resp)
+}
+
+/// Start making the thumbnails of the page's first `grid.prefetch` series as the caller's own
+/// requests (planned from the page request's Accept, as the browser's `<img>` requests will be;
+/// the caller's miss budget pays): those requests follow within milliseconds and find them made
+/// or under way. Their number, which the page loads eagerly; a 304 prefetches nothing.
+fn prefetch(req: &HttpRequest, state: &AppState, grid: &StudyGrid, client: Arc<str>) -> usize {
+    let n = state.config.grid.prefetch;
+    if n == 0 || req.headers().contains_key(header::IF_NONE_MATCH) {
+        return n;
+    }
+    let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let query = [("preset".to_owned(), state.config.grid.thumbnail_preset.clone())];
+    let specs = grid
+        .series
+        .iter()
+        .filter_map(|card| card.representative.as_deref().and_then(OrthancId::parse))
+        .take(n)
+        .filter_map(|id| native_request(state, id, 0, false, &query, accept).ok().map(|r| r.spec))
+        .collect();
+    state.previews.prefetch(specs, client);
+    n
 }
 
 /// A body with a strong ETag of its bytes; 304 when the client has it.
@@ -118,9 +145,16 @@ fn esc(s: &str) -> String {
     out
 }
 
-fn render_grid(grid: &StudyGrid, thumbnail: impl Fn(&SeriesCard) -> Option<String>, size: u32) -> String {
+/// The page; its first `eager` thumbnails load at once (they are being made), the rest lazily.
+fn render_grid(
+    grid: &StudyGrid,
+    thumbnail: impl Fn(&SeriesCard) -> Option<String>,
+    size: u32,
+    eager: usize,
+) -> String {
     let title = grid.description.as_deref().filter(|d| !d.trim().is_empty()).unwrap_or("Study");
     let mut cells = String::new();
+    let mut thumbnails = 0;
     for card in &grid.series {
         let label = format!(
             "{} {} {}",
@@ -131,11 +165,16 @@ fn render_grid(grid: &StudyGrid, thumbnail: impl Fn(&SeriesCard) -> Option<Strin
         let label = label.trim();
         let alt = if label.is_empty() { "Series thumbnail".to_owned() } else { format!("Series {label}") };
         let img = match thumbnail(card) {
-            Some(url) => format!(
-                r#"<img src="{}" alt="{}" loading="lazy" decoding="async" width="{size}" height="{size}">"#,
-                esc(&url),
-                esc(&alt)
-            ),
+            Some(url) => {
+                // The first `eager` thumbnails, in the order `prefetch` makes them.
+                let loading = if thumbnails < eager { "eager" } else { "lazy" };
+                thumbnails += 1;
+                format!(
+                    r#"<img src="{}" alt="{}" loading="{loading}" decoding="async" width="{size}" height="{size}">"#,
+                    esc(&url),
+                    esc(&alt)
+                )
+            }
             None => r#"<div class="empty">no images</div>"#.to_owned(),
         };
         cells.push_str(&format!(
@@ -185,11 +224,13 @@ mod tests {
                 placeholder: None,
             }],
         };
-        let html = render_grid(&grid, |c| Some(format!("/series/{}/preview?preset=thumb", c.id)), 128);
+        let html = render_grid(&grid, |c| Some(format!("/series/{}/preview?preset=thumb", c.id)), 128, 0);
         assert!(!html.contains("<script>alert"));
         assert!(!html.contains("<img src=x"));
         assert!(html.contains(r#"src="/series/a/preview?preset=thumb""#));
         assert!(html.contains(r#"loading="lazy""#));
         assert!(html.contains("alt=\"Series #2 CT &quot;&gt;&lt;img"));
+        let eager = render_grid(&grid, |c| Some(format!("/series/{}/preview?preset=thumb", c.id)), 128, 1);
+        assert!(eager.contains(r#"loading="eager""#) && !eager.contains(r#"loading="lazy""#));
     }
 }

@@ -10,6 +10,7 @@ mod source;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::budget::MissBudget;
@@ -277,6 +278,28 @@ impl PreviewService {
             }
         }
         counted(self.or_placeholder(spec, filled).await.map(Filled::served))
+    }
+
+    /// Start making `specs` for `client` in the background, as its own interactive requests
+    /// would (its miss budget charged, hits and flights shared), as many at once as the transform
+    /// pool has workers: what a page is about to ask for (the grid's thumbnails), so that its
+    /// requests find the work done or under way. Nothing is answered; a failure is the later
+    /// request's to report.
+    pub fn prefetch(&self, specs: Vec<PreviewSpec>, client: Arc<str>) {
+        if specs.is_empty() {
+            return;
+        }
+        let (this, at_once) = (self.clone(), self.pool.workers());
+        tokio::spawn(async move {
+            futures_util::stream::iter(specs)
+                .for_each_concurrent(at_once, |spec| {
+                    let (this, client) = (this.clone(), client.clone());
+                    async move {
+                        let _ = this.get(&spec, &client).await;
+                    }
+                })
+                .await;
+        });
     }
 
     /// The image, with the Orthanc priority of a miss; nobody is charged (tests, tools).

@@ -104,6 +104,7 @@ pub fn render(source: &[u8], spec: &VariantSpec, allow_upscale: bool) -> Result<
 pub struct TransformPool {
     admitted: Arc<Semaphore>,
     running: Arc<Semaphore>,
+    workers: usize,
     capacity: usize,
 }
 
@@ -113,6 +114,7 @@ impl TransformPool {
         Self {
             admitted: Arc::new(Semaphore::new(workers + queue)),
             running: Arc::new(Semaphore::new(workers)),
+            workers,
             capacity: workers + queue,
         }
     }
@@ -134,6 +136,11 @@ impl TransformPool {
             .map_err(|e| TransformError::Encode(format!("transform task failed: {e}")))?;
         crate::telemetry::metrics::transform(started.elapsed());
         out
+    }
+
+    /// Jobs that run at once.
+    pub fn workers(&self) -> usize {
+        self.workers
     }
 
     /// Jobs admitted (running or queued), for metrics.

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::{stream, StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use super::model::{middle_instance, SeriesInfo};
@@ -36,6 +37,9 @@ pub struct StudyGrid {
 
 type Shared<T> = moka::future::Cache<OrthancId, Arc<T>>;
 
+/// Series whose instance lists a grid asks Orthanc for at once.
+const CARD_FETCHES: usize = 8;
+
 #[derive(Clone)]
 pub struct Catalog {
     upstream: OrthancClient,
@@ -66,16 +70,17 @@ impl Catalog {
     }
 
     pub async fn study_grid(&self, study: &OrthancId) -> Result<Arc<StudyGrid>, UpstreamError> {
-        let up = self.upstream.clone();
+        let this = self.clone();
         let id = study.clone();
         self.grids
             .try_get_with(study.clone(), async move {
-                let info = up.study(&id).await?;
-                let series = up.study_series(&id).await?;
-                let mut cards = Vec::with_capacity(series.len());
-                for s in series {
-                    cards.push(card(&up, s).await?);
-                }
+                let info = this.upstream.study(&id).await?;
+                let series = this.upstream.study_series(&id).await?;
+                // A few series' instance lists at a time, not one after another.
+                let mut cards: Vec<SeriesCard> = stream::iter(series.into_iter().map(|s| this.card(s)))
+                    .buffered(CARD_FETCHES)
+                    .try_collect()
+                    .await?;
                 cards.sort_by(|a, b| (a.number, &a.description).cmp(&(b.number, &b.description)));
                 Ok::<_, UpstreamError>(Arc::new(StudyGrid {
                     study: info.id,
@@ -131,23 +136,33 @@ impl Catalog {
     }
 }
 
-async fn card(up: &OrthancClient, s: SeriesInfo) -> Result<SeriesCard, UpstreamError> {
-    let series_id = id_of(&s.id)?;
-    // The study listing has instance ids but not their order: ask for the ordered list once.
-    let representative = if s.instances.is_empty() {
-        None
-    } else {
-        let instances = up.series_instances(&series_id).await?;
-        middle_instance(&instances).map(|i| i.id.clone())
-    };
-    let tags = s.main_dicom_tags;
-    Ok(SeriesCard {
-        id: s.id,
-        placeholder: tags.modality.as_deref().and_then(crate::model::no_pixel_kind),
-        modality: tags.modality,
-        description: tags.series_description,
-        number: tags.series_number.as_deref().and_then(|n| n.trim().parse().ok()),
-        instances: s.instances.len(),
-        representative,
-    })
+impl Catalog {
+    /// One series of a grid. The study listing has instance ids but not their order: the ordered
+    /// list is asked for once, and kept as the series' members and representative, which its
+    /// thumbnail's request (`/series/{id}/preview`) then finds without asking again.
+    async fn card(&self, s: SeriesInfo) -> Result<SeriesCard, UpstreamError> {
+        let series_id = id_of(&s.id)?;
+        let representative = if s.instances.is_empty() {
+            None
+        } else {
+            let instances = self.upstream.series_instances(&series_id).await?;
+            let members: Vec<OrthancId> = instances.iter().map(|i| id_of(&i.id)).collect::<Result<_, _>>()?;
+            let middle = middle_instance(&instances).map(|i| id_of(&i.id)).transpose()?;
+            if let Some(middle) = &middle {
+                self.representatives.insert(series_id.clone(), Arc::new(middle.clone())).await;
+            }
+            self.series_members.insert(series_id, Arc::new(members)).await;
+            middle.map(|m| m.as_str().to_owned())
+        };
+        let tags = s.main_dicom_tags;
+        Ok(SeriesCard {
+            id: s.id,
+            placeholder: tags.modality.as_deref().and_then(crate::model::no_pixel_kind),
+            modality: tags.modality,
+            description: tags.series_description,
+            number: tags.series_number.as_deref().and_then(|n| n.trim().parse().ok()),
+            instances: s.instances.len(),
+            representative,
+        })
+    }
 }

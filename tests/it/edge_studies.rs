@@ -94,13 +94,14 @@ async fn grid_json_matches_orthanc_and_thumbnails_are_middle_instances() {
         .unwrap();
     assert_eq!(again.status(), 304);
 
-    // The HTML page lists every series with an escaped label and lazy thumbnails.
+    // The HTML page lists every series with an escaped label; its first thumbnails load at once
+    // (`grid.prefetch`, 64 by default: all of these), any beyond lazily.
     let page = get(&format!("{}/studies/{study}/grid", edge.url), PREVIEW_KEY, "text/html").await;
     assert_eq!(page.status(), 200);
     assert!(header(&page, "content-type").starts_with("text/html"));
     let html = page.text().await.unwrap();
     assert_eq!(html.matches("<figure").count(), ours.len());
-    assert!(html.contains(r#"loading="lazy""#));
+    assert_eq!(html.matches(r#"loading="eager""#).count(), ours.len().min(64));
     assert!(!html.contains("Doe"), "no patient name on the page");
     edge.stop().await;
 }
@@ -250,6 +251,76 @@ async fn dicomweb_renders_studies_series_instances_and_frames_by_uid() {
         assert_eq!(get(&url, PREVIEW_KEY, "*/*").await.status(), status, "{url}");
     }
     edge.stop().await;
+}
+
+/// Chromium's Accept for a page.
+const CHROME_PAGE_ACCEPT: &str =
+    "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8";
+
+/// Orthanc's image requests once they have stopped coming (the grid's prefetch runs after the page).
+async fn settled(proxy: &CountingProxy) -> usize {
+    let mut last = proxy.image_fetches("");
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = proxy.image_fetches("");
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    panic!("Orthanc requests did not settle");
+}
+
+/// The grid page starts making its first `grid.prefetch` thumbnails as it answers, as the
+/// browser's `<img>` requests will ask for them (WebP for Chromium): those requests are then
+/// hits, and the thumbnails' series need no second instance listing. Beyond the first N, a
+/// revalidated page (304) and `grid.prefetch = 0` make nothing.
+#[actix_web::test]
+async fn the_grid_page_prefetches_its_first_thumbnails() {
+    let Some(r) = RealOrthanc::from_env() else { return };
+    let study = r.manifest["study"].as_str().unwrap().to_owned();
+    let page = |edge: &TestEdge| format!("{}/studies/{study}/grid", edge.url);
+    let proxy = CountingProxy::start(&r.url).await;
+    let edge = r.edge(&proxy.url).env("ORTHANC_EDGE__GRID__PREFETCH", "2").start().await;
+    let resp = get(&page(&edge), PREVIEW_KEY, CHROME_PAGE_ACCEPT).await;
+    assert_eq!(resp.status(), 200);
+    let etag = header(&resp, "etag");
+    let html = resp.text().await.unwrap();
+    assert_eq!(html.matches(r#"loading="eager""#).count(), 2);
+    assert!(html.contains(r#"loading="lazy""#));
+    let fetched = settled(&proxy).await;
+    assert!(fetched >= 2, "two thumbnails made ({fetched} image requests)");
+    let grid: Value = get(&format!("{}/studies/{study}/grid.json", edge.url), PREVIEW_KEY, "*/*")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let series = grid["series"].as_array().unwrap();
+    for (i, s) in series.iter().take(3).enumerate() {
+        let t = get(&format!("{}{}", edge.url, s["thumbnail"].as_str().unwrap()), PREVIEW_KEY, CHROME_ACCEPT)
+            .await;
+        assert_eq!(t.status(), 200);
+        let want = if i < 2 { "hit-memory" } else { "miss" };
+        assert_eq!(header(&t, "x-cache"), want, "series {i}");
+        let listing = format!("/series/{}/instances", s["id"].as_str().unwrap());
+        assert_eq!(proxy.requests_to(&listing), 1, "the grid's listing serves the thumbnail's route");
+    }
+    edge.stop().await;
+
+    // The same page revalidated on a fresh edge, and a page without prefetch: nothing made.
+    for (prefetch, etag) in [("2", Some(&etag)), ("0", None)] {
+        let edge = r.edge(&proxy.url).env("ORTHANC_EDGE__GRID__PREFETCH", prefetch).start().await;
+        let mut req =
+            client().get(page(&edge)).header("X-Api-Key", PREVIEW_KEY).header("Accept", CHROME_PAGE_ACCEPT);
+        if let Some(etag) = etag {
+            req = req.header("If-None-Match", etag.as_str());
+        }
+        let before = proxy.image_fetches("");
+        assert_eq!(req.send().await.unwrap().status(), if etag.is_some() { 304 } else { 200 });
+        assert_eq!(settled(&proxy).await, before, "grid.prefetch = {prefetch}");
+        edge.stop().await;
+    }
+    proxy.stop().await;
 }
 
 #[actix_web::test]
