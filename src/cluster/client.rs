@@ -24,36 +24,43 @@ use crate::telemetry::metrics;
 /// (bench-scaleout: that thread did a fifth of the asking edge's work for a hop).
 pub(super) struct Clients {
     connect: Duration,
+    idle: Duration,
 }
 
 thread_local! {
-    /// This thread's clients, by connect deadline (edges in one test process may differ).
-    static CLIENTS: RefCell<Vec<(Duration, reqwest::Client)>> = const { RefCell::new(Vec::new()) };
+    /// This thread's clients, by connect deadline and idle time (edges in one test process may
+    /// differ).
+    static CLIENTS: RefCell<Vec<((Duration, Duration), reqwest::Client)>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Clients {
-    /// Fails as building a client would (checked once, at start-up).
-    pub(super) fn new(connect: Duration) -> reqwest::Result<Self> {
-        build(connect)?;
-        Ok(Self { connect })
+    /// Fails as building a client would (checked once, at start-up). `keep_alive` is the peers'
+    /// `server.keep_alive_s` (one deployment, one config): an idle connection is kept for half
+    /// of it, so that no request goes out on a connection the peer is closing (kept 30 s, such
+    /// a request failed and marked a healthy peer down).
+    pub(super) fn new(connect: Duration, keep_alive: Duration) -> reqwest::Result<Self> {
+        let this = Self { connect, idle: keep_alive / 2 };
+        build(this.connect, this.idle)?;
+        Ok(this)
     }
 
     fn get(&self) -> Result<reqwest::Client, String> {
         CLIENTS.with_borrow_mut(|clients| {
-            if let Some((_, c)) = clients.iter().find(|(d, _)| *d == self.connect) {
+            let key = (self.connect, self.idle);
+            if let Some((_, c)) = clients.iter().find(|(k, _)| *k == key) {
                 return Ok(c.clone());
             }
-            let c = build(self.connect).map_err(|e| format!("peer client: {e}"))?;
-            clients.push((self.connect, c.clone()));
+            let c = build(self.connect, self.idle).map_err(|e| format!("peer client: {e}"))?;
+            clients.push((key, c.clone()));
             Ok(c)
         })
     }
 }
 
-fn build(connect: Duration) -> reqwest::Result<reqwest::Client> {
+fn build(connect: Duration, idle: Duration) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .connect_timeout(connect)
-        .pool_idle_timeout(Duration::from_secs(30))
+        .pool_idle_timeout(idle)
         .redirect(reqwest::redirect::Policy::none())
         .build()
 }

@@ -86,7 +86,7 @@ impl Cluster {
         members.dedup();
         let reach_within = Duration::from_millis(c.peer_timeout_ms);
         let owner_waits = config.orthanc.timeout_ms.max(config.server.flight_wait_ms);
-        let http = client::Clients::new(reach_within)?;
+        let http = client::Clients::new(reach_within, Duration::from_secs(config.server.keep_alive_s))?;
         Ok(Self(Some(Arc::new(Inner {
             me,
             members: RwLock::new(members),

@@ -113,7 +113,7 @@ impl OrthancClient {
             .default_headers(headers)
             .timeout(Duration::from_millis(cfg.timeout_ms))
             .connect_timeout(Duration::from_millis(cfg.timeout_ms.min(5000)))
-            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_idle_timeout(ORTHANC_IDLE)
             .pool_max_idle_per_host(cfg.max_concurrency.max(8))
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
@@ -570,6 +570,12 @@ fn check_status(status: StatusCode) -> Result<(), UpstreamError> {
         s => Err(UpstreamError::Status(s)),
     }
 }
+
+/// How long an idle connection to Orthanc is kept for the next request: below the 1 s after which
+/// Orthanc 1.10 closes an idle keep-alive connection (CivetWeb's, not configurable; measured: a
+/// connection idle 0.6 s answers, 1.1 s is closed). Kept longer, a request sent as Orthanc closes
+/// it fails ("connection closed before message completed"): a 502 for nothing.
+const ORTHANC_IDLE: Duration = Duration::from_millis(500);
 
 fn classify(e: reqwest::Error) -> UpstreamError {
     if e.is_timeout() {
