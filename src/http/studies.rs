@@ -12,6 +12,7 @@ use super::extract::{native_request, parse_query, path_id, Caller};
 use super::PreviewRequest;
 use crate::auth::{Principal, Resource, Scope};
 use crate::ids::OrthancId;
+use crate::previews::PreviewSpec;
 use crate::state::AppState;
 use crate::studies::Thumbnails;
 use crate::upstream::catalog::{SeriesCard, StudyGrid};
@@ -104,13 +105,13 @@ fn prefetch(req: &HttpRequest, state: &AppState, grid: &StudyGrid, client: Arc<s
     }
     let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
     let query = [("preset".to_owned(), state.config.grid.thumbnail_preset.clone())];
-    let specs = grid
-        .series
-        .iter()
-        .filter_map(|card| card.representative.as_deref().and_then(OrthancId::parse))
-        .take(n)
-        .filter_map(|id| native_request(state, id, 0, false, &query, accept).ok().map(|r| r.spec))
-        .collect();
+    let mut ids =
+        grid.series.iter().filter_map(|card| card.representative.as_deref().and_then(OrthancId::parse));
+    // One plan for all: the same preset and Accept, only the instance differs.
+    let Some(first) = ids.next() else { return n };
+    let Ok(plan) = native_request(state, first, 0, false, &query, accept) else { return n };
+    let rest = ids.take(n - 1).map(|instance| PreviewSpec { instance, ..plan.spec.clone() });
+    let specs = std::iter::once(plan.spec.clone()).chain(rest).collect();
     state.previews.prefetch(specs, client);
     n
 }

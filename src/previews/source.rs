@@ -60,11 +60,8 @@ impl Outputs {
         Self { specs: Vec::new(), allow_upscale: false }
     }
 
-    /// How many times a `w`×`h` frame can be halved for these variants.
+    /// How many times a `w`×`h` frame can be halved for these variants (0 for none).
     fn reduction(&self, w: u32, h: u32) -> u32 {
-        if self.specs.is_empty() {
-            return 0;
-        }
         resize::max_reduction(w, h, &self.specs, self.allow_upscale)
     }
 
@@ -72,10 +69,8 @@ impl Outputs {
     fn served_by(&self, source: &Source) -> bool {
         match &source.pixels {
             SourcePixels::Cached(_) => true,
-            SourcePixels::Made { pixels, full } => {
-                let k = self.reduction(full.0, full.1);
-                pixels.width >= full.0.div_ceil(1 << k) && pixels.height >= full.1.div_ceil(1 << k)
-            }
+            SourcePixels::Made { pixels, full } => resize::level(*full, (pixels.width, pixels.height))
+                .is_some_and(|level| level <= self.reduction(full.0, full.1)),
         }
     }
 }

@@ -134,9 +134,7 @@ impl Catalog {
         self.representatives.invalidate(id).await;
         self.series_members.invalidate(id).await;
     }
-}
 
-impl Catalog {
     /// One series of a grid. The study listing has instance ids but not their order: the ordered
     /// list is asked for once, and kept as the series' members and representative, which its
     /// thumbnail's request (`/series/{id}/preview`) then finds without asking again.
