@@ -43,7 +43,7 @@ pub fn respond(req: &HttpRequest, c: Cacheable<'_>, body: Bytes) -> HttpResponse
     }
     resp.insert_header((header::CONTENT_TYPE, content_type(c.content_type)))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
-        .body(super::body::Sliced::new(body))
+        .body(body)
 }
 
 /// The `Content-Type` value: the types the edge makes without a copy, any other as given.

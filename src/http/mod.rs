@@ -2,7 +2,6 @@
 
 mod accept;
 mod admin;
-mod body;
 mod client;
 pub mod conditional;
 mod cors;

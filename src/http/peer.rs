@@ -71,7 +71,7 @@ async fn image(state: web::Data<AppState>, req: web::Json<ImageRequest>) -> Http
                 .insert_header(("etag", e.etag.as_str()))
                 .insert_header(("x-entry-created", e.created.to_string()))
                 .insert_header((OWNER_CACHE_HEADER, cached))
-                .body(super::body::Sliced::new(e.body.clone()))
+                .body(e.body.clone())
         }
         Err(e) => owner_error(e),
     }

@@ -18,6 +18,7 @@ mod edge_variants;
 mod faults_real;
 mod fuzz_requests;
 mod fuzz_tokens;
+mod http_writes;
 mod k8s_config;
 mod lifecycle;
 mod openapi;

@@ -146,6 +146,13 @@ impl Decoder for Codec {
     }
 }
 
+impl Codec {
+    /// orthanc-edge patch: see [`encoder::TransferEncoding::take_identity`].
+    pub(super) fn take_identity(&mut self, len: usize) -> Option<usize> {
+        self.encoder.take_identity(len)
+    }
+}
+
 impl Encoder<Message<(Response<()>, BodySize)>> for Codec {
     type Error = io::Error;
 

@@ -11,7 +11,7 @@ use std::{
 use actix_codec::{Framed, FramedParts};
 use actix_service::Service;
 use bitflags::bitflags;
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use futures_core::ready;
 use pin_project_lite::pin_project;
 use tokio::{
@@ -42,6 +42,19 @@ const MAX_PIPELINED_MESSAGES: usize = 16;
 
 /// Write buffer capacity at which we reallocate it after flushing.
 const WRITE_BUFFER_RETENTION_LIMIT: usize = 1024 * 128;
+
+/// orthanc-edge patch: body chunks of at least this many bytes are not copied into `write_buf`
+/// but queued as they are and written with vectored writes (smaller ones cost less to copy
+/// than to track).
+const ZERO_COPY_MIN: usize = 1024 * 8;
+
+/// orthanc-edge patch: queued (not copied) body bytes beyond which the dispatcher writes before
+/// asking the body for more. They are the body's own bytes (for a cached body, views of the
+/// cache), so this bounds what a streaming body may have produced ahead of the socket.
+const WRITE_QUEUE_LIMIT: usize = 1024 * 1024;
+
+/// orthanc-edge patch: at most this many buffers per vectored write.
+const MAX_IOVECS: usize = 32;
 
 bitflags! {
     #[derive(Debug, Clone, Copy)]
@@ -186,6 +199,11 @@ pin_project! {
         read_buf: BytesMut,
         write_buf: BytesMut,
 
+        // orthanc-edge patch: body chunks written as they are, before `write_buf` (which always
+        // holds what comes after them), and their total length.
+        write_queue: VecDeque<Bytes>,
+        queued: usize,
+
         // Number of bytes to busy-buffer before flushing.
         h1_write_buffer_size: usize,
 
@@ -306,6 +324,8 @@ where
                     io: Some(io),
                     read_buf: BytesMut::with_capacity(HW_BUFFER_SIZE),
                     write_buf: BytesMut::with_capacity(HW_BUFFER_SIZE),
+                    write_queue: VecDeque::new(),
+                    queued: 0,
                     h1_write_buffer_size: config.h1_write_buffer_size(),
                     write_buf_needs_reset: false,
                     codec: Codec::new(config),
@@ -362,11 +382,55 @@ where
         let InnerDispatcherProj {
             io,
             write_buf,
+            write_queue,
+            queued,
             h1_write_buffer_size,
             write_buf_needs_reset,
             ..
         } = self.project();
         let mut io = Pin::new(io.as_mut().unwrap());
+
+        // orthanc-edge patch: the queued chunks, then `write_buf`, in vectored writes.
+        while !write_queue.is_empty() {
+            let mut slices = [io::IoSlice::new(&[]); MAX_IOVECS];
+            let mut k = 0;
+            for chunk in write_queue.iter().take(MAX_IOVECS - 1) {
+                slices[k] = io::IoSlice::new(chunk);
+                k += 1;
+            }
+            // `write_buf` comes after every queued chunk: only with all of them.
+            if k == write_queue.len() && !write_buf.is_empty() {
+                slices[k] = io::IoSlice::new(write_buf);
+                k += 1;
+            }
+            match io.as_mut().poll_write_vectored(cx, &slices[..k])? {
+                Poll::Ready(0) => {
+                    error!("write zero; closing");
+                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::WriteZero, "")));
+                }
+                Poll::Ready(mut n) => {
+                    while n > 0 {
+                        match write_queue.front_mut() {
+                            Some(chunk) if chunk.len() <= n => {
+                                n -= chunk.len();
+                                *queued -= chunk.len();
+                                write_queue.pop_front();
+                            }
+                            Some(chunk) => {
+                                chunk.advance(n);
+                                *queued -= n;
+                                n = 0;
+                            }
+                            None => {
+                                write_buf.advance(n);
+                                n = 0;
+                            }
+                        }
+                    }
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
 
         // Allow normal buffer growth, but do not retain allocations caused by large response
         // chunks on idle connections.
@@ -683,11 +747,33 @@ where
                 StateProj::SendPayload { mut body } => {
                     // keep populate writer buffer until buffer size limit hit,
                     // get blocked or finished.
-                    while this.write_buf.len() < *this.h1_write_buffer_size {
+                    while this.write_buf.len() < *this.h1_write_buffer_size
+                        && *this.queued < WRITE_QUEUE_LIMIT
+                    {
                         match body.as_mut().poll_next(cx) {
                             Poll::Ready(Some(Ok(item))) => {
-                                this.codec
-                                    .encode(Message::Chunk(Some(item)), this.write_buf)?;
+                                // orthanc-edge patch: a large chunk of an identity-encoded
+                                // body is queued as it is, after what `write_buf` holds.
+                                let identity = if item.len() >= ZERO_COPY_MIN {
+                                    this.codec.take_identity(item.len())
+                                } else {
+                                    None
+                                };
+                                match identity {
+                                    Some(0) => {}
+                                    Some(n) => {
+                                        if !this.write_buf.is_empty() {
+                                            let head = this.write_buf.split().freeze();
+                                            *this.queued += head.len();
+                                            this.write_queue.push_back(head);
+                                        }
+                                        *this.queued += n;
+                                        this.write_queue.push_back(item.slice(..n));
+                                    }
+                                    None => this
+                                        .codec
+                                        .encode(Message::Chunk(Some(item)), this.write_buf)?,
+                                }
                             }
 
                             Poll::Ready(None) => {
@@ -1282,7 +1368,15 @@ where
             mem::take(this.codec),
             mem::take(this.read_buf),
         );
-        parts.write_buf = mem::take(this.write_buf);
+        // orthanc-edge patch: queued chunks precede `write_buf`.
+        let mut write_buf = BytesMut::with_capacity(*this.queued + this.write_buf.len());
+        for chunk in this.write_queue.drain(..) {
+            write_buf.extend_from_slice(&chunk);
+        }
+        *this.queued = 0;
+        write_buf.extend_from_slice(this.write_buf);
+        this.write_buf.clear();
+        parts.write_buf = write_buf;
         let framed = Framed::from_parts(parts);
         this.flow.upgrade.as_ref().unwrap().call((req, framed))
     }
@@ -1461,7 +1555,10 @@ where
                     }
 
                     // keep-alive and stream errors
-                    if state_is_none && inner_p.write_buf.is_empty() {
+                    if state_is_none
+                        && inner_p.write_buf.is_empty()
+                        && inner_p.write_queue.is_empty()
+                    {
                         if let Some(err) = inner_p.error.take() {
                             error!("stream error: {}", &err);
                             return Poll::Ready(Err(err));

@@ -359,6 +359,11 @@ impl<T: MessageType> MessageEncoder<T> {
         self.te.encode_eof(buf)
     }
 
+    /// orthanc-edge patch: see [`TransferEncoding::take_identity`].
+    pub fn take_identity(&mut self, len: usize) -> Option<usize> {
+        self.te.take_identity(len)
+    }
+
     /// Encode message.
     pub fn encode(
         &mut self,
@@ -486,6 +491,23 @@ impl TransferEncoding {
                 } else {
                     Ok(true)
                 }
+            }
+        }
+    }
+
+    /// orthanc-edge patch: for an identity encoding (`Content-Length` or until EOF), account
+    /// for `len` bytes of body written by the caller as they are, and return how many of them
+    /// belong to the body (fewer once `Content-Length` is reached, 0 for a HEAD response), as
+    /// [`encode`](Self::encode) would have copied; `None` for chunked encoding, which frames
+    /// each chunk and must go through `encode`.
+    pub fn take_identity(&mut self, len: usize) -> Option<usize> {
+        match self.kind {
+            TransferEncodingKind::Eof => Some(len),
+            TransferEncodingKind::Chunked(_) => None,
+            TransferEncodingKind::Length(ref mut remaining) => {
+                let n = cmp::min(*remaining, len as u64);
+                *remaining -= n;
+                Some(n as usize)
             }
         }
     }
