@@ -5,6 +5,7 @@ mod entry;
 mod flight;
 mod key;
 mod memory;
+mod readers;
 mod tiered;
 
 pub use disk::{DiskCache, DiskStats};

@@ -6,6 +6,7 @@ use std::sync::mpsc::{self, SyncSender};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::readers::{ReadFailed, Readers};
 use super::{CacheError, CacheKey, DiskCache, Entry, MemoryCache};
 use crate::ids::OrthancId;
 
@@ -42,6 +43,12 @@ const MAX_PENDING_WRITES: usize = 256;
 const MAX_WRITE_BATCH: usize = 64;
 /// A disk read slower than this is treated as a miss: a sick disk never holds a request.
 const DISK_READ_WAIT: Duration = Duration::from_secs(2);
+/// Threads reading the disk tier: one slow read does not hold every hit, and under load they
+/// drain the queue rather than each waking for one read (one reader for one server worker
+/// measured no better than two).
+const DISK_READERS: usize = 2;
+/// Reads queued at once; beyond, a lookup is a miss at once (a stuck disk).
+const MAX_QUEUED_READS: usize = 1024;
 
 /// Where an entry is looked up and kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +65,8 @@ pub struct TieredCache {
     pending_writes: Arc<AtomicUsize>,
     /// The disk writer's queue; `None` if its thread could not be started (writes are skipped).
     writes: Option<SyncSender<Write>>,
+    /// The disk readers; `None` if their threads could not be started (the disk tier is not read).
+    reads: Option<Readers>,
 }
 
 /// One queued disk write.
@@ -85,7 +94,14 @@ impl TieredCache {
                 None
             }
         };
-        Self { memory, disk, pending_writes: Arc::default(), writes }
+        let reads = match Readers::start(DISK_READERS, MAX_QUEUED_READS) {
+            Ok(readers) => Some(readers),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the disk readers; the disk tier is not read");
+                None
+            }
+        };
+        Self { memory, disk, pending_writes: Arc::default(), writes, reads }
     }
 
     /// Disk writes queued or running.
@@ -118,26 +134,28 @@ impl TieredCache {
     pub async fn lookup_disk(&self, key: &CacheKey) -> Option<(Arc<Entry>, CacheStatus)> {
         let disk = self.disk.clone();
         let raw_key = key.to_bytes();
-        let from_disk =
-            tokio::time::timeout(DISK_READ_WAIT, tokio::task::spawn_blocking(move || disk.get(&raw_key)))
-                .await;
-        match from_disk {
-            Ok(Ok(Ok(Some(entry)))) => {
+        match self.read(move || disk.get(&raw_key)).await? {
+            Ok(Some(entry)) => {
                 let entry = Arc::new(entry);
                 self.memory.insert(key.clone(), entry.clone()).await;
                 Some((entry, CacheStatus::HitDisk))
             }
-            Ok(Ok(Ok(None))) => None,
-            failed => {
-                let why = match failed {
-                    Ok(Ok(Err(e))) => e.to_string(),
-                    Ok(Err(e)) => e.to_string(),
-                    _ => format!("slower than {DISK_READ_WAIT:?}"),
-                };
-                self.note_read_error(&why);
+            Ok(None) => None,
+            Err(e) => {
+                self.note_read_error(&e.to_string());
                 None
             }
         }
+    }
+
+    /// `read` on a disk reader; `None` (counted, thinly logged) when it fails to answer within
+    /// DISK_READ_WAIT or the readers are stuck or absent.
+    async fn read<T: Send + 'static>(&self, read: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        let answer = match &self.reads {
+            Some(readers) => readers.run(DISK_READ_WAIT, read).await,
+            None => Err(ReadFailed::Busy),
+        };
+        answer.map_err(|e| self.note_read_error(&e.to_string())).ok()
     }
 
     /// Which of `keys` either tier holds, one answer per key in order. A disk that fails or is
@@ -150,14 +168,12 @@ impl TieredCache {
             return held;
         }
         let disk = self.disk.clone();
-        let read = tokio::task::spawn_blocking(move || {
-            ask.into_iter().map(|(i, k)| (i, disk.contains(&k).unwrap_or(false))).collect::<Vec<_>>()
-        });
-        match tokio::time::timeout(DISK_READ_WAIT, read).await {
-            Ok(Ok(found)) => found.into_iter().for_each(|(i, on_disk)| held[i] = on_disk),
-            Ok(Err(e)) => self.note_read_error(&e.to_string()),
-            Err(_) => self.note_read_error(&format!("slower than {DISK_READ_WAIT:?}")),
-        }
+        let found = self
+            .read(move || {
+                ask.into_iter().map(|(i, k)| (i, disk.contains(&k).unwrap_or(false))).collect::<Vec<_>>()
+            })
+            .await;
+        found.into_iter().flatten().for_each(|(i, on_disk)| held[i] = on_disk);
         held
     }
 
