@@ -11,7 +11,7 @@
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::Sender;
 use tokio::sync::oneshot;
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -38,7 +38,7 @@ impl Readers {
     pub fn start(threads: usize, queue: usize) -> std::io::Result<Self> {
         let (jobs, rx) = crossbeam_channel::bounded::<Job>(queue);
         for n in 0..threads.max(1) {
-            let rx: Receiver<Job> = rx.clone();
+            let rx = rx.clone();
             std::thread::Builder::new().name(format!("disk-reader-{n}")).spawn(move || {
                 for job in rx {
                     // A panicking read loses its answer (the caller sees `Lost`), not the thread.
@@ -60,9 +60,7 @@ impl Readers {
         let job: Job = Box::new(move || {
             let _ = tx.send(read());
         });
-        self.jobs.try_send(job).map_err(|e| match e {
-            TrySendError::Full(_) | TrySendError::Disconnected(_) => ReadFailed::Busy,
-        })?;
+        self.jobs.try_send(job).map_err(|_| ReadFailed::Busy)?;
         match tokio::time::timeout(wait, rx).await {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(_)) => Err(ReadFailed::Lost),
