@@ -4,6 +4,7 @@ mod api_key;
 pub mod cli;
 mod credential;
 mod delegate;
+mod hot;
 mod limit;
 mod link;
 mod mint;

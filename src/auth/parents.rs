@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::hot::Hot;
 use super::{AuthError, ResourceSet};
 use crate::ids::OrthancId;
 use crate::model::Level;
@@ -11,6 +12,9 @@ use crate::upstream::{OrthancClient, UpstreamError};
 /// Parents and UIDs never change (Orthanc ids are hashes of the DICOM UIDs), so entries never
 /// expire; they are only evicted for size.
 const ENTRIES: u64 = 500_000;
+/// Lineages each worker thread keeps in front of the shared cache (a few thousand studies' worth
+/// of instances; ~200 bytes each).
+const HOT_LINEAGES: usize = 16_384;
 
 /// Where an instance sits.
 #[derive(Debug)]
@@ -37,6 +41,8 @@ pub struct Parents {
     /// validator's allowed studies) needs on every request, in one lookup keyed by the id as
     /// given (no key copy) instead of two `nodes` lookups.
     lineages: moka::future::Cache<OrthancId, Arc<Lineage>>,
+    /// Each worker thread's copies of `lineages` (they never change, see `hot`).
+    hot_lineages: Arc<Hot<OrthancId, Arc<Lineage>>>,
 }
 
 fn unshare(e: Arc<UpstreamError>) -> UpstreamError {
@@ -50,6 +56,7 @@ impl Parents {
             nodes: moka::future::Cache::new(ENTRIES),
             uids: moka::future::Cache::new(ENTRIES / 10),
             lineages: moka::future::Cache::new(ENTRIES),
+            hot_lineages: Arc::new(Hot::new(HOT_LINEAGES)),
         }
     }
 
@@ -79,13 +86,20 @@ impl Parents {
 
     /// The series and study of `instance`.
     pub async fn lineage(&self, instance: &OrthancId) -> Result<Arc<Lineage>, UpstreamError> {
-        if let Some(l) = self.lineages.get(instance).await {
+        if let Some(l) = self.hot_lineages.get(instance) {
             return Ok(l);
         }
-        let series = self.parent(Level::Instance, instance).await?;
-        let study = self.parent(Level::Series, &series).await?;
-        let l = Arc::new(Lineage { series, study });
-        Box::pin(self.lineages.insert(instance.clone(), l.clone())).await;
+        let l = match self.lineages.get(instance).await {
+            Some(l) => l,
+            None => {
+                let series = self.parent(Level::Instance, instance).await?;
+                let study = self.parent(Level::Series, &series).await?;
+                let l = Arc::new(Lineage { series, study });
+                Box::pin(self.lineages.insert(instance.clone(), l.clone())).await;
+                l
+            }
+        };
+        self.hot_lineages.put(instance.clone(), l.clone(), None);
         Ok(l)
     }
 

@@ -76,6 +76,7 @@ impl SessionKeys {
                 *j.keys.write_locked() = Arc::new(keys);
                 // A key may have left the set: nothing it signed stays trusted from memory.
                 self.inner.verified.invalidate_all();
+                self.inner.hot.invalidate_all();
             }
             // Keep the keys we have: an IdP blip must not lock every user out.
             Err(e) => tracing::warn!(error = %e, "JWKS refresh failed; keeping the previous keys"),

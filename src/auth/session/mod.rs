@@ -5,8 +5,9 @@ mod keys;
 mod verify;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use crate::auth::hot::Hot;
 use crate::auth::Principal;
 use crate::config::{JwtConfig, Secret};
 
@@ -23,10 +24,15 @@ pub const MAX_RESOURCES: usize = 10_000;
 /// has since left the JWKS keeps working.
 const VERIFIED_TTL: Duration = Duration::from_secs(30);
 const VERIFIED_ENTRIES: u64 = 50_000;
+/// Verified tokens each worker thread keeps in front of `verified`.
+const HOT_VERIFIED: usize = 4096;
 
 struct Inner {
-    /// blake3(token) → its principal, for tokens that verified.
-    verified: moka::future::Cache<[u8; 32], Principal>,
+    /// blake3(token) → its principal, for tokens that verified, and when that stops counting
+    /// (`VERIFIED_TTL` after the check: what `hot` copies are bound by).
+    verified: moka::future::Cache<[u8; 32], (Principal, Instant)>,
+    /// Each worker thread's copies of `verified` (see `auth::hot`).
+    hot: Hot<[u8; 32], Principal>,
     static_keys: Vec<VerifyKey>,
     jwks: Option<Jwks>,
     rules: ValidationRules,
@@ -58,6 +64,7 @@ impl SessionKeys {
                     .max_capacity(VERIFIED_ENTRIES)
                     .time_to_live(VERIFIED_TTL)
                     .build(),
+                hot: Hot::new(HOT_VERIFIED),
                 static_keys,
                 jwks,
                 rules,

@@ -1,12 +1,13 @@
 //! A presented token checked: signature by a matching pinned key, claims, and the principal they make.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use jsonwebtoken::errors::ErrorKind;
 use serde::Deserialize;
 
 use super::keys::VerifyKey;
-use super::SessionKeys;
+use super::{SessionKeys, VERIFIED_TTL};
 use crate::auth::{AuthError, LinkBinding, Principal, ResourceLists, Scope, Via};
 use crate::config::Secret;
 
@@ -52,7 +53,14 @@ impl SessionKeys {
     /// Verify `token` and turn its claims into a principal.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let digest = *blake3::hash(token.as_bytes()).as_bytes();
-        if let Some(p) = self.inner.verified.get(&digest).await {
+        let cached = match self.inner.hot.get(&digest) {
+            Some(p) => Some(p),
+            None => self.inner.verified.get(&digest).await.map(|(p, until)| {
+                self.inner.hot.put(digest, p.clone(), Some(until));
+                p
+            }),
+        };
+        if let Some(p) = cached {
             if let Via::Session { exp, .. } = p.via {
                 if exp.saturating_add(self.inner.rules.leeway) >= jsonwebtoken::get_current_timestamp() {
                     return Ok(p);
@@ -63,7 +71,9 @@ impl SessionKeys {
         }
         // Boxed: with a JWKS refetch in it, it would make every request's future kilobytes larger.
         let p = Box::pin(self.verify_uncached(token)).await?;
-        self.inner.verified.insert(digest, p.clone()).await;
+        let until = Instant::now() + VERIFIED_TTL;
+        self.inner.verified.insert(digest, (p.clone(), until)).await;
+        self.inner.hot.put(digest, p.clone(), Some(until));
         Ok(p)
     }
 
