@@ -5,11 +5,13 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix_web::dev::{Path, Url};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::Method;
 use actix_web::HttpRequest;
 
 use super::credential::strip_token_param;
+use super::hot::Hot;
 use super::parents::Described;
 use super::{AuthError, ResourceSet};
 use crate::config::{DecisionScope, DelegateConfig};
@@ -36,11 +38,9 @@ type Key = ([u8; 32], Covers);
 pub struct ForwardedCredential {
     digest: [u8; 32],
     headers: Vec<(HeaderName, HeaderValue)>,
-    /// The request's path rebuilt from its validated parameters (see `canonical_path`), then
-    /// `?` and its canonical query when it has one: the `X-Original-URI` the validator sees.
-    uri: String,
-    /// Where the path ends in `uri`.
-    path_len: usize,
+    /// The route the request matched and its parameters (shared with the request, not copied):
+    /// what `uri` rebuilds the `X-Original-URI` from, only when the validator is asked.
+    route: Route,
     method: Method,
     /// The client's address, for the failed-authentication limiter and as the budget key of a
     /// user the validator does not name.
@@ -61,17 +61,43 @@ impl ForwardedCredential {
         hex
     }
 
-    /// The principal's name, `delegated:<short digest>` (made on every delegated request).
+    /// The principal's name, `delegated:<short digest>`. Requests come in runs from one
+    /// credential, so each worker thread keeps the last name it made.
     pub fn principal_name(&self) -> Arc<str> {
-        let mut name = String::with_capacity(18);
-        name.push_str("delegated:");
-        crate::ids::push_hex(&mut name, &self.digest[..4]);
-        name.into()
+        thread_local! {
+            static LAST: std::cell::RefCell<Option<([u8; 4], Arc<str>)>> = const { std::cell::RefCell::new(None) };
+        }
+        let prefix: [u8; 4] = [self.digest[0], self.digest[1], self.digest[2], self.digest[3]];
+        LAST.with_borrow_mut(|last| match last {
+            Some((seen, name)) if *seen == prefix => name.clone(),
+            _ => {
+                let mut name = String::with_capacity(18);
+                name.push_str("delegated:");
+                crate::ids::push_hex(&mut name, &prefix);
+                let name: Arc<str> = name.into();
+                *last = Some((prefix, name.clone()));
+                name
+            }
+        })
     }
 
-    fn path(&self) -> &str {
-        &self.uri[..self.path_len]
+    /// The request's path rebuilt from its validated parameters (see `canonical_path`).
+    fn path(&self) -> String {
+        self.route.canonical_path()
     }
+
+    /// The path, then `?` and the canonical query when there is one: the `X-Original-URI`.
+    fn uri(&self) -> String {
+        let mut uri = self.path();
+        append_canonical_query(&mut uri, self.route.params.get_ref().uri().query().unwrap_or(""));
+        uri
+    }
+}
+
+/// The route pattern a request matched (`None`: a route without one) and its matched parameters.
+struct Route {
+    pattern: Option<&'static str>,
+    params: Path<Url>,
 }
 
 /// What the validator is asked about: a resolved resource (described lazily: the description
@@ -87,8 +113,9 @@ pub enum Ask<'a, F> {
 pub struct Allowed {
     /// `Some`: only these studies (the `studies_header`).
     pub studies: Option<Arc<ResourceSet>>,
-    /// The user the validator named (`user_header`), for budgets and logs.
-    pub user: Option<Arc<str>>,
+    /// `delegated-user:<name>` when the validator named the user (`user_header`): the key of
+    /// the user's miss budget, made once per answer rather than once per request.
+    pub budget: Option<Arc<str>>,
 }
 
 #[derive(Debug, Clone)]
@@ -102,6 +129,8 @@ enum Verdict {
 struct Decision {
     verdict: Verdict,
     ttl: Duration,
+    /// When the answer was made plus `ttl`: where the shared entry and every `hot` copy end.
+    until: Instant,
 }
 
 struct ByDecision;
@@ -122,6 +151,8 @@ struct Inner {
     studies_header: Option<HeaderName>,
     user_header: Option<HeaderName>,
     cache: moka::future::Cache<Key, Decision>,
+    /// Each worker thread's copies of `cache` (see `auth::hot`), each until its decision's own end.
+    hot: Hot<Key, Decision>,
     /// Key of the keyed blake3 digest of forwarded credentials (derived once).
     digest_key: [u8; 32],
 }
@@ -131,6 +162,9 @@ struct Inner {
 pub struct Delegate {
     inner: Arc<Inner>,
 }
+
+/// Decisions each worker thread keeps in front of the shared cache.
+const HOT_DECISIONS: usize = 4096;
 
 fn header_name(name: &str) -> anyhow::Result<Option<HeaderName>> {
     Ok((!name.is_empty()).then(|| HeaderName::from_bytes(name.as_bytes())).transpose()?)
@@ -167,34 +201,44 @@ impl Delegate {
                     .max_capacity(cfg.cache_entries)
                     .expire_after(ByDecision)
                     .build(),
+                hot: Hot::new(HOT_DECISIONS),
             }),
         }))
     }
 
     /// The request's forwarded credential, or `None` when it carries none of the headers.
     pub fn presented(&self, req: &HttpRequest, client: Option<IpAddr>) -> Option<ForwardedCredential> {
-        let mut hasher = blake3::Hasher::new_keyed(&self.inner.digest_key);
         let mut headers = Vec::new();
         for name in &self.inner.forward {
             for value in req.headers().get_all(name) {
-                hasher.update(name.as_str().as_bytes());
-                hasher.update(b"\0");
-                hasher.update(value.as_bytes());
-                hasher.update(b"\0");
                 headers.push((name.clone(), value.clone()));
             }
         }
         if headers.is_empty() {
             return None;
         }
-        let mut uri = canonical_path(req);
-        let path_len = uri.len();
-        append_canonical_query(&mut uri, req.query_string());
+        // `name\0value\0` of each header, hashed in one call: a streaming `Hasher` is a 1.9 KB
+        // value, copied on every request (see `benches/auth_paths.rs`). The scratch buffer is
+        // the thread's, as long as the longest headers it has seen (bounded by the server's
+        // header limit).
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let digest = SCRATCH.with_borrow_mut(|buf| {
+            buf.clear();
+            for (name, value) in &headers {
+                buf.extend_from_slice(name.as_str().as_bytes());
+                buf.push(0);
+                buf.extend_from_slice(value.as_bytes());
+                buf.push(0);
+            }
+            *blake3::keyed_hash(&self.inner.digest_key, buf).as_bytes()
+        });
+        let pattern = req.app_data::<crate::http::RoutePattern>().map(|p| p.0);
         Some(ForwardedCredential {
-            digest: *hasher.finalize().as_bytes(),
+            digest,
             headers,
-            uri,
-            path_len,
+            route: Route { pattern, params: req.match_info().clone() },
             method: req.method().clone(),
             client,
         })
@@ -207,9 +251,10 @@ impl Delegate {
         F: Future<Output = Result<Described, UpstreamError>>,
     {
         let i = &self.inner;
+        // An answer that covered every resource of this credential comes first, then one for
+        // this resource: this thread's copies, then the shared cache.
         let wide: Key = (p.digest, Covers::Credential);
-        if let Some(d) = i.cache.get(&wide).await {
-            // An earlier answer covered every resource of this credential.
+        if let Some(d) = i.hot.get(&wide) {
             return verdict(d.verdict);
         }
         let covers = match (&ask, i.mode) {
@@ -217,16 +262,25 @@ impl Delegate {
             (Ask::Resource { level, id, .. }, DecisionScope::Resource) => {
                 Covers::Resource(*level, (*id).clone())
             }
-            (Ask::Unresolved { .. }, DecisionScope::Resource) => Covers::Unresolved(p.path().to_owned()),
+            (Ask::Unresolved { .. }, DecisionScope::Resource) => Covers::Unresolved(p.path()),
         };
         let key: Key = (p.digest, covers);
-        // A cached answer without building the validator call (what `try_get_with` takes). The
+        let narrow = key.1 != Covers::Credential;
+        if narrow {
+            if let Some(d) = i.hot.get(&key) {
+                return verdict(d.verdict);
+            }
+        }
+        for k in [Some(&wide), narrow.then_some(&key)].into_iter().flatten() {
+            if let Some(d) = i.cache.get(k).await {
+                i.hot.put(k.clone(), d.clone(), Some(d.until));
+                return verdict(d.verdict);
+            }
+        }
+        // Not cached: the validator is asked (what `try_get_with` takes is built only now). The
         // call is boxed: with the validator's request in it, it is kilobytes that would otherwise
         // sit in every delegated request's future (see `Parents::node`).
-        if let Some(d) = i.cache.get(&key).await {
-            return verdict(d.verdict);
-        }
-        let d = Box::pin(i.cache.try_get_with(key, async move {
+        let d = Box::pin(i.cache.try_get_with(key.clone(), async move {
             let (level, described) = match ask {
                 // What Orthanc does not know is not described: no resolved-id headers.
                 Ask::Resource { level, describe, .. } => match describe.await {
@@ -241,8 +295,10 @@ impl Delegate {
         .await
         .map_err(|e: Arc<AuthError>| (*e).clone())?;
         if matches!(&d.verdict, Verdict::Allow(Allowed { studies: Some(_), .. })) {
-            i.cache.insert(wide, d.clone()).await;
+            i.cache.insert(wide.clone(), d.clone()).await;
+            i.hot.put(wide, d.clone(), Some(d.until));
         }
+        i.hot.put(key, d.clone(), Some(d.until));
         verdict(d.verdict)
     }
 
@@ -256,7 +312,7 @@ impl Delegate {
         let mut req = i
             .http
             .get(&i.url)
-            .header("X-Original-URI", p.uri.as_str())
+            .header("X-Original-URI", p.uri())
             .header("X-Original-Method", p.method.as_str())
             .header("X-Edge-Level", level.as_str());
         for (level, id, uid) in &described.nodes {
@@ -284,12 +340,13 @@ impl Delegate {
                     Some(h) => resp.headers().get(h.as_str()).map(|v| studies(v.as_bytes())).transpose()?,
                     None => None,
                 };
-                let user = i
+                let budget = i
                     .user_header
                     .as_ref()
                     .and_then(|h| resp.headers().get(h.as_str()))
-                    .and_then(|v| user_name(v.as_bytes()));
-                Verdict::Allow(Allowed { studies: studies.map(Arc::new), user })
+                    .and_then(|v| user_name(v.as_bytes()))
+                    .map(|user| format!("delegated-user:{user}").into());
+                Verdict::Allow(Allowed { studies: studies.map(Arc::new), budget })
             }
             401 => Verdict::Unauthenticated,
             403 => Verdict::Forbidden,
@@ -304,42 +361,44 @@ impl Delegate {
             .and_then(|v| v.to_str().ok())
             .and_then(max_age)
             .map_or(i.ttl, |t| t.min(i.max_ttl));
-        Ok(Decision { verdict, ttl })
+        Ok(Decision { verdict, ttl, until: Instant::now() + ttl })
     }
 }
 
-/// The request path as the route table matched it, each parameter replaced by its decoded,
-/// validated value (`%65…` becomes `e…`, frame `007` becomes `7`): what the validator sees is
-/// what is served. Falls back to the raw path for routes without a pattern.
-fn canonical_path(req: &HttpRequest) -> String {
-    use std::fmt::Write;
-    let Some(&crate::http::RoutePattern(pattern)) = req.app_data() else {
-        return req.path().to_owned();
-    };
-    let info = req.match_info();
-    let mut out = String::with_capacity(pattern.len() + 64);
-    let mut rest = pattern;
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        let Some(close) = rest[open..].find('}') else {
-            break;
+impl Route {
+    /// The request path as the route table matched it, each parameter replaced by its decoded,
+    /// validated value (`%65…` becomes `e…`, frame `007` becomes `7`): what the validator sees is
+    /// what is served. Falls back to the raw path for routes without a pattern.
+    fn canonical_path(&self) -> String {
+        use std::fmt::Write;
+        let Some(pattern) = self.pattern else {
+            return self.params.get_ref().uri().path().to_owned();
         };
-        let spec = &rest[open + 1..open + close];
-        let name = spec.split(':').next().unwrap_or(spec);
-        let value = info.get(name).unwrap_or("");
-        match name {
-            "frame" => match value.parse::<u32>() {
-                Ok(n) => {
-                    let _ = write!(out, "{n}");
-                }
-                Err(_) => percent(&mut out, value),
-            },
-            _ => percent(&mut out, value),
+        let info = &self.params;
+        let mut out = String::with_capacity(pattern.len() + 64);
+        let mut rest = pattern;
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let Some(close) = rest[open..].find('}') else {
+                break;
+            };
+            let spec = &rest[open + 1..open + close];
+            let name = spec.split(':').next().unwrap_or(spec);
+            let value = info.get(name).unwrap_or("");
+            match name {
+                "frame" => match value.parse::<u32>() {
+                    Ok(n) => {
+                        let _ = write!(out, "{n}");
+                    }
+                    Err(_) => percent(&mut out, value),
+                },
+                _ => percent(&mut out, value),
+            }
+            rest = &rest[open + close + 1..];
         }
-        rest = &rest[open + close + 1..];
+        out.push_str(rest);
+        out
     }
-    out.push_str(rest);
-    out
 }
 
 /// A path segment appended to `out`, percent-encoded where it is not an id, UID or number (those
@@ -435,16 +494,19 @@ mod tests {
 
     #[test]
     fn principal_names_carry_the_digest_prefix() {
-        let p = ForwardedCredential {
-            digest: [0xab; 32],
+        let p = |byte| ForwardedCredential {
+            digest: [byte; 32],
             headers: Vec::new(),
-            uri: String::new(),
-            path_len: 0,
+            route: Route { pattern: None, params: Path::new(Url::new("/x".parse().unwrap())) },
             method: Method::GET,
             client: None,
         };
-        assert_eq!(&*p.principal_name(), "delegated:abababab");
-        assert_eq!(format!("delegated:{}", p.short_digest()), &*p.principal_name());
+        let (a, b) = (p(0xab), p(0xcd));
+        assert_eq!(&*a.principal_name(), "delegated:abababab");
+        assert_eq!(&*a.principal_name(), "delegated:abababab");
+        assert_eq!(&*b.principal_name(), "delegated:cdcdcdcd");
+        assert_eq!(&*a.principal_name(), "delegated:abababab");
+        assert_eq!(format!("delegated:{}", a.short_digest()), &*a.principal_name());
     }
 
     #[test]

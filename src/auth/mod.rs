@@ -323,9 +323,12 @@ impl Authenticator {
     fn delegated(&self, req: &Request, client: Option<IpAddr>) -> Option<Result<Principal, AuthError>> {
         let d = self.delegate.as_ref()?;
         let presented = d.presented(req, client)?;
+        // Every delegated principal has the same scopes: one shared list, not one per request.
+        static PREVIEW_ONLY: std::sync::LazyLock<Arc<[Scope]>> =
+            std::sync::LazyLock::new(|| Arc::from([Scope::Preview]));
         Some(Ok(Principal {
             name: presented.principal_name(),
-            scopes: Arc::from([Scope::Preview]),
+            scopes: PREVIEW_ONLY.clone(),
             restriction: None,
             link: None,
             via: Via::Delegated(Arc::new(presented)),
@@ -411,8 +414,8 @@ impl Authenticator {
                 }
                 None => d.decide(presented, delegate::Ask::Unresolved::<NoDescription> { level }).await?,
             };
-            client = match (&allowed.user, presented.client) {
-                (Some(user), _) => format!("delegated-user:{user}").into(),
+            client = match (&allowed.budget, presented.client) {
+                (Some(user), _) => user.clone(),
                 (None, Some(ip)) => addr_budget_key(ip),
                 (None, None) => client,
             };
