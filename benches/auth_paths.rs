@@ -33,6 +33,8 @@ async fn fake(req: HttpRequest) -> HttpResponse {
         p if p.starts_with("/series/") => {
             HttpResponse::Ok().json(serde_json::json!({ "ParentStudy": STUDY }))
         }
+        // The top of a delegated decision's description (instance → series → study).
+        p if p.starts_with("/studies/") => HttpResponse::Ok().json(serde_json::json!({ "ID": STUDY })),
         _ => HttpResponse::NoContent().insert_header(("X-Edge-Allowed-Studies", STUDY)).finish(),
     }
 }

@@ -21,7 +21,8 @@
 #
 # Environment (defaults in brackets):
 #   DURATION [8]      seconds per wrk run        CONNECTIONS [16]  wrk connections (-t1)
-#   ROUNDS [3]        interleaved rounds; the table shows each target's median run by req/s
+#   ROUNDS [5]        interleaved rounds, each in a rotated order; the table shows each target's
+#                     median run by req/s
 #   PIN [auto]        1: servers (nginx, gunicorn, edge: one worker each, gunicorn 3 sync workers)
 #                     on CPU 0, wrk on CPU 1; auto: when there are at least 2 CPUs
 #   NICE [0]          niceness of the servers and wrk, e.g. -10 on a machine shared with builds
@@ -37,7 +38,7 @@ root=$(pwd -P)
 
 DURATION=${DURATION:-8}
 CONNECTIONS=${CONNECTIONS:-16}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 PIN=${PIN:-auto}
 KEEP_TMP=${KEEP_TMP:-0}
 NICE=${NICE:-0}
@@ -245,7 +246,10 @@ run() { # name round → "req/s requests-per-server-CPU-second" on stdout, wrk o
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 declare -A results eff
 for ((r = 1; r <= ROUNDS; r++)); do
-  for n in "${names[@]}"; do
+  # Each round starts one target later: no target always runs right after the same one (a
+  # fixed order showed up as a steady few percent against whichever target ran last).
+  order=("${names[@]:$(((r - 1) % ${#names[@]}))}" "${names[@]:0:$(((r - 1) % ${#names[@]}))}")
+  for n in "${order[@]}"; do
     read -r rps rpc < <(run "$n" "$r")
     results[$n]+="$rps "
     eff[$n]+="$rpc "
