@@ -81,14 +81,10 @@ impl ForwardedCredential {
         })
     }
 
-    /// The request's path rebuilt from its validated parameters (see `canonical_path`).
-    fn path(&self) -> String {
-        self.route.canonical_path()
-    }
-
-    /// The path, then `?` and the canonical query when there is one: the `X-Original-URI`.
+    /// The canonical path, then `?` and the canonical query when there is one: the
+    /// `X-Original-URI`.
     fn uri(&self) -> String {
-        let mut uri = self.path();
+        let mut uri = self.route.canonical_path();
         append_canonical_query(&mut uri, self.route.params.get_ref().uri().query().unwrap_or(""));
         uri
     }
@@ -262,7 +258,7 @@ impl Delegate {
             (Ask::Resource { level, id, .. }, DecisionScope::Resource) => {
                 Covers::Resource(*level, (*id).clone())
             }
-            (Ask::Unresolved { .. }, DecisionScope::Resource) => Covers::Unresolved(p.path()),
+            (Ask::Unresolved { .. }, DecisionScope::Resource) => Covers::Unresolved(p.route.canonical_path()),
         };
         let key: Key = (p.digest, covers);
         let narrow = key.1 != Covers::Credential;
