@@ -1,14 +1,12 @@
 //! Requests to other edges' peer listeners: every one carries the secret and a deadline, and a
 //! peer that cannot be reached is marked down.
 
-use std::cell::RefCell;
 use std::time::Duration;
 
-use bytes::Bytes;
-use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::conn::{Outgoing, Reply};
 use super::wire::{
     Dropped, ImageRequest, PositionRequest, PurgeRequest, WarmRequest, Warmed, WireError, ERROR_STATUS,
     OWNER_CACHE_HEADER, SECRET_HEADER,
@@ -17,53 +15,6 @@ use super::{Cluster, Inner};
 use crate::cache::Entry;
 use crate::previews::PreviewError;
 use crate::telemetry::metrics;
-
-/// The peer client, one per thread. hyper runs a connection's I/O in a task on the runtime that
-/// opened it; with one pool for the process, a worker's request often went out on a connection
-/// the probes had opened on the main runtime, and every exchange crossed threads twice
-/// (bench-scaleout: that thread did a fifth of the asking edge's work for a hop).
-pub(super) struct Clients {
-    connect: Duration,
-    idle: Duration,
-}
-
-thread_local! {
-    /// This thread's clients, by connect deadline and idle time (edges in one test process may
-    /// differ).
-    static CLIENTS: RefCell<Vec<((Duration, Duration), reqwest::Client)>> = const { RefCell::new(Vec::new()) };
-}
-
-impl Clients {
-    /// Fails as building a client would (checked once, at start-up). `keep_alive` is the peers'
-    /// `server.keep_alive_s` (one deployment, one config): an idle connection is kept for half
-    /// of it, so that no request goes out on a connection the peer is closing (kept 30 s, such
-    /// a request failed and marked a healthy peer down).
-    pub(super) fn new(connect: Duration, keep_alive: Duration) -> reqwest::Result<Self> {
-        let this = Self { connect, idle: keep_alive / 2 };
-        build(this.connect, this.idle)?;
-        Ok(this)
-    }
-
-    fn get(&self) -> Result<reqwest::Client, String> {
-        CLIENTS.with_borrow_mut(|clients| {
-            let key = (self.connect, self.idle);
-            if let Some((_, c)) = clients.iter().find(|(k, _)| *k == key) {
-                return Ok(c.clone());
-            }
-            let c = build(self.connect, self.idle).map_err(|e| format!("peer client: {e}"))?;
-            clients.push((key, c.clone()));
-            Ok(c)
-        })
-    }
-}
-
-fn build(connect: Duration, idle: Duration) -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .connect_timeout(connect)
-        .pool_idle_timeout(idle)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-}
 
 /// Why a peer gave no answer to use.
 #[derive(Debug)]
@@ -83,13 +34,6 @@ pub struct PeerImage {
     pub owner_hit: bool,
 }
 
-/// A peer's answer: its status and body, read within the size limit.
-struct Answer {
-    status: StatusCode,
-    headers: reqwest::header::HeaderMap,
-    body: Bytes,
-}
-
 impl Cluster {
     fn inner(&self) -> Result<&Inner, PeerFailure> {
         self.0.as_deref().ok_or_else(|| PeerFailure::Unreachable("the cluster is off".into()))
@@ -99,43 +43,26 @@ impl Cluster {
     async fn call(
         &self,
         op: &'static str,
-        method: Method,
+        method: &'static str,
         peer: &str,
         path: &str,
         body: Option<&impl Serialize>,
         within: Duration,
-    ) -> Result<Answer, PeerFailure> {
+    ) -> Result<Reply, PeerFailure> {
         let inner = self.inner()?;
-        let http = inner.http.get().map_err(PeerFailure::Unreachable)?;
-        let mut req = http
-            .request(method, format!("{peer}{path}"))
-            .header(SECRET_HEADER, inner.secret.expose())
-            .timeout(within);
-        if let Some(body) = body {
-            req = req.json(body);
-        }
-        let sent = async {
-            let mut resp = req.send().await.map_err(|e| describe(&e))?;
-            if resp.content_length().is_some_and(|n| n > inner.max_body) {
-                return Err(format!("answer over {} bytes", inner.max_body));
-            }
-            let headers = std::mem::take(resp.headers_mut());
-            let (mut chunks, mut len) = (Vec::<Bytes>::new(), 0u64);
-            while let Some(chunk) = resp.chunk().await.map_err(|e| describe(&e))? {
-                len += chunk.len() as u64;
-                if len > inner.max_body {
-                    return Err(format!("answer over {} bytes", inner.max_body));
-                }
-                chunks.push(chunk);
-            }
-            // A body that came in one chunk is kept as it is, not copied.
-            let body = if chunks.len() == 1 { chunks.swap_remove(0) } else { Bytes::from(chunks.concat()) };
-            Ok(Answer { status: resp.status(), headers, body })
+        let json = match body.map(serde_json::to_vec).transpose() {
+            Ok(json) => json,
+            Err(e) => return Err(PeerFailure::Unreachable(format!("peer request body: {e}"))),
         };
-        match sent.await {
-            Ok(answer) if answer.status.is_success() || answer.status.as_u16() == ERROR_STATUS => Ok(answer),
+        let out = Outgoing { method, path, secret: (SECRET_HEADER, inner.secret.expose()), json };
+        let sent = match tokio::time::timeout(within, inner.http.send(peer, &out, inner.max_body)).await {
+            Ok(sent) => sent,
+            Err(_) => Err("timed out".to_owned()),
+        };
+        match sent {
+            Ok(answer) if (200..300).contains(&answer.status) || answer.status == ERROR_STATUS => Ok(answer),
             Ok(answer) => {
-                let why = format!("peer answered {}", answer.status.as_u16());
+                let why = format!("peer answered {}", answer.status);
                 metrics::peer_request(op, "refused");
                 self.mark_down(peer, &why);
                 Err(PeerFailure::Unreachable(why))
@@ -153,9 +80,9 @@ impl Cluster {
         &self,
         op: &'static str,
         peer: &str,
-        answer: Answer,
+        answer: Reply,
     ) -> Result<T, PeerFailure> {
-        let parsed = if answer.status.as_u16() == ERROR_STATUS {
+        let parsed = if answer.status == ERROR_STATUS {
             serde_json::from_slice::<WireError>(&answer.body).map(|e| Err(PeerFailure::Answer(e.into())))
         } else {
             serde_json::from_slice::<T>(&answer.body).map(Ok)
@@ -181,7 +108,7 @@ impl Cluster {
     /// `GET /peer/v1/health`: is the peer there and does it take our secret?
     pub(super) async fn health(&self, peer: &str) -> Result<(), String> {
         let within = self.inner().map_err(|_| "off".to_owned())?.reach_within;
-        match self.call("health", Method::GET, peer, "/peer/v1/health", None::<&()>, within).await {
+        match self.call("health", "GET", peer, "/peer/v1/health", None::<&()>, within).await {
             Ok(_) => Ok(()),
             Err(PeerFailure::Unreachable(why)) => Err(why),
             Err(PeerFailure::Answer(e)) => Err(e.to_string()),
@@ -192,17 +119,17 @@ impl Cluster {
     pub async fn image(&self, peer: &str, req: &ImageRequest) -> Result<PeerImage, PeerFailure> {
         let inner = self.inner()?;
         let answer =
-            self.call("image", Method::POST, peer, "/peer/v1/image", Some(req), inner.answer_within).await?;
-        if answer.status.as_u16() == ERROR_STATUS {
+            self.call("image", "POST", peer, "/peer/v1/image", Some(req), inner.answer_within).await?;
+        if answer.status == ERROR_STATUS {
             // Always an error: the owner's, or why its answer could not be read.
             return Err(match self.read_json::<serde::de::IgnoredAny>("image", peer, answer) {
                 Err(e) => e,
                 Ok(_) => PeerFailure::Unreachable("an error answer without an error".into()),
             });
         }
-        let header = |name: &str| answer.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
-        // The owner made the ETag from these bytes, and hyper read exactly Content-Length of
-        // them: hashing them again here cost more than the rest of the hop for a full preview.
+        let header = |name: &str| answer.header(name);
+        // The owner made the ETag from these bytes, and exactly Content-Length of them were
+        // read: hashing them again here cost more than the rest of the hop for a full preview.
         let etag = header("etag");
         if !Entry::is_etag(etag) {
             metrics::peer_request("image", "refused");
@@ -229,7 +156,7 @@ impl Cluster {
     ) -> Result<Vec<Result<Warmed, PreviewError>>, PeerFailure> {
         // Each variant may wait for Orthanc in turn.
         let within = self.inner()?.answer_within * (req.variants.len().max(1) as u32);
-        let answer = self.call("warm", Method::POST, peer, "/peer/v1/warm", Some(req), within).await?;
+        let answer = self.call("warm", "POST", peer, "/peer/v1/warm", Some(req), within).await?;
         let results: Vec<Result<Warmed, WireError>> = self.read_json("warm", peer, answer)?;
         Ok(results.into_iter().map(|r| r.map_err(PreviewError::from)).collect())
     }
@@ -237,7 +164,7 @@ impl Cluster {
     /// Drop instances on `peer`; `Err` names why it could not be asked.
     pub async fn purge(&self, peer: &str, req: &PurgeRequest) -> Result<Dropped, String> {
         let within = self.inner().map_err(|_| "off".to_owned())?.answer_within;
-        let answer = self.call("purge", Method::POST, peer, "/peer/v1/purge", Some(req), within).await;
+        let answer = self.call("purge", "POST", peer, "/peer/v1/purge", Some(req), within).await;
         match answer.and_then(|a| self.read_json("purge", peer, a)) {
             Ok(dropped) => Ok(dropped),
             Err(PeerFailure::Unreachable(why)) => Err(why),
@@ -247,11 +174,11 @@ impl Cluster {
 
     /// A warm-up job this edge does not hold, from whichever peer does: its progress (`GET`), or
     /// its progress once cancelled (`DELETE`).
-    pub async fn job(&self, method: Method, id: &str) -> Option<serde_json::Value> {
+    pub async fn job(&self, method: &'static str, id: &str) -> Option<serde_json::Value> {
         let within = self.inner().ok()?.reach_within;
         let path = format!("/peer/v1/warm/{id}");
         let asks = self.others().into_iter().map(|peer| {
-            let (method, path) = (method.clone(), path.clone());
+            let path = path.clone();
             async move {
                 let answer = self.call("job", method, &peer, &path, None::<&()>, within).await.ok()?;
                 self.read_json::<Option<serde_json::Value>>("job", &peer, answer).ok().flatten()
@@ -266,20 +193,8 @@ impl Cluster {
         let within = inner.reach_within;
         let body = PositionRequest { seq };
         let tells = self.others().into_iter().map(|peer| async move {
-            let _ =
-                self.call("position", Method::POST, &peer, "/peer/v1/position", Some(&body), within).await;
+            let _ = self.call("position", "POST", &peer, "/peer/v1/position", Some(&body), within).await;
         });
         futures_util::future::join_all(tells).await;
-    }
-}
-
-/// A transport failure in a few words (reqwest's own text names the URL: the peer is logged apart).
-fn describe(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_connect() {
-        "connection refused or unreachable".into()
-    } else {
-        "connection failed".into()
     }
 }

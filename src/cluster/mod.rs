@@ -12,6 +12,7 @@
 //! listener (`cluster.listen`, `http::peer`), and every request carries the shared secret.
 
 mod client;
+mod conn;
 pub mod ring;
 pub mod wire;
 
@@ -46,7 +47,7 @@ struct Inner {
     dns: Option<String>,
     /// Peers marked down, until when (or until they answer a probe).
     down: Mutex<HashMap<String, Instant>>,
-    http: client::Clients,
+    http: conn::Transport,
     secret: Secret,
     /// A peer that does not accept a connection (or a probe) within this is down.
     reach_within: Duration,
@@ -86,7 +87,7 @@ impl Cluster {
         members.dedup();
         let reach_within = Duration::from_millis(c.peer_timeout_ms);
         let owner_waits = config.orthanc.timeout_ms.max(config.server.flight_wait_ms);
-        let http = client::Clients::new(reach_within, Duration::from_secs(config.server.keep_alive_s))?;
+        let http = conn::Transport::new(reach_within, Duration::from_secs(config.server.keep_alive_s));
         Ok(Self(Some(Arc::new(Inner {
             me,
             members: RwLock::new(members),

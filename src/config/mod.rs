@@ -172,6 +172,9 @@ mod tests {
         );
         refused(&[secret, me, ("ORTHANC_EDGE__CLUSTER__PEERS_DNS", "edges")], "cluster.peers_dns");
         refused(&[secret, peers, me, ("ORTHANC_EDGE__CLUSTER__LISTEN", "127.0.0.1:8080")], "cluster.listen");
+        // The peer listener speaks plain HTTP.
+        let tls = ("ORTHANC_EDGE__CLUSTER__PEERS", r#"["https://10.0.0.1:9722", "http://10.0.0.2:9722"]"#);
+        refused(&[secret, tls, me], "cluster.peers[0]");
     }
 
     #[test]

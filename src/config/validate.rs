@@ -196,9 +196,17 @@ impl ClusterConfig {
         if !self.peers.is_empty() && !self.peers_dns.is_empty() {
             return Err(invalid("cluster.peers_dns", "give cluster.peers or cluster.peers_dns, not both"));
         }
-        check_http_url("cluster.self_url", &self.self_url)?;
+        // The peer listener speaks plain HTTP (a service mesh may wrap it in mTLS).
+        let check_peer_url = |key: &str, value: &str| {
+            check_http_url(key, value)?;
+            if !value.starts_with("http://") {
+                return Err(invalid(key, "the peer listener speaks plain HTTP: give an http:// URL"));
+            }
+            Ok(())
+        };
+        check_peer_url("cluster.self_url", &self.self_url)?;
         for (i, peer) in self.peers.iter().enumerate() {
-            check_http_url(&format!("cluster.peers[{i}]"), peer)?;
+            check_peer_url(&format!("cluster.peers[{i}]"), peer)?;
         }
         let same = |a: &str, b: &str| a.trim_end_matches('/') == b.trim_end_matches('/');
         if !self.peers.is_empty() && !self.peers.iter().any(|p| same(p, &self.self_url)) {

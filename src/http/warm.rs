@@ -30,7 +30,7 @@ pub async fn progress(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let p = job(&principal, &state, reqwest::Method::GET, &path, |w| w.progress(&path)).await?;
+    let p = job(&principal, &state, "GET", &path, |w| w.progress(&path)).await?;
     Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(p))
 }
 
@@ -40,8 +40,7 @@ pub async fn cancel(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    Ok(HttpResponse::Ok()
-        .json(job(&principal, &state, reqwest::Method::DELETE, &path, |w| w.cancel(&path)).await?))
+    Ok(HttpResponse::Ok().json(job(&principal, &state, "DELETE", &path, |w| w.cancel(&path)).await?))
 }
 
 /// What `look` says of the job named in the path (scope `warm`), here or, in a cluster, on the
@@ -49,7 +48,7 @@ pub async fn cancel(
 async fn job<T: serde::Serialize>(
     principal: &Principal,
     state: &AppState,
-    method: reqwest::Method,
+    method: &'static str,
     id: &str,
     look: impl FnOnce(&Warmer) -> Option<T>,
 ) -> Result<serde_json::Value, AppError> {
