@@ -120,13 +120,19 @@ impl TieredCache {
     /// The entry for `key` from memory, then (with `Tiers::Both`) from disk, where a read slower
     /// than DISK_READ_WAIT or failing counts as a miss. A disk hit is promoted to memory.
     pub async fn lookup(&self, key: &CacheKey, tiers: Tiers) -> Option<(Arc<Entry>, CacheStatus)> {
-        if let Some(e) = self.memory.get(key).await {
-            return Some((e, CacheStatus::HitMemory));
+        if let Some(found) = self.lookup_memory(key).await {
+            return Some(found);
         }
         if tiers == Tiers::MemoryOnly {
             return None;
         }
         self.lookup_disk(key).await
+    }
+
+    /// The memory tier alone. Its future is a fraction of [`Self::lookup`]'s, which holds the
+    /// disk read and the promotion to memory: what a miss's spawned task carries matters.
+    pub async fn lookup_memory(&self, key: &CacheKey) -> Option<(Arc<Entry>, CacheStatus)> {
+        self.memory.get(key).await.map(|e| (e, CacheStatus::HitMemory))
     }
 
     /// The disk tier alone (promoted to memory when found), for a caller that just missed in
