@@ -115,10 +115,14 @@ pub fn start_admin(state: AppState, listener: TcpListener) -> std::io::Result<ac
 /// Start the peer server (`cluster.listen`): the `/peer/v1` routes other edges call, behind the
 /// cluster secret; nothing else.
 pub fn start_peer(state: AppState, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
+    // The peers' client reuses an idle connection for half of this (src/cluster/conn.rs); with
+    // actix's default 5 s, one idle 5 to 7.5 s was found closed and the request sent again.
+    let keep_alive = Duration::from_secs(state.config.server.keep_alive_s);
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new().app_data(data.clone()).wrap(from_fn(http::peer_secret)).configure(http::configure_peer)
     })
+    .keep_alive(keep_alive)
     .workers(2)
     .disable_signals()
     .shutdown_timeout(1)
