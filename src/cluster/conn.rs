@@ -27,15 +27,22 @@ struct Idle {
     since: Instant,
 }
 
+/// One thread's idle connections, by peer URL.
+struct Pool {
+    peers: Vec<(String, Vec<Idle>)>,
+    /// When connections idle too long (and peers gone from DNS) were last dropped.
+    swept: Option<Instant>,
+}
+
 thread_local! {
-    /// This thread's idle connections, by peer URL. Per thread: a worker's request goes out and
-    /// comes back on its own thread (one shared pool sent exchanges across threads).
-    static IDLE: RefCell<Vec<(String, Vec<Idle>)>> = const { RefCell::new(Vec::new()) };
+    /// Per thread: a worker's request goes out and comes back on its own thread (one shared
+    /// pool sent exchanges across threads).
+    static IDLE: RefCell<Pool> = const { RefCell::new(Pool { peers: Vec::new(), swept: None }) };
 }
 
 fn take_idle(peer: &str, idle_for: Duration) -> Option<TcpStream> {
-    IDLE.with_borrow_mut(|all| {
-        let (_, stack) = all.iter_mut().find(|(p, _)| p == peer)?;
+    IDLE.with_borrow_mut(|pool| {
+        let (_, stack) = pool.peers.iter_mut().find(|(p, _)| p == peer)?;
         // The most recent first; older ones may be near the peer's keep-alive.
         while let Some(c) = stack.pop() {
             if c.since.elapsed() < idle_for {
@@ -46,18 +53,28 @@ fn take_idle(peer: &str, idle_for: Duration) -> Option<TcpStream> {
     })
 }
 
-fn put_idle(peer: &str, stream: TcpStream) {
-    IDLE.with_borrow_mut(|all| {
-        let at = match all.iter().position(|(p, _)| p == peer) {
+fn put_idle(peer: &str, stream: TcpStream, idle_for: Duration) {
+    let now = Instant::now();
+    IDLE.with_borrow_mut(|pool| {
+        // Once per idle time: what was not reused within it goes, and so does a peer with no
+        // connection left (pods replaced in a rollout never come back under their address).
+        if pool.swept.is_none_or(|t| now.duration_since(t) >= idle_for) {
+            pool.swept = Some(now);
+            pool.peers.retain_mut(|(_, stack)| {
+                stack.retain(|c| now.duration_since(c.since) < idle_for);
+                !stack.is_empty()
+            });
+        }
+        let at = match pool.peers.iter().position(|(p, _)| p == peer) {
             Some(at) => at,
             None => {
-                all.push((peer.to_owned(), Vec::new()));
-                all.len() - 1
+                pool.peers.push((peer.to_owned(), Vec::new()));
+                pool.peers.len() - 1
             }
         };
-        let stack = &mut all[at].1;
+        let stack = &mut pool.peers[at].1;
         if stack.len() < MAX_IDLE {
-            stack.push(Idle { stream, since: Instant::now() });
+            stack.push(Idle { stream, since: now });
         }
     });
 }
@@ -132,7 +149,7 @@ impl Transport {
 
     fn keep(&self, peer: &str, reply: Reply, reusable: Option<TcpStream>) -> Reply {
         if let Some(stream) = reusable {
-            put_idle(peer, stream);
+            put_idle(peer, stream, self.idle_for);
         }
         reply
     }
@@ -343,6 +360,25 @@ mod tests {
             let r = t.send(&url, &out("/x"), 100).await.unwrap();
             assert_eq!(&r.body[..], b"k");
         }
+    }
+
+    fn idle_peers() -> Vec<(String, usize)> {
+        IDLE.with_borrow(|pool| pool.peers.iter().map(|(p, s)| (p.clone(), s.len())).collect())
+    }
+
+    #[tokio::test]
+    async fn connections_not_reused_within_the_idle_time_are_closed_and_gone_peers_forgotten() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let idle_for = Duration::from_millis(100);
+        put_idle("http://gone:1", TcpStream::connect(addr).await.unwrap(), idle_for);
+        put_idle("http://gone:1", TcpStream::connect(addr).await.unwrap(), idle_for);
+        assert_eq!(idle_peers(), [("http://gone:1".to_owned(), 2)]);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        put_idle("http://here:1", TcpStream::connect(addr).await.unwrap(), idle_for);
+        assert_eq!(idle_peers(), [("http://here:1".to_owned(), 1)], "the sweep dropped the stale peer");
+        assert!(take_idle("http://gone:1", idle_for).is_none());
+        assert!(take_idle("http://here:1", idle_for).is_some());
     }
 
     #[test]
