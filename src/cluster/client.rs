@@ -127,21 +127,20 @@ impl Cluster {
                 Ok(_) => PeerFailure::Unreachable("an error answer without an error".into()),
             });
         }
-        let header = |name: &str| answer.header(name);
         // The owner made the ETag from these bytes, and exactly Content-Length of them were
         // read: hashing them again here cost more than the rest of the hop for a full preview.
-        let etag = header("etag");
+        let etag = answer.header("etag");
         if !Entry::is_etag(etag) {
             metrics::peer_request("image", "refused");
             return Err(PeerFailure::Unreachable(format!("an image without a valid ETag: {etag:?}")));
         }
         let entry = Entry {
-            content_type: header("content-type").to_owned(),
-            created: header("x-entry-created").parse().unwrap_or(0),
+            content_type: answer.header("content-type").to_owned(),
+            created: answer.header("x-entry-created").parse().unwrap_or(0),
             etag: etag.to_owned(),
             body: answer.body.clone(),
         };
-        let owner_hit = header(OWNER_CACHE_HEADER) == "hit";
+        let owner_hit = answer.header(OWNER_CACHE_HEADER) == "hit";
         let counter = if owner_hit { &inner.owner_hits } else { &inner.owner_misses };
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         metrics::peer_request("image", if owner_hit { "hit" } else { "miss" });

@@ -256,7 +256,7 @@ impl Sources {
         outputs: Outputs,
     ) -> Result<Source, PreviewError> {
         // A flight that just landed may have stored it between our lookup and our lead.
-        if let Some((entry, _)) = self.cache.lookup(&key, Tiers::MemoryOnly).await {
+        if let Some((entry, _)) = self.cache.lookup_memory(&key).await {
             return Source::cached(entry);
         }
         let made = match via {
